@@ -1,0 +1,575 @@
+/* test_vision.c - tests of gemini_vision.h: decoding against Pillow's pixels, preprocessing
+   against transformers' SiglipImageProcessor, and hostile input.
+
+   Fixtures: tests/vision/ (made by tools/make_vision_fixtures.py), listed in manifest.txt:
+       exact FILE W H CHANNELS REF.rgb OPTIONS    lossless: every byte must equal Pillow's
+       jpeg FILE W H CHANNELS REF.rgb OPTIONS     JPEG: within the tolerances below
+       preprocess SRC W H FILTER CODES.png ROWS.f32 ROW0 ROW1 ROW2
+       refuse FILE unsupported                    must fail with GEMINI_ERR_UNSUPPORTED
+   OPTIONS: "-" (defaults, except EXIF orientation off, as Pillow's Image.open), "exif"
+   (orientation applied), "white" (alpha blended on white).
+
+   Run from the repository root: build/test_vision [fixture folder]. Prints one line per check
+   and ends with "N passed, M failed"; exits nonzero on a failure.
+*/
+#define GEMINI_VISION_IMPLEMENTATION
+#include "gemini_vision.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libjpeg-turbo's integer IDCT against our float IDCT, plus rounding in the upsampler: the
+   largest difference we accept per value, and the largest mean absolute difference. */
+#define JPEG_MAX_ABS 4
+#define JPEG_MAX_MEAN 0.15
+
+static int tests_passed, tests_failed;
+static const char *fixture_dir = "tests/vision";
+
+static void check(int ok, const char *what, const char *detail)
+{
+    printf("%s %s%s%s\n", ok ? "ok  " : "FAIL", what, detail && detail[0] ? ": " : "",
+           detail ? detail : "");
+    if (ok) tests_passed++;
+    else tests_failed++;
+}
+
+static unsigned char *read_file(const char *name, size_t *size)
+{
+    char path[1024];
+    FILE *f;
+    unsigned char *data = NULL;
+    long n;
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, name);
+    f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        data = (unsigned char *)malloc((size_t)n + 1);
+        if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
+            free(data);
+            data = NULL;
+        }
+        *size = (size_t)n;
+    }
+    fclose(f);
+    return data;
+}
+
+static gemini_vision_decode_params params_for(const char *options)
+{
+    gemini_vision_decode_params p = gemini_vision_decode_default_params();
+    p.apply_exif_orientation = strcmp(options, "exif") == 0;
+    if (strcmp(options, "white") == 0) p.alpha = GEMINI_VISION_ALPHA_BLEND;
+    return p;
+}
+
+/* ---- Decoding against the references ------------------------------------------------------ */
+
+static double jpeg_worst_mean = 0;
+static int jpeg_worst_max = 0;
+
+static void check_decode(const char *kind, const char *file, int w, int h, int channels,
+                         const char *ref_name, const char *options)
+{
+    gemini_vision_decode_params p = params_for(options);
+    gemini_vision_image image;
+    char what[400], detail[700];
+    size_t ref_size = 0, n, i, first_bad = (size_t)-1;
+    unsigned char *ref = read_file(ref_name, &ref_size);
+    char path[1024];
+    gemini_result r;
+    snprintf(what, sizeof what, "decode %s (%s)", file, options);
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
+    r = gemini_vision_load(path, &p, &image);
+    if (r != GEMINI_OK || !ref) {
+        snprintf(detail, sizeof detail, "%s %s", gemini_result_string(r),
+                 ref ? gemini_last_error() : "reference missing");
+        check(0, what, detail);
+        free(ref);
+        return;
+    }
+    n = (size_t)w * h * 3;
+    if (image.width != w || image.height != h || image.channels != channels || ref_size != n) {
+        snprintf(detail, sizeof detail, "got %dx%d, %d channels; want %dx%d, %d", image.width,
+                 image.height, image.channels, w, h, channels);
+        check(0, what, detail);
+    } else if (strcmp(kind, "exact") == 0) {
+        for (i = 0; i < n && first_bad == (size_t)-1; i++)
+            if (image.pixels[i] != ref[i]) first_bad = i;
+        if (first_bad == (size_t)-1) {
+            snprintf(detail, sizeof detail, "%dx%d, %d channels, all %zu values equal", w, h,
+                     channels, n);
+        } else {
+            snprintf(detail, sizeof detail, "first difference at x=%d y=%d c=%d: %d vs %d",
+                     (int)(first_bad / 3 % w), (int)(first_bad / 3 / w), (int)(first_bad % 3),
+                     image.pixels[first_bad], ref[first_bad]);
+        }
+        check(first_bad == (size_t)-1, what, detail);
+    } else {
+        int max_abs = 0;
+        double total = 0;
+        for (i = 0; i < n; i++) {
+            int d = abs((int)image.pixels[i] - (int)ref[i]);
+            if (d > max_abs) max_abs = d;
+            total += d;
+        }
+        if (max_abs > jpeg_worst_max) jpeg_worst_max = max_abs;
+        if (total / n > jpeg_worst_mean) jpeg_worst_mean = total / n;
+        snprintf(detail, sizeof detail, "vs Pillow max abs %d, mean abs %.4f (limits %d, %.2f)",
+                 max_abs, total / n, JPEG_MAX_ABS, JPEG_MAX_MEAN);
+        check(max_abs <= JPEG_MAX_ABS && total / n <= JPEG_MAX_MEAN, what, detail);
+    }
+    gemini_vision_image_free(&image);
+    free(ref);
+}
+
+/* ---- Preprocessing against transformers --------------------------------------------------- */
+
+static void check_preprocess(const char *src, int w, int h, const char *filter,
+                             const char *codes_name, const char *rows_name, const int rows[3])
+{
+    gemini_vision_image image, codes;
+    gemini_vision_preprocess_params pp = gemini_vision_preprocess_default_params();
+    gemini_vision_decode_params dp = gemini_vision_decode_default_params();
+    char what[400], detail[256], path[1024];
+    size_t plane = (size_t)w * h, i, rows_size = 0;
+    float *out = (float *)malloc(plane * 3 * sizeof(float));
+    unsigned char *row_bytes = read_file(rows_name, &rows_size);
+    double worst = 0, worst_rows = 0;
+    int c, k, x;
+    snprintf(what, sizeof what, "preprocess %s -> %dx%d %s vs SiglipImageProcessor", src, w, h,
+             filter);
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, src);
+    if (gemini_vision_load(path, &dp, &image) != GEMINI_OK) {
+        check(0, what, gemini_last_error());
+        free(out);
+        free(row_bytes);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, codes_name);
+    if (gemini_vision_load(path, &dp, &codes) != GEMINI_OK || codes.width != w ||
+        codes.height != h || !row_bytes || rows_size != (size_t)3 * 3 * w * 4) {
+        check(0, what, "reference missing or malformed");
+        gemini_vision_image_free(&image);
+        free(out);
+        free(row_bytes);
+        return;
+    }
+    pp.width = w;
+    pp.height = h;
+    pp.filter = strcmp(filter, "bilinear") == 0 ? GEMINI_VISION_FILTER_BILINEAR :
+                                                  GEMINI_VISION_FILTER_BICUBIC;
+    if (gemini_vision_preprocess(image.pixels, image.width, image.height, &pp, out) !=
+        GEMINI_OK) {
+        check(0, what, gemini_last_error());
+    } else {
+        /* Every value against the stored 8-bit code of the reference tensor. */
+        for (c = 0; c < 3; c++)
+            for (i = 0; i < plane; i++) {
+                double want = ((double)codes.pixels[3 * i + c] / 255.0 - 0.5) / 0.5;
+                double d = fabs(out[c * plane + i] - want);
+                if (d > worst) worst = d;
+            }
+        /* Three full rows of each channel against the float32 tensor itself. */
+        for (c = 0; c < 3; c++)
+            for (k = 0; k < 3; k++)
+                for (x = 0; x < w; x++) {
+                    float want;
+                    memcpy(&want, row_bytes + (((size_t)c * 3 + k) * w + x) * 4, 4);
+                    if (fabs(out[c * plane + (size_t)rows[k] * w + x] - want) > worst_rows)
+                        worst_rows = fabs(out[c * plane + (size_t)rows[k] * w + x] - want);
+                }
+        snprintf(detail, sizeof detail, "max abs diff %.3g (%.3g in 8-bit steps), float rows "
+                 "%.3g; limit 1/255", worst, worst * 127.5, worst_rows);
+        check(worst <= 1.0 / 255 + 1e-6 && worst_rows <= 1.0 / 255 + 1e-6, what, detail);
+    }
+    gemini_vision_image_free(&image);
+    gemini_vision_image_free(&codes);
+    free(out);
+    free(row_bytes);
+}
+
+static void run_manifest(void)
+{
+    char path[1024], line[1024];
+    FILE *f;
+    int lines = 0;
+    snprintf(path, sizeof path, "%s/manifest.txt", fixture_dir);
+    f = fopen(path, "r");
+    check(f != NULL, "open manifest", path);
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        char kind[32], file[256], ref[256], options[64], filter[32], rows_name[256];
+        int w, h, channels, rows[3];
+        if (line[0] == '#') continue;
+        if (sscanf(line, "%31s", kind) != 1) continue;
+        lines++;
+        if ((strcmp(kind, "exact") == 0 || strcmp(kind, "jpeg") == 0) &&
+            sscanf(line, "%31s %255s %d %d %d %255s %63s", kind, file, &w, &h, &channels, ref,
+                   options) == 7) {
+            check_decode(kind, file, w, h, channels, ref, options);
+        } else if (strcmp(kind, "preprocess") == 0 &&
+                   sscanf(line, "%31s %255s %d %d %31s %255s %255s %d %d %d", kind, file, &w,
+                          &h, filter, ref, rows_name, &rows[0], &rows[1], &rows[2]) == 10) {
+            check_preprocess(file, w, h, filter, ref, rows_name, rows);
+        } else if (strcmp(kind, "refuse") == 0 &&
+                   sscanf(line, "%31s %255s %63s", kind, file, options) == 3) {
+            gemini_vision_image image;
+            char what[400];
+            snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
+            snprintf(what, sizeof what, "decode %s refused as %s", file, options);
+            check(gemini_vision_load(path, NULL, &image) == GEMINI_ERR_UNSUPPORTED &&
+                      strcmp(options, "unsupported") == 0 && image.pixels == NULL, what,
+                  gemini_last_error());
+        } else {
+            check(0, "manifest line", line);
+        }
+    }
+    fclose(f);
+    check(lines >= 70, "manifest lists the fixtures", "");
+}
+
+/* ---- Resize properties that need no reference ---------------------------------------------- */
+
+static void test_resize_basics(void)
+{
+    unsigned char src[4 * 3 * 3], dst[8 * 6 * 3], flat[16 * 16], small[5 * 5];
+    int i, ok = 1;
+    for (i = 0; i < (int)sizeof src; i++) src[i] = (unsigned char)(i * 37);
+    {
+        /* Extreme ratios: a single pixel blown up, a line squeezed to one pixel. */
+        unsigned char one[3] = {10, 20, 30}, big[9 * 7 * 3], line[33 * 2], dot[2];
+        int same = 1;
+        gemini_vision_resize(one, 1, 1, 3, big, 9, 7, GEMINI_VISION_FILTER_BICUBIC);
+        for (i = 0; i < 9 * 7 * 3; i++) same &= big[i] == one[i % 3];
+        memset(line, 200, sizeof line);
+        gemini_vision_resize(line, 33, 1, 2, dot, 1, 1, GEMINI_VISION_FILTER_BILINEAR);
+        check(same && dot[0] == 200 && dot[1] == 200, "1x1 -> 9x7 and 33x1 -> 1x1 keep a flat "
+              "colour", "");
+    }
+    check(gemini_vision_resize(src, 4, 3, 3, dst, 4, 3, GEMINI_VISION_FILTER_BICUBIC) ==
+              GEMINI_OK && memcmp(src, dst, sizeof src) == 0, "resize to the same size copies",
+          "");
+    memset(flat, 77, sizeof flat);
+    gemini_vision_resize(flat, 16, 16, 1, small, 5, 5, GEMINI_VISION_FILTER_BICUBIC);
+    for (i = 0; i < 25; i++) ok &= small[i] == 77;
+    check(ok, "a flat image stays flat when shrunk", "");
+    check(gemini_vision_resize(src, 4, 3, 3, dst, 8, 6, 1) == GEMINI_ERR_INVALID_ARGUMENT,
+          "unknown filter -> INVALID_ARGUMENT", gemini_last_error());
+    check(gemini_vision_resize(src, 0, 3, 3, dst, 8, 6, 2) == GEMINI_ERR_INVALID_ARGUMENT,
+          "zero width -> INVALID_ARGUMENT", gemini_last_error());
+}
+
+/* ---- Hostile input ------------------------------------------------------------------------- */
+
+static uint32_t crc32_of(const unsigned char *p, size_t n)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    size_t i;
+    int k;
+    for (i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static int expect(const unsigned char *data, size_t size, gemini_result want,
+                  const char *what, const char *needle)
+{
+    gemini_vision_image image;
+    gemini_result r = gemini_vision_load_memory(data, size, NULL, &image);
+    char detail[600];
+    int ok = r == want && image.pixels == NULL &&
+             (!needle || strstr(gemini_last_error(), needle) != NULL);
+    snprintf(detail, sizeof detail, "%s: %s", gemini_result_string(r), gemini_last_error());
+    check(ok, what, detail);
+    gemini_vision_image_free(&image);
+    return ok;
+}
+
+/* Every proper prefix of a file must fail with a message and no pixels. */
+static void test_truncation(const char *file)
+{
+    size_t size = 0, cut;
+    unsigned char *data = read_file(file, &size);
+    int wrong = 0;
+    char what[256], detail[128];
+    if (!data) {
+        check(0, "truncation fixture", file);
+        return;
+    }
+    for (cut = 0; cut < size; cut++) {
+        gemini_vision_image image;
+        unsigned char *copy = (unsigned char *)malloc(cut + 1);
+        gemini_result r;
+        memcpy(copy, data, cut);
+        r = gemini_vision_load_memory(copy, cut, NULL, &image);
+        if (r == GEMINI_OK) wrong++;
+        if (r != GEMINI_OK && (image.pixels != NULL || gemini_last_error()[0] == 0)) wrong++;
+        gemini_vision_image_free(&image);
+        free(copy);
+    }
+    snprintf(what, sizeof what, "every truncation of %s fails with a message", file);
+    snprintf(detail, sizeof detail, "%zu prefixes, %d wrong", size, wrong);
+    check(wrong == 0, what, detail);
+    free(data);
+}
+
+/* Random byte flips: nothing may crash or read out of bounds (run under ASan to see it). */
+static void test_flips(const char *file, int rounds)
+{
+    size_t size = 0;
+    unsigned char *data = read_file(file, &size), *copy;
+    unsigned state = 12345;
+    int i, k, accepted = 0, refused = 0;
+    char what[256], detail[128];
+    if (!data) {
+        check(0, "flip fixture", file);
+        return;
+    }
+    copy = (unsigned char *)malloc(size);
+    for (i = 0; i < rounds; i++) {
+        gemini_vision_image image;
+        memcpy(copy, data, size);
+        for (k = 0; k < 1 + i % 4; k++) {
+            state = state * 1103515245u + 12345u;
+            copy[(state >> 8) % size] ^= (unsigned char)(1u << ((state >> 4) & 7));
+        }
+        if (gemini_vision_load_memory(copy, size, NULL, &image) == GEMINI_OK) accepted++;
+        else refused++;
+        gemini_vision_image_free(&image);
+    }
+    snprintf(what, sizeof what, "%d random corruptions of %s handled", rounds, file);
+    snprintf(detail, sizeof detail, "%d decoded, %d refused", accepted, refused);
+    check(1, what, detail);
+    free(copy);
+    free(data);
+}
+
+static void test_hostile(void)
+{
+    size_t size = 0;
+    unsigned char *png = read_file("rgb8.png", &size), *jpg, *bmp;
+    size_t jsize = 0, bsize = 0, i;
+    unsigned char bad[64];
+    gemini_vision_image image;
+    gemini_vision_decode_params p = gemini_vision_decode_default_params();
+
+    if (!png) {
+        check(0, "hostile fixtures", "rgb8.png missing");
+        return;
+    }
+
+    /* PNG: a flipped IDAT byte breaks the chunk CRC; with the CRC fixed, the Adler-32. */
+    {
+        unsigned char *copy = (unsigned char *)malloc(size);
+        size_t pos = 8, idat = 0;
+        while (pos + 8 < size) {
+            uint32_t len = ((uint32_t)png[pos] << 24) | (png[pos + 1] << 16) |
+                           (png[pos + 2] << 8) | png[pos + 3];
+            if (memcmp(png + pos + 4, "IDAT", 4) == 0) {
+                idat = pos;
+                break;
+            }
+            pos += len + 12;
+        }
+        memcpy(copy, png, size);
+        copy[idat + 8 + 40] ^= 0x10;
+        expect(copy, size, GEMINI_ERR_CHECKSUM, "PNG with a flipped IDAT byte -> CHECKSUM",
+               "CRC");
+        {
+            uint32_t len = ((uint32_t)copy[idat] << 24) | (copy[idat + 1] << 16) |
+                           (copy[idat + 2] << 8) | copy[idat + 3];
+            /* Flip a byte of the stored Adler-32 itself and fix the CRC: only Adler fails. */
+            memcpy(copy, png, size);
+            copy[idat + 8 + len - 1] ^= 0x01;
+            put_be32(copy + idat + 8 + len, crc32_of(copy + idat + 4, len + 4));
+            expect(copy, size, GEMINI_ERR_CHECKSUM, "PNG with a bad Adler-32 -> CHECKSUM",
+                   "Adler");
+        }
+        /* Absurd sizes with a valid CRC. */
+        memcpy(copy, png, size);
+        put_be32(copy + 16, 1000000);
+        put_be32(copy + 29, crc32_of(copy + 12, 17));
+        expect(copy, size, GEMINI_ERR_UNSUPPORTED, "PNG width 1000000 -> refused, named",
+               "width 1000000");
+        memcpy(copy, png, size);
+        put_be32(copy + 16, 16000);
+        put_be32(copy + 20, 16000);
+        put_be32(copy + 29, crc32_of(copy + 12, 17));
+        expect(copy, size, GEMINI_ERR_UNSUPPORTED, "PNG 16000x16000 -> over the pixel cap",
+               "cap");
+        memcpy(copy, png, size);
+        put_be32(copy + 16, 0);
+        put_be32(copy + 29, crc32_of(copy + 12, 17));
+        expect(copy, size, GEMINI_ERR_FORMAT, "PNG width 0 -> FORMAT", "width 0");
+        memcpy(copy, png, size);
+        copy[24] = 3;   /* bit depth 3 */
+        put_be32(copy + 29, crc32_of(copy + 12, 17));
+        expect(copy, size, GEMINI_ERR_FORMAT, "PNG bit depth 3 -> FORMAT", "bit depth 3");
+        memcpy(copy, png, size);
+        put_be32(copy + 8, 0x7FFFFFF0u);
+        expect(copy, size, GEMINI_ERR_FORMAT, "PNG chunk length past the end -> FORMAT",
+               "length");
+        /* A smaller cap set by the caller. */
+        p.max_side = 40;
+        check(gemini_vision_load_memory(png, size, &p, &image) == GEMINI_ERR_UNSUPPORTED,
+              "caller's max_side 40 refuses a 45-pixel-wide image", gemini_last_error());
+        p = gemini_vision_decode_default_params();
+        free(copy);
+    }
+    test_truncation("rgb8.png");
+    test_truncation("pal2_i.png");
+
+    /* JPEG: absurd SOF size, an over-full Huffman table, 12-bit and arithmetic coding. */
+    jpg = read_file("base420.jpg", &jsize);
+    if (jpg) {
+        unsigned char *copy = (unsigned char *)malloc(jsize);
+        size_t sof = 0, dht = 0;
+        for (i = 2; i + 4 < jsize; i++) {
+            if (jpg[i] == 0xFF && jpg[i + 1] == 0xC0 && !sof) sof = i;
+            if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4 && !dht) dht = i;
+        }
+        memcpy(copy, jpg, jsize);
+        copy[sof + 5] = copy[sof + 6] = 0xFF;
+        copy[sof + 7] = copy[sof + 8] = 0xFF;
+        expect(copy, jsize, GEMINI_ERR_UNSUPPORTED, "JPEG 65535x65535 -> refused, named",
+               "65535");
+        /* Two codes of length 1 would use the reserved all-ones code; keep the total. */
+        memcpy(copy, jpg, jsize);
+        {
+            int l = 16, delta = 2 - copy[dht + 5];
+            while (l > 1 && copy[dht + 4 + l] < delta) l--;
+            copy[dht + 4 + l] = (unsigned char)(copy[dht + 4 + l] - delta);
+            copy[dht + 5] = 2;
+        }
+        expect(copy, jsize, GEMINI_ERR_FORMAT, "JPEG over-full Huffman table -> FORMAT",
+               "Huffman");
+        memcpy(copy, jpg, jsize);
+        copy[sof + 4] = 12;
+        expect(copy, jsize, GEMINI_ERR_UNSUPPORTED, "JPEG 12-bit -> UNSUPPORTED", "precision");
+        memcpy(copy, jpg, jsize);
+        copy[sof + 1] = 0xC9;
+        expect(copy, jsize, GEMINI_ERR_UNSUPPORTED, "JPEG arithmetic coding -> UNSUPPORTED",
+               "arithmetic");
+        free(copy);
+        free(jpg);
+    }
+    test_truncation("base420.jpg");
+    test_truncation("prog420.jpg");
+
+    /* BMP and PNM headers. */
+    bmp = read_file("rgb24.bmp", &bsize);
+    if (bmp) {
+        unsigned char *copy = (unsigned char *)malloc(bsize);
+        memcpy(copy, bmp, bsize);
+        copy[22] = 0x00;
+        copy[23] = 0x30;   /* height 12288: pixel data past the end */
+        expect(copy, bsize, GEMINI_ERR_FORMAT, "BMP rows past the end -> FORMAT", "past the end");
+        memcpy(copy, bmp, bsize);
+        copy[30] = 1;
+        expect(copy, bsize, GEMINI_ERR_UNSUPPORTED, "BMP RLE8 -> UNSUPPORTED", "compression 1");
+        free(copy);
+        free(bmp);
+    }
+    test_truncation("rgb24.bmp");
+    test_truncation("max1000.ppm");
+    memcpy(bad, "P6\n99999999999 2\n255\n", 22);
+    expect(bad, 22, GEMINI_ERR_FORMAT, "PPM absurd width -> FORMAT", "width");
+    memcpy(bad, "P5\n20000 2\n255\n", 15);
+    expect(bad, 15, GEMINI_ERR_UNSUPPORTED, "PGM width 20000 -> refused", "20000");
+    memcpy(bad, "P5\n2 2\n70000\n", 13);
+    expect(bad, 13, GEMINI_ERR_FORMAT, "PGM maxval 70000 -> FORMAT", "maxval");
+    expect((const unsigned char *)"GIF89a", 6, GEMINI_ERR_FORMAT, "GIF -> FORMAT naming bytes",
+           "not PNG");
+    expect(NULL, 0, GEMINI_ERR_FORMAT, "empty input -> FORMAT", NULL);
+
+    test_flips("rgb8.png", 400);
+    test_flips("prog420.jpg", 400);
+    test_flips("base422.jpg", 400);
+    test_flips("pal8.bmp", 200);
+    free(png);
+}
+
+/* ---- API edges ---------------------------------------------------------------------------- */
+
+typedef struct memory_reader {
+    const unsigned char *data;
+    size_t size, pos;
+} memory_reader;
+
+static int64_t read_some(void *user, void *buffer, size_t size)
+{
+    memory_reader *m = (memory_reader *)user;
+    size_t n = m->size - m->pos;
+    if (n > size) n = size;
+    if (n > 7) n = 7;   /* short reads on purpose */
+    memcpy(buffer, m->data + m->pos, n);
+    m->pos += n;
+    return (int64_t)n;
+}
+
+static int64_t read_fail(void *user, void *buffer, size_t size)
+{
+    (void)user;
+    (void)buffer;
+    (void)size;
+    return -1;
+}
+
+static void test_api(void)
+{
+    size_t size = 0;
+    unsigned char *data = read_file("rgb8_i.png", &size);
+    gemini_vision_image a, b;
+    memory_reader m;
+    m.data = data;
+    m.size = size;
+    m.pos = 0;
+    if (!data) {
+        check(0, "api fixture", "rgb8_i.png");
+        return;
+    }
+    check(gemini_vision_load_memory(data, size, NULL, &a) == GEMINI_OK &&
+              gemini_vision_load_callbacks(read_some, &m, NULL, &b) == GEMINI_OK &&
+              a.width == b.width && memcmp(a.pixels, b.pixels, (size_t)a.width * a.height * 3)
+              == 0, "callbacks with 7-byte reads decode the same pixels as memory", "");
+    check(a.format == GEMINI_VISION_FORMAT_PNG, "format reported as PNG", "");
+    gemini_vision_image_free(&a);
+    gemini_vision_image_free(&b);
+    gemini_vision_image_free(&b);
+    check(gemini_vision_load_callbacks(read_fail, NULL, NULL, &a) == GEMINI_ERR_IO,
+          "failing read callback -> IO", gemini_last_error());
+    check(gemini_vision_load("tests/vision/no-such-file.png", NULL, &a) == GEMINI_ERR_IO &&
+              strstr(gemini_last_error(), "no-such-file") != NULL,
+          "missing file -> IO naming the path", gemini_last_error());
+    check(gemini_vision_load_memory(data, size, NULL, NULL) == GEMINI_ERR_INVALID_ARGUMENT,
+          "NULL out -> INVALID_ARGUMENT", "");
+    free(data);
+}
+
+int main(int argc, char **argv)
+{
+    char detail[128];
+    if (argc > 1) fixture_dir = argv[1];
+    run_manifest();
+    snprintf(detail, sizeof detail, "worst max abs %d, worst mean abs %.4f over all JPEGs",
+             jpeg_worst_max, jpeg_worst_mean);
+    check(1, "JPEG summary", detail);
+    test_resize_basics();
+    test_hostile();
+    test_api();
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed != 0;
+}
