@@ -1,0 +1,3665 @@
+/* gemini.h - run Gemma 1/2/3 text models on a CPU; a dependency-free, single-file C99 library.
+
+   Version 0.1.0 (GEMINI_VERSION_MAJOR/MINOR/PATCH below).
+
+   Quick start: do this in exactly one C or C++ file,
+
+       #define GEMINI_IMPLEMENTATION
+       #include "gemini.h"
+
+   and include "gemini.h" without the macro everywhere else (gemini_tokenizer.h must sit beside
+   it). Link with -lm and, on POSIX, -lpthread. Then:
+
+       gemini_model *model;  gemini_context *ctx;  gemini_sampler *sampler;
+       if (gemini_model_load("gemma-3-270m-q8_0.gemini", &model) != GEMINI_OK)
+           fprintf(stderr, "%s\n", gemini_last_error());
+       gemini_context_create(model, NULL, &ctx);              NULL: default parameters
+       gemini_sampler_create(NULL, gemini_model_vocab_size(model), &sampler);
+       gemini_decode(ctx, prompt_ids, n_prompt, logits, 0);   logits: vocab_size floats
+       for (;;) {
+           gemini_sample(sampler, logits, &next);
+           ... print, stop on EOS ...
+           if (gemini_decode(ctx, &next, 1, logits, 0) != GEMINI_OK) break;
+       }
+       gemini_sampler_free(sampler);  gemini_context_free(ctx);  gemini_model_free(model);
+
+   Build macros
+       GEMINI_IMPLEMENTATION    emit the implementation (also emits gemini_tokenizer.h's)
+       GEMINI_STATIC            make every function static (private to one file)
+       GEMINI_NO_AVX2           leave out the AVX2 (+FMA, F16C) kernels; scalar kernels only
+       GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
+       GEMINI_MALLOC/REALLOC/FREE   override the allocator (all three or none)
+
+   Supported models: Gemma 1 (gemma), Gemma 2 (gemma2) and Gemma 3 text decoders (gemma3,
+   including the text part of the 4B+ multimodal checkpoints) stored in the `.gemini` format
+   (format.md). Weights may be f32, f16, bf16, q8_0 or q4_0, mixed freely per tensor.
+
+   Numerics: activations, norms, softmax and the KV cache are f32, with the maths of
+   transformers' eager implementation (f32 weights match its logits to about 1e-6 of the
+   largest logit). Dot products with f32, f16 and bf16 weights use f32 activations; with q8_0 and
+   q4_0 weights the activation row is first quantised to q8_0 blocks (as ggml does), which
+   trades a little accuracy for integer dot products. Results do not depend on the thread count
+   or on whether tokens arrive in one batch or one by one (the same kernel computes each
+   output); the AVX2 and scalar kernels agree to rounding.
+
+   Memory: the weights stay in the mapped file. A context holds the KV cache (f32, per layer
+   2 * Hkv * D floats per slot; n_ctx slots on global layers, min(n_ctx, W + n_batch - 1) on
+   sliding-window layers, used as a ring) and activations for n_batch tokens;
+   gemini_context_memory_size() tells the total before creating one.
+
+   Limitations
+       - Text only: no vision or audio yet, no speculative decoding, one sequence per context.
+       - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
+       - x86-64 SIMD is AVX2 only (selected at run time with cpuid); other CPUs use the
+         scalar kernels. Prefill reuses weight rows across a batch from cache but has no
+         register-blocked GEMM kernel yet (PERF).
+       - The Windows paths (file mapping, threads; Vista or later) are written but untested.
+       - Little-endian hosts only (tensors are used in place); a big-endian host is refused.
+
+   Thread safety: a loaded gemini_model is immutable and may be shared by any number of contexts
+   on any number of threads. A gemini_context (and a gemini_sampler) must be used by one thread
+   at a time. gemini_set_default_log() is not synchronised: call it before starting threads.
+   gemini_last_error() is per thread.
+
+   Security: gemini_model_load treats its file as untrusted. Every offset, size and count is
+   checked against the bytes present before it is used, strings are capped, and the directory's
+   CRC is checked; a corrupted or hostile file is refused with an error, never read out of
+   bounds. Tensor contents are not checksummed at load (gemini_model_verify does that), so a
+   file with valid structure but altered weights loads and produces wrong text, nothing worse.
+   Token ids passed to gemini_decode are range-checked.
+
+   The library never prints, exits or aborts. Failures return a gemini_result and leave a
+   message for gemini_last_error(); progress messages go to the optional log callback.
+*/
+#ifndef GEMINI_H
+#define GEMINI_H
+
+#define GEMINI_VERSION_MAJOR 0
+#define GEMINI_VERSION_MINOR 1
+#define GEMINI_VERSION_PATCH 0
+
+/* Under GEMINI_STATIC every function is static; unused ones must not warn. */
+#if !defined(GEMINI_API) && defined(GEMINI_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define GEMINI_API static __attribute__((unused))
+#endif
+
+#include "gemini_tokenizer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Tensor types and conversions ---------------------------------------------------------- */
+
+/* Tensor element types of the .gemini format (format.md §3). The ids are stored in files and
+   never change. */
+typedef enum gemini_type {
+    GEMINI_TYPE_F32 = 0,
+    GEMINI_TYPE_F16 = 1,
+    GEMINI_TYPE_BF16 = 2,
+    GEMINI_TYPE_Q8_0 = 3,
+    GEMINI_TYPE_Q4_0 = 4,
+    GEMINI_TYPE_COUNT
+} gemini_type;
+
+/* "f32", "f16", "bf16", "q8_0" or "q4_0"; NULL for an unknown type. */
+GEMINI_API const char *gemini_type_name(gemini_type type);
+
+/* Sets *out to the type called `name` and returns 1; returns 0 (and leaves *out alone) if the
+   name is unknown or an argument is NULL. */
+GEMINI_API int gemini_type_from_name(const char *name, gemini_type *out);
+
+/* Values per block (1 for float types, 32 for q8_0 and q4_0); 0 for an unknown type. */
+GEMINI_API int64_t gemini_type_block_size(gemini_type type);
+
+/* Bytes per block; 0 for an unknown type. */
+GEMINI_API int64_t gemini_type_block_bytes(gemini_type type);
+
+/* Bytes of a row of n values; -1 if the type is unknown, n is negative or n is not a multiple of
+   the block size. */
+GEMINI_API int64_t gemini_type_row_bytes(gemini_type type, int64_t n);
+
+/* IEEE binary16 and bfloat16 conversions. Rounding is to nearest, ties to even; overflow gives
+   infinity; NaN stays NaN. They cannot fail. */
+GEMINI_API uint16_t gemini_f32_to_f16(float x);
+GEMINI_API float gemini_f16_to_f32(uint16_t h);
+GEMINI_API uint16_t gemini_f32_to_bf16(float x);
+GEMINI_API float gemini_bf16_to_f32(uint16_t h);
+
+/* Converts n floats to one row of type `type` in dst (gemini_type_row_bytes(type, n) bytes).
+   q8_0 and q4_0 follow format.md §3 and are bit-identical to ggml's reference quantisation.
+   Fails with GEMINI_ERR_INVALID_ARGUMENT on a NULL pointer, an unknown type, an n that is not a
+   block multiple, or (q8_0/q4_0 only) a non-finite input value. */
+GEMINI_API gemini_result gemini_quantize_row(gemini_type type, const float *src, void *dst,
+                                             int64_t n);
+
+/* Converts one row of n values of type `type` to floats. Fails with
+   GEMINI_ERR_INVALID_ARGUMENT on a NULL pointer, an unknown type or a bad n. */
+GEMINI_API gemini_result gemini_dequantize_row(gemini_type type, const void *src, float *dst,
+                                               int64_t n);
+
+/* zlib's CRC-32: start with crc = 0 and feed the pieces in order;
+   gemini_crc32(0, "123456789", 9) == 0xCBF43926. Cannot fail; NULL data returns crc as is. */
+GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size);
+
+/* ---- Logging -------------------------------------------------------------------------------- */
+
+typedef enum gemini_log_level {
+    GEMINI_LOG_ERROR = 0,
+    GEMINI_LOG_WARN = 1,
+    GEMINI_LOG_INFO = 2,
+    GEMINI_LOG_DEBUG = 3
+} gemini_log_level;
+
+/* Receives one complete message (no trailing newline). Called on the thread that logs. */
+typedef void (*gemini_log_callback)(gemini_log_level level, const char *message, void *user_data);
+
+/* The hook used by model loading and copied into gemini_context_default_params(). NULL (the
+   initial value) means silent. Cannot fail. Not synchronised: set it before starting threads. */
+GEMINI_API void gemini_set_default_log(gemini_log_callback callback, void *user_data);
+
+/* ---- Model ---------------------------------------------------------------------------------- */
+
+typedef struct gemini_model gemini_model;
+
+/* Hyperparameters read from the file (format.md §4.2). */
+typedef struct gemini_model_hparams {
+    char architecture[16];      /* "gemma", "gemma2" or "gemma3" */
+    int32_t vocab_size;         /* rows of token_embd */
+    int32_t hidden_size;        /* d */
+    int32_t intermediate_size;  /* F */
+    int32_t num_layers;         /* L */
+    int32_t num_heads;          /* H */
+    int32_t num_kv_heads;       /* Hkv */
+    int32_t head_dim;           /* D */
+    int32_t max_position;       /* trained context length */
+    int32_t sliding_window;     /* W; 0 if no layer is local */
+    float rms_norm_eps;
+    float embed_scale;
+    float query_scale;
+    float attn_softcap;         /* 0 = off */
+    float final_softcap;        /* 0 = off */
+    float rope_theta;
+    float rope_scale;
+    float rope_theta_local;
+    int sandwich_norms;         /* 1: post-attention and post-MLP norms */
+    int qk_norm;                /* 1: per-head RMSNorm of q and k */
+    int tied_embeddings;        /* 1: the head is token_embd */
+} gemini_model_hparams;
+
+/* Opens a .gemini file, maps it read-only (or reads it into memory where mapping fails) and
+   validates it completely (format.md). On success *out owns the model; free it with
+   gemini_model_free. On failure *out is NULL and the result says why: GEMINI_ERR_IO (open,
+   map or read failed), GEMINI_ERR_FORMAT (bad structure, naming the field or tensor),
+   GEMINI_ERR_MISSING_KEY (naming the key or tensor), GEMINI_ERR_CHECKSUM (directory CRC),
+   GEMINI_ERR_UNSUPPORTED (architecture, activation or a needed tensor's type),
+   GEMINI_ERR_OUT_OF_MEMORY, GEMINI_ERR_INVALID_ARGUMENT (NULL argument). */
+GEMINI_API gemini_result gemini_model_load(const char *path, gemini_model **out);
+
+/* As gemini_model_load, on a whole file already in memory. The block is used in place and must
+   stay alive and unchanged until gemini_model_free; if it is not 64-byte aligned it is copied
+   (once) into an aligned allocation instead. Same results as gemini_model_load. */
+GEMINI_API gemini_result gemini_model_load_memory(const void *data, size_t size,
+                                                  gemini_model **out);
+
+/* Checks the CRC of every tensor (reads the whole file). GEMINI_ERR_CHECKSUM names the first
+   tensor that differs; GEMINI_ERR_INVALID_ARGUMENT on NULL. */
+GEMINI_API gemini_result gemini_model_verify(const gemini_model *model);
+
+/* Releases the model. NULL is allowed. Every context of the model must be freed first. */
+GEMINI_API void gemini_model_free(gemini_model *model);
+
+/* The hyperparameters; never NULL for a loaded model (NULL for a NULL model). */
+GEMINI_API const gemini_model_hparams *gemini_model_get_hparams(const gemini_model *model);
+
+/* Embedding rows (model.vocab_size); 0 for NULL. */
+GEMINI_API int32_t gemini_model_vocab_size(const gemini_model *model);
+
+/* "gemma", "gemma2" or "gemma3"; "" for NULL. */
+GEMINI_API const char *gemini_model_architecture(const gemini_model *model);
+
+/* Metadata value types (format.md §2.2, GGUF numbering). */
+typedef enum gemini_meta_type {
+    GEMINI_META_U8 = 0, GEMINI_META_I8 = 1, GEMINI_META_U16 = 2, GEMINI_META_I16 = 3,
+    GEMINI_META_U32 = 4, GEMINI_META_I32 = 5, GEMINI_META_F32 = 6, GEMINI_META_BOOL = 7,
+    GEMINI_META_STRING = 8, GEMINI_META_ARRAY = 9, GEMINI_META_U64 = 10, GEMINI_META_I64 = 11,
+    GEMINI_META_F64 = 12
+} gemini_meta_type;
+
+/* One metadata record, pointing into the model's bytes (valid while the model lives). */
+typedef struct gemini_meta_info {
+    const char *key;            /* not NUL-terminated: key_length bytes */
+    uint32_t key_length;
+    gemini_meta_type type;
+    gemini_meta_type elem_type; /* arrays only */
+    uint64_t count;             /* arrays: elements; other types: 1 */
+    const void *value;          /* the encoded value (little-endian, maybe unaligned); for a
+                                   string, its bytes; for an array, its first element */
+    uint64_t value_bytes;       /* encoded bytes from `value` on */
+} gemini_meta_info;
+
+/* Number of metadata records; 0 for NULL. */
+GEMINI_API int64_t gemini_model_meta_count(const gemini_model *model);
+
+/* Record `index` (0 .. count-1, in file order). GEMINI_ERR_INVALID_ARGUMENT on a bad index or
+   NULL. */
+GEMINI_API gemini_result gemini_model_meta_at(const gemini_model *model, int64_t index,
+                                              gemini_meta_info *out);
+
+/* Looks a key up. GEMINI_ERR_MISSING_KEY if absent, GEMINI_ERR_INVALID_ARGUMENT on NULL. */
+GEMINI_API gemini_result gemini_model_meta_find(const gemini_model *model, const char *key,
+                                                gemini_meta_info *out);
+
+/* Typed lookups. _i64 accepts any integer type (and bool) that fits; _f32 accepts f32 and f64;
+   _str gives the bytes (not NUL-terminated) and their length. GEMINI_ERR_MISSING_KEY if
+   absent, GEMINI_ERR_FORMAT if the stored type does not fit, GEMINI_ERR_INVALID_ARGUMENT on
+   NULL. *out is untouched on failure. */
+GEMINI_API gemini_result gemini_model_meta_i64(const gemini_model *model, const char *key,
+                                               int64_t *out);
+GEMINI_API gemini_result gemini_model_meta_f32(const gemini_model *model, const char *key,
+                                               float *out);
+GEMINI_API gemini_result gemini_model_meta_str(const gemini_model *model, const char *key,
+                                               const char **out, size_t *out_length);
+
+/* One tensor record, pointing into the model's bytes (valid while the model lives). */
+typedef struct gemini_tensor_info {
+    const char *name;           /* not NUL-terminated: name_length bytes */
+    uint32_t name_length;
+    uint32_t type;              /* a gemini_type, or an id this reader does not know */
+    uint32_t n_dims;            /* 1 to 4 */
+    int64_t dims[4];            /* outermost first; unused entries are 1 */
+    uint64_t offset;            /* from the start of the data section */
+    uint64_t size;              /* bytes */
+    uint32_t crc32;             /* as stored in the directory */
+    const void *data;           /* the tensor's first byte */
+} gemini_tensor_info;
+
+/* Number of tensor records; 0 for NULL. */
+GEMINI_API int64_t gemini_model_tensor_count(const gemini_model *model);
+
+/* Record `index` (file order). GEMINI_ERR_INVALID_ARGUMENT on a bad index or NULL. */
+GEMINI_API gemini_result gemini_model_tensor_at(const gemini_model *model, int64_t index,
+                                                gemini_tensor_info *out);
+
+/* Looks a tensor up by name. GEMINI_ERR_MISSING_KEY if absent. */
+GEMINI_API gemini_result gemini_model_tensor_find(const gemini_model *model, const char *name,
+                                                  gemini_tensor_info *out);
+
+/* The tokenizer stored in the file (format.md §4.3), as arrays that point into the model (valid
+   while it lives). Feed them to the tokenizer's constructor. */
+typedef struct gemini_tokenizer_desc {
+    const char *model;              /* "sentencepiece-bpe", ...; not NUL-terminated */
+    size_t model_length;
+    int32_t n_pieces;
+    const char *const *pieces;      /* [n_pieces] piece bytes, not NUL-terminated */
+    const uint32_t *piece_lengths;  /* [n_pieces] */
+    const float *scores;            /* [n_pieces] */
+    const uint8_t *types;           /* [n_pieces] 1 normal, 2 unknown, 3 control, 4 user, 5 unused,
+                                       6 byte */
+    int32_t unk_id, bos_id, eos_id, pad_id, eot_id; /* -1 if none */
+    int add_bos;
+    int add_dummy_prefix;
+    int remove_extra_whitespaces;
+    int escape_whitespaces;
+    int treat_whitespace_as_suffix;
+    int byte_fallback;
+    const uint8_t *charsmap;        /* precompiled_charsmap, or NULL */
+    size_t charsmap_length;
+} gemini_tokenizer_desc;
+
+/* Fills *out. GEMINI_ERR_MISSING_KEY if the file has no tokenizer (no tokenizer.model),
+   GEMINI_ERR_INVALID_ARGUMENT on NULL. */
+GEMINI_API gemini_result gemini_model_tokenizer_desc(const gemini_model *model,
+                                                     gemini_tokenizer_desc *out);
+
+/* Builds the tokenizer stored in the model file (format.md §4.3); release it with
+   gemini_tok_free. It keeps no pointer into the model. Fails with GEMINI_ERR_MISSING_KEY when
+   the file holds no tokenizer, GEMINI_ERR_UNSUPPORTED for a tokenizer.model value this build
+   does not know, or the errors of gemini_tok_create_spm; *out is then NULL. */
+GEMINI_API gemini_result gemini_model_tokenizer(const gemini_model *model, gemini_tok **out);
+
+/* ---- Context and decoding ------------------------------------------------------------------- */
+
+typedef struct gemini_context gemini_context;
+
+typedef struct gemini_context_params {
+    int32_t n_ctx;                  /* positions the KV cache holds; 1 .. 32768 (default 4096) */
+    int32_t n_batch;                /* tokens per prefill step; 1 .. 4096 (default 256) */
+    int32_t n_threads;              /* threads incl. the caller; default: online CPUs */
+    uint64_t seed;                  /* reserved for context-owned randomness; samplers carry
+                                       their own seed */
+    gemini_log_callback log_callback; /* default: the global default hook; NULL = silent */
+    void *log_user_data;
+} gemini_context_params;
+
+/* Defaults as documented on each field. Cannot fail. */
+GEMINI_API gemini_context_params gemini_context_default_params(void);
+
+/* Creates a context (KV cache, scratch, thread pool) for `model`, which must outlive it. params
+   may be NULL for the defaults. On failure *out is NULL: GEMINI_ERR_INVALID_ARGUMENT (NULL model
+   or out, a parameter out of range), GEMINI_ERR_OUT_OF_MEMORY. A thread that fails to start
+   only reduces the thread count (logged as a warning). */
+GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
+                                               const gemini_context_params *params,
+                                               gemini_context **out);
+
+/* Bytes a context with these parameters (NULL: defaults) would allocate, into *bytes.
+   GEMINI_ERR_INVALID_ARGUMENT as gemini_context_create. */
+GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
+                                                    const gemini_context_params *params,
+                                                    uint64_t *bytes);
+
+/* Releases the context and joins its threads. NULL is allowed. */
+GEMINI_API void gemini_context_free(gemini_context *ctx);
+
+/* Forgets every position: the next decode starts at position 0. NULL is ignored. */
+GEMINI_API void gemini_context_reset(gemini_context *ctx);
+
+/* Tokens decoded so far (the next token's position); 0 for NULL. */
+GEMINI_API int32_t gemini_context_position(const gemini_context *ctx);
+
+/* Positions the context holds (n_ctx); 0 for NULL. */
+GEMINI_API int32_t gemini_context_size(const gemini_context *ctx);
+
+/* Appends n_tokens tokens at the current position and runs the model on them (a batch uses
+   matrix-matrix products, in steps of n_batch tokens). logits_out may be NULL (no logits); else
+   with all_logits != 0 it receives n_tokens rows of vocab_size floats, one per token, and with
+   all_logits == 0 one row: the last token's. Fails without changing the context:
+   GEMINI_ERR_CONTEXT_FULL if position + n_tokens > n_ctx, GEMINI_ERR_INVALID_ARGUMENT on NULL
+   ctx or tokens, n_tokens < 1, or a token id outside [0, vocab_size). */
+GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *tokens,
+                                       int32_t n_tokens, float *logits_out, int all_logits);
+
+/* ---- Sampling ------------------------------------------------------------------------------- */
+
+typedef struct gemini_sampler_params {
+    /* The repetition penalty applies first, then the logits are divided by the temperature and
+       top-k, top-p and min-p cut the candidates in that order; the draw is from what is left,
+       renormalised. */
+    float temperature;          /* <= 0: greedy (argmax, lowest id on ties); default 0.8 */
+    int32_t top_k;              /* keep the k most likely; <= 0: all; default 40 */
+    float top_p;                /* keep the smallest set with probability >= p; 1: off; 0.95 */
+    float min_p;                /* drop tokens below min_p * p(best); 0: off; default 0.05 */
+    float repetition_penalty;   /* > 1 discourages tokens seen in the window; 1: off (default) */
+    int32_t repetition_window;  /* tokens remembered for the penalty; default 64 */
+    uint64_t seed;              /* the random generator's seed; default 0x5eed */
+} gemini_sampler_params;
+
+typedef struct gemini_sampler gemini_sampler;
+
+/* Defaults as documented on each field. Cannot fail. */
+GEMINI_API gemini_sampler_params gemini_sampler_default_params(void);
+
+/* Creates a sampler for logit rows of n_vocab entries. params may be NULL for the defaults.
+   On failure *out is NULL: GEMINI_ERR_INVALID_ARGUMENT (NULL out, n_vocab < 1, a parameter out
+   of range: top_p or min_p outside [0, 1], repetition_penalty <= 0, window < 0 or > 65536),
+   GEMINI_ERR_OUT_OF_MEMORY. */
+GEMINI_API gemini_result gemini_sampler_create(const gemini_sampler_params *params,
+                                               int32_t n_vocab, gemini_sampler **out);
+
+/* Releases the sampler. NULL is allowed. */
+GEMINI_API void gemini_sampler_free(gemini_sampler *sampler);
+
+/* Remembers a token (a prompt token or a sampled one) for the repetition penalty. gemini_sample
+   calls it for the token it returns. NULL is ignored; cannot fail. */
+GEMINI_API void gemini_sampler_accept(gemini_sampler *sampler, int32_t token);
+
+/* Picks the next token from one row of logits (n_vocab floats, not modified). Reproducible for
+   a given seed and sequence of calls. GEMINI_ERR_INVALID_ARGUMENT on NULL. */
+GEMINI_API gemini_result gemini_sample(gemini_sampler *sampler, const float *logits,
+                                       int32_t *token_out);
+
+/* ---- Chat template -------------------------------------------------------------------------- */
+
+/* Writes "<start_of_turn>user\n{user_text}<end_of_turn>\n<start_of_turn>model\n" and a NUL into
+   out (BOS is the caller's to add, as a token id). *out_length (may be NULL) receives the text
+   length without the NUL, also when out is too small. GEMINI_ERR_INVALID_ARGUMENT on NULL
+   user_text, or when out is NULL or too small (out_size must be at least length + 1). */
+GEMINI_API gemini_result gemini_chat_user_turn(const char *user_text, char *out, size_t out_size,
+                                               size_t *out_length);
+
+/* CPU features the kernels use on this machine, e.g. "avx2 fma f16c" or "scalar". Never NULL. */
+GEMINI_API const char *gemini_cpu_features(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GEMINI_H */
+
+/* ========================================================================================= */
+#ifdef GEMINI_IMPLEMENTATION
+#ifdef GEMINI_IMPLEMENTED
+#error "gemini.h: the implementation is included twice in one translation unit"
+#endif
+#define GEMINI_IMPLEMENTED
+
+#ifndef GEMINI_TOKENIZER_IMPLEMENTED
+#define GEMINI_TOKENIZER_IMPLEMENTATION
+#include "gemini_tokenizer.h"
+#endif
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Types, conversions, quantisation, CRC -------------------------------------------------- */
+
+#define GEMINI__QK 32 /* values per q8_0 / q4_0 block */
+
+/* A q8_0 block: 34 bytes, d (f16) then 32 signed bytes. Kept as bytes to avoid padding. */
+#define GEMINI__Q8_0_BYTES 34
+#define GEMINI__Q4_0_BYTES 18
+
+GEMINI_API const char *gemini_type_name(gemini_type type)
+{
+    switch (type) {
+    case GEMINI_TYPE_F32: return "f32";
+    case GEMINI_TYPE_F16: return "f16";
+    case GEMINI_TYPE_BF16: return "bf16";
+    case GEMINI_TYPE_Q8_0: return "q8_0";
+    case GEMINI_TYPE_Q4_0: return "q4_0";
+    default: return NULL;
+    }
+}
+
+GEMINI_API int gemini_type_from_name(const char *name, gemini_type *out)
+{
+    int type;
+    if (name == NULL || out == NULL) return 0;
+    for (type = 0; type < GEMINI_TYPE_COUNT; type++) {
+        if (strcmp(name, gemini_type_name((gemini_type)type)) == 0) {
+            *out = (gemini_type)type;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+GEMINI_API int64_t gemini_type_block_size(gemini_type type)
+{
+    switch (type) {
+    case GEMINI_TYPE_F32: case GEMINI_TYPE_F16: case GEMINI_TYPE_BF16: return 1;
+    case GEMINI_TYPE_Q8_0: case GEMINI_TYPE_Q4_0: return GEMINI__QK;
+    default: return 0;
+    }
+}
+
+GEMINI_API int64_t gemini_type_block_bytes(gemini_type type)
+{
+    switch (type) {
+    case GEMINI_TYPE_F32: return 4;
+    case GEMINI_TYPE_F16: case GEMINI_TYPE_BF16: return 2;
+    case GEMINI_TYPE_Q8_0: return GEMINI__Q8_0_BYTES;
+    case GEMINI_TYPE_Q4_0: return GEMINI__Q4_0_BYTES;
+    default: return 0;
+    }
+}
+
+GEMINI_API int64_t gemini_type_row_bytes(gemini_type type, int64_t n)
+{
+    int64_t block = gemini_type_block_size(type);
+    int64_t bytes = gemini_type_block_bytes(type);
+    if (block == 0 || n < 0 || n % block != 0) return -1;
+    if (n / block > INT64_MAX / bytes) return -1;
+    return n / block * bytes;
+}
+
+static uint32_t gemini__f32_bits(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits;
+}
+
+static float gemini__bits_f32(uint32_t bits)
+{
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+GEMINI_API uint16_t gemini_f32_to_f16(float x)
+{
+    uint32_t bits = gemini__f32_bits(x);
+    uint32_t sign = (bits >> 16) & 0x8000u;
+    uint32_t magnitude = bits & 0x7fffffffu;
+    uint32_t half, rest;
+
+    if (magnitude > 0x7f800000u) /* NaN: keep it quiet and keep the top payload bits */
+        return (uint16_t)(sign | 0x7e00u | ((magnitude >> 13) & 0x3ffu));
+    if (magnitude >= 0x477ff000u) /* at or above the midpoint of 65504 and 65536: infinity */
+        return (uint16_t)(sign | 0x7c00u);
+    if (magnitude < 0x38800000u) { /* below 2^-14: a subnormal half or zero */
+        uint32_t exponent = magnitude >> 23, mantissa, shift, halfway;
+        if (exponent < 102) return (uint16_t)sign; /* below 2^-25 rounds to zero */
+        mantissa = (magnitude & 0x7fffffu) | 0x800000u;
+        shift = 126 - exponent;
+        half = mantissa >> shift;
+        rest = mantissa & ((1u << shift) - 1);
+        halfway = 1u << (shift - 1);
+        if (rest > halfway || (rest == halfway && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    half = (magnitude - (112u << 23)) >> 13;
+    rest = magnitude & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1))) half++;
+    return (uint16_t)(sign | half);
+}
+
+GEMINI_API float gemini_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1fu;
+    uint32_t mantissa = h & 0x3ffu;
+    if (exponent == 0) { /* zero or subnormal: mantissa * 2^-24, exact in f32 */
+        float magnitude = (float)mantissa * 5.9604644775390625e-8f;
+        return gemini__bits_f32(gemini__f32_bits(magnitude) | sign);
+    }
+    if (exponent == 31) return gemini__bits_f32(sign | 0x7f800000u | (mantissa << 13));
+    return gemini__bits_f32(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+GEMINI_API uint16_t gemini_f32_to_bf16(float x)
+{
+    uint32_t bits = gemini__f32_bits(x);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u);
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+GEMINI_API float gemini_bf16_to_f32(uint16_t h)
+{
+    return gemini__bits_f32((uint32_t)h << 16);
+}
+
+static uint16_t gemini__read_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static void gemini__write_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v & 0xff);
+    p[1] = (uint8_t)(v >> 8);
+}
+
+/* Float to int with clamping, so that no input (however odd) makes a conversion undefined. */
+static int gemini__clamp_int(float v, int lo, int hi)
+{
+    if (!(v >= (float)lo)) return lo; /* also NaN */
+    if (v > (float)hi) return hi;
+    return (int)v;
+}
+
+/* q8_0 as ggml's reference: d = max|x| / 127, q = round(x * (1/d)), half away from zero. */
+static void gemini__quantize_q8_0(const float *src, uint8_t *dst, int64_t n_blocks)
+{
+    int64_t b;
+    int j;
+    for (b = 0; b < n_blocks; b++, src += GEMINI__QK, dst += GEMINI__Q8_0_BYTES) {
+        float max_abs = 0.0f, d, inverse;
+        for (j = 0; j < GEMINI__QK; j++) {
+            float a = fabsf(src[j]);
+            if (a > max_abs) max_abs = a;
+        }
+        d = max_abs / 127.0f;
+        inverse = d != 0.0f ? 1.0f / d : 0.0f;
+        gemini__write_u16(dst, gemini_f32_to_f16(d));
+        for (j = 0; j < GEMINI__QK; j++)
+            dst[2 + j] = (uint8_t)(int8_t)gemini__clamp_int(roundf(src[j] * inverse), -128, 127);
+    }
+}
+
+/* q4_0 as ggml's reference: m = the value of largest magnitude (first one on ties), d = m / -8,
+   q = min(15, trunc(x * (1/d) + 8.5)); low nibbles hold values 0..15, high nibbles 16..31. */
+static void gemini__quantize_q4_0(const float *src, uint8_t *dst, int64_t n_blocks)
+{
+    int64_t b;
+    int j;
+    for (b = 0; b < n_blocks; b++, src += GEMINI__QK, dst += GEMINI__Q4_0_BYTES) {
+        float max_abs = 0.0f, max_signed = 0.0f, d, inverse;
+        for (j = 0; j < GEMINI__QK; j++) {
+            if (max_abs < fabsf(src[j])) {
+                max_abs = fabsf(src[j]);
+                max_signed = src[j];
+            }
+        }
+        d = max_signed / -8.0f;
+        inverse = d != 0.0f ? 1.0f / d : 0.0f;
+        gemini__write_u16(dst, gemini_f32_to_f16(d));
+        for (j = 0; j < GEMINI__QK / 2; j++) {
+            int low = gemini__clamp_int(src[j] * inverse + 8.5f, 0, 15);
+            int high = gemini__clamp_int(src[j + GEMINI__QK / 2] * inverse + 8.5f, 0, 15);
+            dst[2 + j] = (uint8_t)(low | (high << 4));
+        }
+    }
+}
+
+GEMINI_API gemini_result gemini_quantize_row(gemini_type type, const float *src, void *dst,
+                                             int64_t n)
+{
+    uint8_t *out = (uint8_t *)dst;
+    int64_t i;
+    if (src == NULL || dst == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_quantize_row: NULL pointer");
+    if (gemini_type_row_bytes(type, n) < 0)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT,
+                            "gemini_quantize_row: type %d cannot hold a row of %lld values",
+                            (int)type, (long long)n);
+    if (type == GEMINI_TYPE_Q8_0 || type == GEMINI_TYPE_Q4_0) {
+        for (i = 0; i < n; i++) {
+            if (!(fabsf(src[i]) <= FLT_MAX))
+                return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT,
+                                    "gemini_quantize_row: value %lld is not finite",
+                                    (long long)i);
+        }
+    }
+    switch (type) {
+    case GEMINI_TYPE_F32:
+        memcpy(out, src, (size_t)n * 4);
+        break;
+    case GEMINI_TYPE_F16:
+        for (i = 0; i < n; i++) gemini__write_u16(out + 2 * i, gemini_f32_to_f16(src[i]));
+        break;
+    case GEMINI_TYPE_BF16:
+        for (i = 0; i < n; i++) gemini__write_u16(out + 2 * i, gemini_f32_to_bf16(src[i]));
+        break;
+    case GEMINI_TYPE_Q8_0:
+        gemini__quantize_q8_0(src, out, n / GEMINI__QK);
+        break;
+    case GEMINI_TYPE_Q4_0:
+        gemini__quantize_q4_0(src, out, n / GEMINI__QK);
+        break;
+    default:
+        break;
+    }
+    return GEMINI_OK;
+}
+
+/* Dequantises n values (n a block multiple for the block types); no argument checks. */
+static void gemini__dequantize(gemini_type type, const void *src, float *dst, int64_t n)
+{
+    const uint8_t *in = (const uint8_t *)src;
+    int64_t i;
+    int j;
+    switch (type) {
+    case GEMINI_TYPE_F32:
+        memcpy(dst, in, (size_t)n * 4);
+        break;
+    case GEMINI_TYPE_F16:
+        for (i = 0; i < n; i++) dst[i] = gemini_f16_to_f32(gemini__read_u16(in + 2 * i));
+        break;
+    case GEMINI_TYPE_BF16:
+        for (i = 0; i < n; i++) dst[i] = gemini_bf16_to_f32(gemini__read_u16(in + 2 * i));
+        break;
+    case GEMINI_TYPE_Q8_0:
+        for (i = 0; i < n; i += GEMINI__QK, in += GEMINI__Q8_0_BYTES) {
+            float d = gemini_f16_to_f32(gemini__read_u16(in));
+            for (j = 0; j < GEMINI__QK; j++) dst[i + j] = d * (float)(int8_t)in[2 + j];
+        }
+        break;
+    case GEMINI_TYPE_Q4_0:
+        for (i = 0; i < n; i += GEMINI__QK, in += GEMINI__Q4_0_BYTES) {
+            float d = gemini_f16_to_f32(gemini__read_u16(in));
+            for (j = 0; j < GEMINI__QK / 2; j++) {
+                dst[i + j] = d * (float)((in[2 + j] & 0x0f) - 8);
+                dst[i + j + GEMINI__QK / 2] = d * (float)((in[2 + j] >> 4) - 8);
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+GEMINI_API gemini_result gemini_dequantize_row(gemini_type type, const void *src, float *dst,
+                                               int64_t n)
+{
+    if (src == NULL || dst == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_dequantize_row: NULL pointer");
+    if (gemini_type_row_bytes(type, n) < 0)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT,
+                            "gemini_dequantize_row: type %d cannot hold a row of %lld values",
+                            (int)type, (long long)n);
+    gemini__dequantize(type, src, dst, n);
+    return GEMINI_OK;
+}
+
+/* The reflected CRC-32 table for polynomial 0xEDB88320 (entry n is the CRC of byte n). */
+static const uint32_t gemini__crc_table[256] = {
+    0x00000000u, 0x77073096u, 0xEE0E612Cu, 0x990951BAu, 0x076DC419u, 0x706AF48Fu,
+    0xE963A535u, 0x9E6495A3u, 0x0EDB8832u, 0x79DCB8A4u, 0xE0D5E91Eu, 0x97D2D988u,
+    0x09B64C2Bu, 0x7EB17CBDu, 0xE7B82D07u, 0x90BF1D91u, 0x1DB71064u, 0x6AB020F2u,
+    0xF3B97148u, 0x84BE41DEu, 0x1ADAD47Du, 0x6DDDE4EBu, 0xF4D4B551u, 0x83D385C7u,
+    0x136C9856u, 0x646BA8C0u, 0xFD62F97Au, 0x8A65C9ECu, 0x14015C4Fu, 0x63066CD9u,
+    0xFA0F3D63u, 0x8D080DF5u, 0x3B6E20C8u, 0x4C69105Eu, 0xD56041E4u, 0xA2677172u,
+    0x3C03E4D1u, 0x4B04D447u, 0xD20D85FDu, 0xA50AB56Bu, 0x35B5A8FAu, 0x42B2986Cu,
+    0xDBBBC9D6u, 0xACBCF940u, 0x32D86CE3u, 0x45DF5C75u, 0xDCD60DCFu, 0xABD13D59u,
+    0x26D930ACu, 0x51DE003Au, 0xC8D75180u, 0xBFD06116u, 0x21B4F4B5u, 0x56B3C423u,
+    0xCFBA9599u, 0xB8BDA50Fu, 0x2802B89Eu, 0x5F058808u, 0xC60CD9B2u, 0xB10BE924u,
+    0x2F6F7C87u, 0x58684C11u, 0xC1611DABu, 0xB6662D3Du, 0x76DC4190u, 0x01DB7106u,
+    0x98D220BCu, 0xEFD5102Au, 0x71B18589u, 0x06B6B51Fu, 0x9FBFE4A5u, 0xE8B8D433u,
+    0x7807C9A2u, 0x0F00F934u, 0x9609A88Eu, 0xE10E9818u, 0x7F6A0DBBu, 0x086D3D2Du,
+    0x91646C97u, 0xE6635C01u, 0x6B6B51F4u, 0x1C6C6162u, 0x856530D8u, 0xF262004Eu,
+    0x6C0695EDu, 0x1B01A57Bu, 0x8208F4C1u, 0xF50FC457u, 0x65B0D9C6u, 0x12B7E950u,
+    0x8BBEB8EAu, 0xFCB9887Cu, 0x62DD1DDFu, 0x15DA2D49u, 0x8CD37CF3u, 0xFBD44C65u,
+    0x4DB26158u, 0x3AB551CEu, 0xA3BC0074u, 0xD4BB30E2u, 0x4ADFA541u, 0x3DD895D7u,
+    0xA4D1C46Du, 0xD3D6F4FBu, 0x4369E96Au, 0x346ED9FCu, 0xAD678846u, 0xDA60B8D0u,
+    0x44042D73u, 0x33031DE5u, 0xAA0A4C5Fu, 0xDD0D7CC9u, 0x5005713Cu, 0x270241AAu,
+    0xBE0B1010u, 0xC90C2086u, 0x5768B525u, 0x206F85B3u, 0xB966D409u, 0xCE61E49Fu,
+    0x5EDEF90Eu, 0x29D9C998u, 0xB0D09822u, 0xC7D7A8B4u, 0x59B33D17u, 0x2EB40D81u,
+    0xB7BD5C3Bu, 0xC0BA6CADu, 0xEDB88320u, 0x9ABFB3B6u, 0x03B6E20Cu, 0x74B1D29Au,
+    0xEAD54739u, 0x9DD277AFu, 0x04DB2615u, 0x73DC1683u, 0xE3630B12u, 0x94643B84u,
+    0x0D6D6A3Eu, 0x7A6A5AA8u, 0xE40ECF0Bu, 0x9309FF9Du, 0x0A00AE27u, 0x7D079EB1u,
+    0xF00F9344u, 0x8708A3D2u, 0x1E01F268u, 0x6906C2FEu, 0xF762575Du, 0x806567CBu,
+    0x196C3671u, 0x6E6B06E7u, 0xFED41B76u, 0x89D32BE0u, 0x10DA7A5Au, 0x67DD4ACCu,
+    0xF9B9DF6Fu, 0x8EBEEFF9u, 0x17B7BE43u, 0x60B08ED5u, 0xD6D6A3E8u, 0xA1D1937Eu,
+    0x38D8C2C4u, 0x4FDFF252u, 0xD1BB67F1u, 0xA6BC5767u, 0x3FB506DDu, 0x48B2364Bu,
+    0xD80D2BDAu, 0xAF0A1B4Cu, 0x36034AF6u, 0x41047A60u, 0xDF60EFC3u, 0xA867DF55u,
+    0x316E8EEFu, 0x4669BE79u, 0xCB61B38Cu, 0xBC66831Au, 0x256FD2A0u, 0x5268E236u,
+    0xCC0C7795u, 0xBB0B4703u, 0x220216B9u, 0x5505262Fu, 0xC5BA3BBEu, 0xB2BD0B28u,
+    0x2BB45A92u, 0x5CB36A04u, 0xC2D7FFA7u, 0xB5D0CF31u, 0x2CD99E8Bu, 0x5BDEAE1Du,
+    0x9B64C2B0u, 0xEC63F226u, 0x756AA39Cu, 0x026D930Au, 0x9C0906A9u, 0xEB0E363Fu,
+    0x72076785u, 0x05005713u, 0x95BF4A82u, 0xE2B87A14u, 0x7BB12BAEu, 0x0CB61B38u,
+    0x92D28E9Bu, 0xE5D5BE0Du, 0x7CDCEFB7u, 0x0BDBDF21u, 0x86D3D2D4u, 0xF1D4E242u,
+    0x68DDB3F8u, 0x1FDA836Eu, 0x81BE16CDu, 0xF6B9265Bu, 0x6FB077E1u, 0x18B74777u,
+    0x88085AE6u, 0xFF0F6A70u, 0x66063BCAu, 0x11010B5Cu, 0x8F659EFFu, 0xF862AE69u,
+    0x616BFFD3u, 0x166CCF45u, 0xA00AE278u, 0xD70DD2EEu, 0x4E048354u, 0x3903B3C2u,
+    0xA7672661u, 0xD06016F7u, 0x4969474Du, 0x3E6E77DBu, 0xAED16A4Au, 0xD9D65ADCu,
+    0x40DF0B66u, 0x37D83BF0u, 0xA9BCAE53u, 0xDEBB9EC5u, 0x47B2CF7Fu, 0x30B5FFE9u,
+    0xBDBDF21Cu, 0xCABAC28Au, 0x53B39330u, 0x24B4A3A6u, 0xBAD03605u, 0xCDD70693u,
+    0x54DE5729u, 0x23D967BFu, 0xB3667A2Eu, 0xC4614AB8u, 0x5D681B02u, 0x2A6F2B94u,
+    0xB40BBE37u, 0xC30C8EA1u, 0x5A05DF1Bu, 0x2D02EF8Du,
+};
+
+GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
+{
+    const uint8_t *bytes = (const uint8_t *)data;
+    size_t i;
+    if (bytes == NULL) return crc;
+    crc = ~crc;
+    for (i = 0; i < size; i++) crc = gemini__crc_table[(crc ^ bytes[i]) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- Platform: allocation, logging, CPU features, file mapping, threads --------------------- */
+
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#else
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#if !defined(GEMINI_NO_THREADS)
+#include <pthread.h>
+#endif
+#endif
+
+#if !defined(GEMINI_NO_AVX2) && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+#define GEMINI__HAVE_AVX2 1
+#include <cpuid.h>
+#include <immintrin.h>
+#define GEMINI__AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+#endif
+
+#define GEMINI__MAX_CTX 32768
+#define GEMINI__MAX_BATCH 4096
+#define GEMINI__MAX_THREADS 256
+
+/* Tests set this before creating contexts to force the scalar kernels. */
+static int gemini__force_scalar = 0;
+
+static gemini_log_callback gemini__default_log = NULL;
+static void *gemini__default_log_user_data = NULL;
+
+GEMINI_API void gemini_set_default_log(gemini_log_callback callback, void *user_data)
+{
+    gemini__default_log = callback;
+    gemini__default_log_user_data = user_data;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static void gemini__log(gemini_log_callback callback, void *user_data, gemini_log_level level,
+                        const char *format, ...)
+{
+    char message[512];
+    va_list args;
+    if (callback == NULL) return;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    callback(level, message, user_data);
+}
+
+/* malloc with a 64-byte aligned result; the raw pointer sits just below it. */
+static void *gemini__aligned_malloc(size_t size)
+{
+    uint8_t *raw, *aligned;
+    if (size > SIZE_MAX - 64 - sizeof(void *)) return NULL;
+    raw = (uint8_t *)GEMINI_MALLOC(size + 64 + sizeof(void *));
+    if (raw == NULL) return NULL;
+    aligned = raw + sizeof(void *);
+    aligned += (64 - ((uintptr_t)aligned & 63)) & 63;
+    memcpy(aligned - sizeof(void *), &raw, sizeof raw);
+    return aligned;
+}
+
+static void gemini__aligned_free(void *aligned)
+{
+    void *raw;
+    if (aligned == NULL) return;
+    memcpy(&raw, (uint8_t *)aligned - sizeof(void *), sizeof raw);
+    GEMINI_FREE(raw);
+}
+
+/* A zeroed float array of n elements (aligned), or NULL. */
+static float *gemini__alloc_floats(int64_t n)
+{
+    float *p;
+    if (n < 0 || (uint64_t)n > SIZE_MAX / 4) return NULL;
+    p = (float *)gemini__aligned_malloc((size_t)n * 4);
+    if (p != NULL) memset(p, 0, (size_t)n * 4);
+    return p;
+}
+
+/* AVX2, FMA and F16C, with the OS saving the AVX registers (cpuid leaves 1 and 7, XCR0). */
+static int gemini__cpu_has_avx2(void)
+{
+#ifdef GEMINI__HAVE_AVX2
+    unsigned int eax, ebx, ecx, edx, xcr0_low, xcr0_high;
+    int fma, osxsave, avx, f16c;
+    if (gemini__force_scalar || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    fma = (ecx >> 12) & 1;
+    osxsave = (ecx >> 27) & 1;
+    avx = (ecx >> 28) & 1;
+    f16c = (ecx >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c)) return 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+    (void)xcr0_high;
+    if ((xcr0_low & 6) != 6) return 0; /* XMM and YMM state enabled */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    return (ebx >> 5) & 1;
+#else
+    return 0;
+#endif
+}
+
+GEMINI_API const char *gemini_cpu_features(void)
+{
+    return gemini__cpu_has_avx2() ? "avx2 fma f16c" : "scalar";
+}
+
+static int32_t gemini__online_cpus(void)
+{
+#if defined(_WIN32)
+    SYSTEM_INFO info;
+    GetSystemInfo(&info);
+    return info.dwNumberOfProcessors > 0 ? (int32_t)info.dwNumberOfProcessors : 1;
+#elif defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) return 1;
+    return n > GEMINI__MAX_THREADS ? GEMINI__MAX_THREADS : (int32_t)n;
+#else
+    return 1;
+#endif
+}
+
+/* The bytes of a whole file: mapped read-only where possible, else read into memory.
+   On success *allocation is non-NULL if the bytes must be released with gemini__aligned_free,
+   and NULL if they are a mapping to release with gemini__unmap_file. */
+static gemini_result gemini__map_file(const char *path, const uint8_t **out_data,
+                                      size_t *out_size, void **allocation)
+{
+#if defined(_WIN32)
+    HANDLE file, mapping;
+    LARGE_INTEGER file_size;
+    uint8_t *data;
+    size_t size, done = 0;
+    *allocation = NULL;
+    file = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                       FILE_ATTRIBUTE_NORMAL, NULL);
+    if (file == INVALID_HANDLE_VALUE)
+        return gemini__fail(GEMINI_ERR_IO, "cannot open '%s'", path);
+    if (!GetFileSizeEx(file, &file_size) || file_size.QuadPart < 64 ||
+        (uint64_t)file_size.QuadPart > (uint64_t)SIZE_MAX) {
+        CloseHandle(file);
+        return gemini__fail(GEMINI_ERR_FORMAT, "'%s': too small or too large to be a model",
+                            path);
+    }
+    size = (size_t)file_size.QuadPart;
+    mapping = CreateFileMappingA(file, NULL, PAGE_READONLY, 0, 0, NULL);
+    if (mapping != NULL) {
+        data = (uint8_t *)MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, 0);
+        CloseHandle(mapping);
+        if (data != NULL) {
+            CloseHandle(file);
+            *out_data = data;
+            *out_size = size;
+            return GEMINI_OK;
+        }
+    }
+    data = (uint8_t *)gemini__aligned_malloc(size);
+    if (data == NULL) {
+        CloseHandle(file);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "'%s': cannot hold %llu bytes", path,
+                            (unsigned long long)size);
+    }
+    while (done < size) {
+        DWORD want = size - done > 0x40000000u ? 0x40000000u : (DWORD)(size - done), got = 0;
+        if (!ReadFile(file, data + done, want, &got, NULL) || got == 0) {
+            CloseHandle(file);
+            gemini__aligned_free(data);
+            return gemini__fail(GEMINI_ERR_IO, "'%s': read failed", path);
+        }
+        done += got;
+    }
+    CloseHandle(file);
+    *allocation = data;
+    *out_data = data;
+    *out_size = size;
+    return GEMINI_OK;
+#else
+    struct stat info;
+    uint8_t *data;
+    size_t size, done = 0;
+    void *mapped;
+    int fd;
+    *allocation = NULL;
+    fd = open(path, O_RDONLY);
+    if (fd < 0) return gemini__fail(GEMINI_ERR_IO, "cannot open '%s'", path);
+    if (fstat(fd, &info) != 0) {
+        close(fd);
+        return gemini__fail(GEMINI_ERR_IO, "cannot stat '%s'", path);
+    }
+    if (info.st_size < 64 || (uint64_t)info.st_size > (uint64_t)SIZE_MAX) {
+        close(fd);
+        return gemini__fail(GEMINI_ERR_FORMAT, "'%s': too small or too large to be a model",
+                            path);
+    }
+    size = (size_t)info.st_size;
+    mapped = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapped != MAP_FAILED) {
+        close(fd);
+        *out_data = (const uint8_t *)mapped;
+        *out_size = size;
+        return GEMINI_OK;
+    }
+    data = (uint8_t *)gemini__aligned_malloc(size);
+    if (data == NULL) {
+        close(fd);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "'%s': cannot hold %llu bytes", path,
+                            (unsigned long long)size);
+    }
+    while (done < size) {
+        size_t want = size - done > ((size_t)1 << 30) ? ((size_t)1 << 30) : size - done;
+        ssize_t got = read(fd, data + done, want);
+        if (got <= 0) {
+            close(fd);
+            gemini__aligned_free(data);
+            return gemini__fail(GEMINI_ERR_IO, "'%s': read failed", path);
+        }
+        done += (size_t)got;
+    }
+    close(fd);
+    *allocation = data;
+    *out_data = data;
+    *out_size = size;
+    return GEMINI_OK;
+#endif
+}
+
+static void gemini__unmap_file(const uint8_t *data, size_t size)
+{
+#if defined(_WIN32)
+    (void)size;
+    UnmapViewOfFile(data);
+#else
+    munmap((void *)(uintptr_t)data, size);
+#endif
+}
+
+/* A fixed pool of worker threads. run() hands the same task to every thread (the caller is
+   thread 0) and returns when all have finished it. */
+typedef void (*gemini__task_fn)(void *task, int thread_index, int n_threads);
+
+typedef struct gemini__pool {
+    int n_threads;              /* including the caller */
+    gemini__task_fn fn;
+    void *task;
+    uint64_t generation;        /* bumped for every task */
+    int pending;                /* workers still running the current task */
+    int quit;
+#if !defined(GEMINI_NO_THREADS) && defined(_WIN32)
+    CRITICAL_SECTION lock;
+    CONDITION_VARIABLE start, done;
+    HANDLE *threads;            /* (n_threads - 1) */
+#elif !defined(GEMINI_NO_THREADS)
+    pthread_mutex_t lock;
+    pthread_cond_t start, done;
+    pthread_t *threads;         /* (n_threads - 1) */
+#endif
+} gemini__pool;
+
+#if !defined(GEMINI_NO_THREADS)
+typedef struct gemini__worker_start {
+    gemini__pool *pool;
+    int index;
+} gemini__worker_start;
+
+#if defined(_WIN32)
+#define GEMINI__LOCK(p) EnterCriticalSection(&(p)->lock)
+#define GEMINI__UNLOCK(p) LeaveCriticalSection(&(p)->lock)
+#define GEMINI__WAIT(p, c) SleepConditionVariableCS(&(p)->c, &(p)->lock, INFINITE)
+#define GEMINI__WAKE_ALL(p, c) WakeAllConditionVariable(&(p)->c)
+#else
+#define GEMINI__LOCK(p) pthread_mutex_lock(&(p)->lock)
+#define GEMINI__UNLOCK(p) pthread_mutex_unlock(&(p)->lock)
+#define GEMINI__WAIT(p, c) pthread_cond_wait(&(p)->c, &(p)->lock)
+#define GEMINI__WAKE_ALL(p, c) pthread_cond_broadcast(&(p)->c)
+#endif
+
+static void gemini__worker_loop(gemini__pool *pool, int index)
+{
+    uint64_t seen = 0;
+    for (;;) {
+        gemini__task_fn fn;
+        void *task;
+        int n_threads;
+        GEMINI__LOCK(pool);
+        while (pool->generation == seen && !pool->quit) GEMINI__WAIT(pool, start);
+        if (pool->quit) {
+            GEMINI__UNLOCK(pool);
+            return;
+        }
+        seen = pool->generation;
+        fn = pool->fn;
+        task = pool->task;
+        n_threads = pool->n_threads;
+        GEMINI__UNLOCK(pool);
+
+        fn(task, index, n_threads);
+
+        GEMINI__LOCK(pool);
+        if (--pool->pending == 0) GEMINI__WAKE_ALL(pool, done);
+        GEMINI__UNLOCK(pool);
+    }
+}
+
+#if defined(_WIN32)
+static DWORD WINAPI gemini__worker_main(LPVOID arg)
+#else
+static void *gemini__worker_main(void *arg)
+#endif
+{
+    gemini__worker_start start = *(gemini__worker_start *)arg;
+    GEMINI_FREE(arg);
+    gemini__worker_loop(start.pool, start.index);
+    return 0;
+}
+#endif /* !GEMINI_NO_THREADS */
+
+/* Starts up to n_threads - 1 workers; returns how many threads (with the caller) it has. */
+static int gemini__pool_start(gemini__pool *pool, int n_threads)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->n_threads = 1;
+#if !defined(GEMINI_NO_THREADS)
+    if (n_threads > 1) {
+        int i;
+#if defined(_WIN32)
+        pool->threads = (HANDLE *)GEMINI_MALLOC(sizeof(HANDLE) * (size_t)(n_threads - 1));
+        if (pool->threads == NULL) return 1;
+        InitializeCriticalSection(&pool->lock);
+        InitializeConditionVariable(&pool->start);
+        InitializeConditionVariable(&pool->done);
+#else
+        pool->threads = (pthread_t *)GEMINI_MALLOC(sizeof(pthread_t) * (size_t)(n_threads - 1));
+        if (pool->threads == NULL) return 1;
+        pthread_mutex_init(&pool->lock, NULL);
+        pthread_cond_init(&pool->start, NULL);
+        pthread_cond_init(&pool->done, NULL);
+#endif
+        for (i = 1; i < n_threads; i++) {
+            gemini__worker_start *start =
+                (gemini__worker_start *)GEMINI_MALLOC(sizeof(gemini__worker_start));
+            int ok;
+            if (start == NULL) break;
+            start->pool = pool;
+            start->index = i;
+#if defined(_WIN32)
+            pool->threads[i - 1] = CreateThread(NULL, 0, gemini__worker_main, start, 0, NULL);
+            ok = pool->threads[i - 1] != NULL;
+#else
+            ok = pthread_create(&pool->threads[i - 1], NULL, gemini__worker_main, start) == 0;
+#endif
+            if (!ok) {
+                GEMINI_FREE(start);
+                break;
+            }
+            pool->n_threads = i + 1;
+        }
+    }
+#else
+    (void)n_threads;
+#endif
+    return pool->n_threads;
+}
+
+static void gemini__pool_run(gemini__pool *pool, gemini__task_fn fn, void *task)
+{
+    (void)pool;
+#if !defined(GEMINI_NO_THREADS)
+    if (pool->n_threads > 1) {
+        GEMINI__LOCK(pool);
+        pool->fn = fn;
+        pool->task = task;
+        pool->pending = pool->n_threads - 1;
+        pool->generation++;
+        GEMINI__WAKE_ALL(pool, start);
+        GEMINI__UNLOCK(pool);
+
+        fn(task, 0, pool->n_threads);
+
+        GEMINI__LOCK(pool);
+        while (pool->pending > 0) GEMINI__WAIT(pool, done);
+        GEMINI__UNLOCK(pool);
+        return;
+    }
+#endif
+    fn(task, 0, 1);
+}
+
+static void gemini__pool_stop(gemini__pool *pool)
+{
+#if !defined(GEMINI_NO_THREADS)
+    int i;
+    if (pool->threads == NULL) return;
+    if (pool->n_threads > 1) {
+        GEMINI__LOCK(pool);
+        pool->quit = 1;
+        GEMINI__WAKE_ALL(pool, start);
+        GEMINI__UNLOCK(pool);
+    }
+    for (i = 1; i < pool->n_threads; i++) {
+#if defined(_WIN32)
+        WaitForSingleObject(pool->threads[i - 1], INFINITE);
+        CloseHandle(pool->threads[i - 1]);
+#else
+        pthread_join(pool->threads[i - 1], NULL);
+#endif
+    }
+#if defined(_WIN32)
+    DeleteCriticalSection(&pool->lock);
+#else
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->start);
+    pthread_cond_destroy(&pool->done);
+#endif
+    GEMINI_FREE(pool->threads);
+    pool->threads = NULL;
+#endif
+    pool->n_threads = 1;
+}
+
+/* The part [*begin, *end) of n items that thread `index` of n_threads handles. */
+static void gemini__split(int64_t n, int index, int n_threads, int64_t *begin, int64_t *end)
+{
+    int64_t per_thread = (n + n_threads - 1) / n_threads;
+    *begin = per_thread * index < n ? per_thread * index : n;
+    *end = *begin + per_thread < n ? *begin + per_thread : n;
+}
+
+/* ---- Model reader (format.md) ---------------------------------------------------------------- */
+
+#define GEMINI__MAGIC "GMNI"
+#define GEMINI__FORMAT_VERSION 1
+#define GEMINI__MAX_NAME 256
+#define GEMINI__MAX_STRING (16u << 20)
+
+/* One metadata record; pointers into the file. */
+typedef struct gemini__meta {
+    const char *key;
+    uint32_t key_length;
+    uint32_t type;
+    uint32_t elem_type;             /* arrays only */
+    uint64_t count;                 /* arrays: elements; else 1 */
+    const uint8_t *value;
+    uint64_t value_bytes;
+} gemini__meta;
+
+/* One tensor record; pointers into the file. */
+typedef struct gemini__tensor {
+    const char *name;
+    uint32_t name_length;
+    uint32_t type;
+    uint32_t n_dims;
+    int64_t dims[4];                /* outermost first; unused entries 1 */
+    uint64_t offset, size;
+    uint32_t crc32;
+    const uint8_t *data;
+} gemini__tensor;
+
+/* The weights of one decoder block. Norm vectors are f32 and already hold 1 + w. */
+typedef struct gemini__layer {
+    const float *attn_norm;         /* (d) */
+    const gemini__tensor *attn_q;   /* (H*D, d) */
+    const gemini__tensor *attn_k;   /* (Hkv*D, d) */
+    const gemini__tensor *attn_v;   /* (Hkv*D, d) */
+    const float *attn_q_norm;       /* (D) or NULL */
+    const float *attn_k_norm;       /* (D) or NULL */
+    const gemini__tensor *attn_out; /* (d, H*D) */
+    const float *post_attn_norm;    /* (d) or NULL */
+    const float *ffn_norm;          /* (d) */
+    const gemini__tensor *ffn_gate; /* (F, d) */
+    const gemini__tensor *ffn_up;   /* (F, d) */
+    const gemini__tensor *ffn_down; /* (d, F) */
+    const float *post_ffn_norm;     /* (d) or NULL */
+    int is_local;                   /* sliding-window attention */
+} gemini__layer;
+
+struct gemini_model {
+    const uint8_t *bytes;           /* the whole file */
+    size_t size;
+    void *allocation;               /* aligned block we own, or NULL */
+    int mapped;                     /* bytes is a file mapping */
+
+    gemini_model_hparams hparams;
+
+    gemini__meta *metas;            /* (n_metas) file order */
+    const gemini__meta **metas_by_key; /* (n_metas) sorted */
+    int64_t n_metas;
+    gemini__tensor *tensors;        /* (n_tensors) file order */
+    const gemini__tensor **tensors_by_name; /* (n_tensors) sorted */
+    int64_t n_tensors;
+
+    const gemini__tensor *token_embd; /* (vocab, d) */
+    const float *output_norm;       /* (d) */
+    const gemini__tensor *output;   /* (vocab, d): token_embd when tied */
+    gemini__layer *layers;          /* (L) */
+
+    int has_tokenizer;
+    gemini_tokenizer_desc tokenizer;
+    const char **piece_pointers;    /* (n_pieces) */
+    uint32_t *piece_lengths;        /* (n_pieces) */
+    float *scores;                  /* (n_pieces) */
+};
+
+/* A bounded reader over the directory bytes. */
+typedef struct gemini__cursor {
+    const uint8_t *p;
+    uint64_t left;
+} gemini__cursor;
+
+static uint32_t gemini__le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static uint64_t gemini__le64(const uint8_t *p)
+{
+    return (uint64_t)gemini__le32(p) | ((uint64_t)gemini__le32(p + 4) << 32);
+}
+
+static int gemini__take(gemini__cursor *c, uint64_t n, const uint8_t **out)
+{
+    if (n > c->left) return 0;
+    *out = c->p;
+    c->p += n;
+    c->left -= n;
+    return 1;
+}
+
+static int gemini__take_u32(gemini__cursor *c, uint32_t *out)
+{
+    const uint8_t *p;
+    if (!gemini__take(c, 4, &p)) return 0;
+    *out = gemini__le32(p);
+    return 1;
+}
+
+static int gemini__take_u64(gemini__cursor *c, uint64_t *out)
+{
+    const uint8_t *p;
+    if (!gemini__take(c, 8, &p)) return 0;
+    *out = gemini__le64(p);
+    return 1;
+}
+
+/* A string: u32 length, then bytes; refuses lengths above max. 0 on failure. */
+static int gemini__take_string(gemini__cursor *c, uint32_t max, const char **out,
+                               uint32_t *length)
+{
+    const uint8_t *p;
+    if (!gemini__take_u32(c, length) || *length > max) return 0;
+    if (!gemini__take(c, *length, &p)) return 0;
+    *out = (const char *)p;
+    return 1;
+}
+
+/* Bytes of one fixed-size metadata value type; 0 for strings, arrays and unknown types. */
+static uint32_t gemini__meta_scalar_bytes(uint32_t type)
+{
+    switch (type) {
+    case GEMINI_META_U8: case GEMINI_META_I8: case GEMINI_META_BOOL: return 1;
+    case GEMINI_META_U16: case GEMINI_META_I16: return 2;
+    case GEMINI_META_U32: case GEMINI_META_I32: case GEMINI_META_F32: return 4;
+    case GEMINI_META_U64: case GEMINI_META_I64: case GEMINI_META_F64: return 8;
+    default: return 0;
+    }
+}
+
+/* Reads one value of `type` (arrays of `elem_type`), checking it all; fills value pointers. */
+static gemini_result gemini__parse_value(gemini__cursor *c, gemini__meta *m, const char *where)
+{
+    const uint8_t *start = c->p;
+    const uint8_t *bytes;
+    uint64_t i;
+    uint32_t length, scalar;
+    const char *text;
+
+    m->count = 1;
+    m->elem_type = 0;
+    if (m->type == GEMINI_META_STRING) {
+        if (!gemini__take_string(c, GEMINI__MAX_STRING, &text, &length))
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: string too long or truncated", where);
+        m->value = (const uint8_t *)text;
+        m->value_bytes = length;
+        return GEMINI_OK;
+    }
+    if (m->type == GEMINI_META_ARRAY) {
+        if (!gemini__take_u32(c, &m->elem_type) || !gemini__take_u64(c, &m->count))
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: array header truncated", where);
+        start = c->p;
+        if (m->elem_type == GEMINI_META_STRING) {
+            if (m->count > c->left / 4)
+                return gemini__fail(GEMINI_ERR_FORMAT, "%s: %llu strings cannot fit", where,
+                                    (unsigned long long)m->count);
+            for (i = 0; i < m->count; i++) {
+                if (!gemini__take_string(c, GEMINI__MAX_STRING, &text, &length))
+                    return gemini__fail(GEMINI_ERR_FORMAT, "%s: string %llu bad or truncated",
+                                        where, (unsigned long long)i);
+            }
+        } else {
+            scalar = gemini__meta_scalar_bytes(m->elem_type);
+            if (scalar == 0)
+                return gemini__fail(GEMINI_ERR_FORMAT, "%s: bad array element type %u", where,
+                                    m->elem_type);
+            if (m->count > c->left / scalar || !gemini__take(c, m->count * scalar, &bytes))
+                return gemini__fail(GEMINI_ERR_FORMAT, "%s: %llu elements cannot fit", where,
+                                    (unsigned long long)m->count);
+            if (m->elem_type == GEMINI_META_BOOL) {
+                for (i = 0; i < m->count; i++)
+                    if (bytes[i] > 1)
+                        return gemini__fail(GEMINI_ERR_FORMAT, "%s: bool %llu is %u", where,
+                                            (unsigned long long)i, bytes[i]);
+            }
+        }
+        m->value = start;
+        m->value_bytes = (uint64_t)(c->p - start);
+        return GEMINI_OK;
+    }
+    scalar = gemini__meta_scalar_bytes(m->type);
+    if (scalar == 0) 
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: bad value type %u", where, m->type);
+    if (!gemini__take(c, scalar, &bytes))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: value truncated", where);
+    if (m->type == GEMINI_META_BOOL && bytes[0] > 1)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: bool value %u", where, bytes[0]);
+    m->value = bytes;
+    m->value_bytes = scalar;
+    return GEMINI_OK;
+}
+
+/* Orders byte strings by content, then length. */
+static int gemini__compare_names(const char *a, uint32_t a_length, const char *b,
+                                 uint32_t b_length)
+{
+    int order = memcmp(a, b, a_length < b_length ? a_length : b_length);
+    if (order != 0) return order;
+    return a_length < b_length ? -1 : a_length > b_length;
+}
+
+static int gemini__compare_metas(const void *a, const void *b)
+{
+    const gemini__meta *x = *(const gemini__meta *const *)a;
+    const gemini__meta *y = *(const gemini__meta *const *)b;
+    return gemini__compare_names(x->key, x->key_length, y->key, y->key_length);
+}
+
+static int gemini__compare_tensor_names(const void *a, const void *b)
+{
+    const gemini__tensor *x = *(const gemini__tensor *const *)a;
+    const gemini__tensor *y = *(const gemini__tensor *const *)b;
+    return gemini__compare_names(x->name, x->name_length, y->name, y->name_length);
+}
+
+static int gemini__compare_tensor_offsets(const void *a, const void *b)
+{
+    const gemini__tensor *x = *(const gemini__tensor *const *)a;
+    const gemini__tensor *y = *(const gemini__tensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static const gemini__meta *gemini__find_meta(const gemini_model *model, const char *key)
+{
+    size_t length = strlen(key);
+    int64_t lo = 0, hi = model->n_metas;
+    if (length > GEMINI__MAX_NAME) return NULL;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        const gemini__meta *m = model->metas_by_key[mid];
+        int order = gemini__compare_names(m->key, m->key_length, key, (uint32_t)length);
+        if (order == 0) return m;
+        if (order < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+static const gemini__tensor *gemini__find_tensor(const gemini_model *model, const char *name)
+{
+    size_t length = strlen(name);
+    int64_t lo = 0, hi = model->n_tensors;
+    if (length > GEMINI__MAX_NAME) return NULL;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        const gemini__tensor *t = model->tensors_by_name[mid];
+        int order = gemini__compare_names(t->name, t->name_length, name, (uint32_t)length);
+        if (order == 0) return t;
+        if (order < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* An integer-typed (or bool) value as int64; 0 if the type is not an integer or it overflows. */
+static int gemini__meta_scalar_int(uint32_t type, const uint8_t *p, int64_t *out)
+{
+    uint64_t u;
+    switch (type) {
+    case GEMINI_META_U8: case GEMINI_META_BOOL: *out = p[0]; return 1;
+    case GEMINI_META_I8: *out = (int8_t)p[0]; return 1;
+    case GEMINI_META_U16: *out = gemini__read_u16(p); return 1;
+    case GEMINI_META_I16: *out = (int16_t)gemini__read_u16(p); return 1;
+    case GEMINI_META_U32: *out = gemini__le32(p); return 1;
+    case GEMINI_META_I32: *out = (int32_t)gemini__le32(p); return 1;
+    case GEMINI_META_U64:
+        u = gemini__le64(p);
+        if (u > (uint64_t)INT64_MAX) return 0;
+        *out = (int64_t)u;
+        return 1;
+    case GEMINI_META_I64:
+        u = gemini__le64(p);
+        *out = u > (uint64_t)INT64_MAX ? -(int64_t)(~u) - 1 : (int64_t)u;
+        return 1;
+    default: return 0;
+    }
+}
+
+static int gemini__meta_scalar_float(uint32_t type, const uint8_t *p, double *out)
+{
+    if (type == GEMINI_META_F32) {
+        *out = gemini__bits_f32(gemini__le32(p));
+        return 1;
+    }
+    if (type == GEMINI_META_F64) {
+        uint64_t bits = gemini__le64(p);
+        double value;
+        memcpy(&value, &bits, sizeof value);
+        *out = value;
+        return 1;
+    }
+    return 0;
+}
+
+/* Required-key readers: MISSING_KEY names an absent key, FORMAT a wrong type or range. */
+static gemini_result gemini__require_int(const gemini_model *model, const char *key, int64_t lo,
+                                         int64_t hi, int32_t *out)
+{
+    const gemini__meta *m = gemini__find_meta(model, key);
+    int64_t value;
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key '%s'", key);
+    if (m->type == GEMINI_META_BOOL || !gemini__meta_scalar_int(m->type, m->value, &value))
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not an integer (type %u)", key, m->type);
+    if (value < lo || value > hi)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': %lld is outside [%lld, %lld]", key,
+                            (long long)value, (long long)lo, (long long)hi);
+    *out = (int32_t)value;
+    return GEMINI_OK;
+}
+
+static gemini_result gemini__require_float(const gemini_model *model, const char *key,
+                                           float *out)
+{
+    const gemini__meta *m = gemini__find_meta(model, key);
+    double value;
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key '%s'", key);
+    if (!gemini__meta_scalar_float(m->type, m->value, &value))
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not a float (type %u)", key, m->type);
+    if (!(fabs(value) <= FLT_MAX))
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not a finite float", key);
+    *out = (float)value;
+    return GEMINI_OK;
+}
+
+static gemini_result gemini__require_bool(const gemini_model *model, const char *key, int *out)
+{
+    const gemini__meta *m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key '%s'", key);
+    if (m->type != GEMINI_META_BOOL)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not a bool (type %u)", key, m->type);
+    *out = m->value[0];
+    return GEMINI_OK;
+}
+
+static gemini_result gemini__require_string(const gemini_model *model, const char *key,
+                                            const gemini__meta **out)
+{
+    const gemini__meta *m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key '%s'", key);
+    if (m->type != GEMINI_META_STRING)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not a string (type %u)", key, m->type);
+    *out = m;
+    return GEMINI_OK;
+}
+
+static gemini_result gemini__require_array(const gemini_model *model, const char *key,
+                                           uint32_t elem_type, uint64_t count,
+                                           const gemini__meta **out)
+{
+    const gemini__meta *m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key '%s'", key);
+    if (m->type != GEMINI_META_ARRAY || m->elem_type != elem_type)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not an array of type %u", key,
+                            elem_type);
+    if (m->count != count)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': %llu elements, expected %llu", key,
+                            (unsigned long long)m->count, (unsigned long long)count);
+    *out = m;
+    return GEMINI_OK;
+}
+
+/* The fixed 64-byte header (format.md §2.1). */
+typedef struct gemini__header {
+    uint32_t version, alignment, flags;
+    uint64_t n_kv, n_tensors, dir_size, data_offset, data_size;
+} gemini__header;
+
+/* Reads and checks the header, and the directory's CRC. */
+static gemini_result gemini__parse_header(const uint8_t *file, uint64_t file_size,
+                                          gemini__header *h)
+{
+    if (file_size < 64) return gemini__fail(GEMINI_ERR_FORMAT, "file of %llu bytes is too small",
+                                            (unsigned long long)file_size);
+    if (memcmp(file, GEMINI__MAGIC, 4) != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "bad magic: not a .gemini file");
+    h->version = gemini__le32(file + 4);
+    h->alignment = gemini__le32(file + 8);
+    h->flags = gemini__le32(file + 12);
+    h->n_kv = gemini__le64(file + 16);
+    h->n_tensors = gemini__le64(file + 24);
+    h->dir_size = gemini__le64(file + 32);
+    h->data_offset = gemini__le64(file + 40);
+    h->data_size = gemini__le64(file + 48);
+    if (h->version != GEMINI__FORMAT_VERSION)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "format version %u (this reader knows 1)",
+                            h->version);
+    if (h->alignment < 64 || (h->alignment & (h->alignment - 1)) != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "alignment %u is not a power of two >= 64",
+                            h->alignment);
+    if (h->flags != 0) return gemini__fail(GEMINI_ERR_FORMAT, "unknown flags 0x%x", h->flags);
+    if (h->dir_size > file_size - 64 || h->data_offset < 64 + h->dir_size ||
+        h->data_offset > file_size)
+        return gemini__fail(GEMINI_ERR_FORMAT, "dir_size %llu / data_offset %llu out of bounds",
+                            (unsigned long long)h->dir_size,
+                            (unsigned long long)h->data_offset);
+    if (h->data_offset % h->alignment != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "data_offset %llu not a multiple of %u",
+                            (unsigned long long)h->data_offset, h->alignment);
+    if (h->data_size != file_size - h->data_offset)
+        return gemini__fail(GEMINI_ERR_FORMAT,
+                            "data_offset %llu + data_size %llu != file size %llu",
+                            (unsigned long long)h->data_offset,
+                            (unsigned long long)h->data_size, (unsigned long long)file_size);
+    if (gemini_crc32(0, file + 64, (size_t)h->dir_size) != gemini__le32(file + 56))
+        return gemini__fail(GEMINI_ERR_CHECKSUM, "directory CRC-32 mismatch");
+
+    /* Counts must fit the directory: a record takes at least 9 (metadata) or 40 bytes. */
+    if (h->n_kv > h->dir_size / 9 || h->n_tensors > h->dir_size / 40)
+        return gemini__fail(GEMINI_ERR_FORMAT, "n_kv %llu / n_tensors %llu cannot fit",
+                            (unsigned long long)h->n_kv, (unsigned long long)h->n_tensors);
+    return GEMINI_OK;
+}
+
+/* Reads the metadata records; refuses duplicate keys. */
+static gemini_result gemini__parse_metadata(gemini_model *model, gemini__cursor *c,
+                                            uint64_t n_kv)
+{
+    char where[320];
+    gemini_result result;
+    uint64_t i;
+    for (i = 0; i < n_kv; i++) {
+        gemini__meta *m = &model->metas[i];
+        if (!gemini__take_string(c, GEMINI__MAX_NAME, &m->key, &m->key_length) ||
+            !gemini__take_u32(c, &m->type))
+            return gemini__fail(GEMINI_ERR_FORMAT, "metadata record %llu: bad or truncated key",
+                                (unsigned long long)i);
+        snprintf(where, sizeof where, "key '%.*s'", (int)m->key_length, m->key);
+        result = gemini__parse_value(c, m, where);
+        if (result != GEMINI_OK) return result;
+        model->metas_by_key[i] = m;
+    }
+    model->n_metas = (int64_t)n_kv;
+    qsort((void *)model->metas_by_key, (size_t)n_kv, sizeof(gemini__meta *),
+          gemini__compare_metas);
+    for (i = 1; i < n_kv; i++) {
+        if (gemini__compare_metas(&model->metas_by_key[i - 1], &model->metas_by_key[i]) == 0)
+            return gemini__fail(GEMINI_ERR_FORMAT, "duplicate key '%.*s'",
+                                (int)model->metas_by_key[i]->key_length,
+                                model->metas_by_key[i]->key);
+    }
+    return GEMINI_OK;
+}
+
+/* Reads one tensor record and checks its shape, size, alignment and bounds. */
+static gemini_result gemini__parse_tensor(gemini__cursor *c, const gemini__header *h,
+                                          uint64_t index, gemini__tensor *t)
+{
+    uint64_t elements = 1, rows, row_bytes;
+    int64_t block;
+    uint32_t d;
+    char where[320];
+    if (!gemini__take_string(c, GEMINI__MAX_NAME, &t->name, &t->name_length) ||
+        !gemini__take_u32(c, &t->type) || !gemini__take_u32(c, &t->n_dims))
+        return gemini__fail(GEMINI_ERR_FORMAT, "tensor record %llu: truncated",
+                            (unsigned long long)index);
+    snprintf(where, sizeof where, "tensor '%.*s'", (int)t->name_length, t->name);
+    if (t->n_dims < 1 || t->n_dims > 4)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: %u dimensions", where, t->n_dims);
+
+    /* dimensions: each at least 1, the product capped so sizes cannot overflow */
+    for (d = 0; d < 4; d++) t->dims[d] = 1;
+    for (d = 0; d < t->n_dims; d++) {
+        uint64_t dim;
+        if (!gemini__take_u64(c, &dim))
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: truncated", where);
+        if (dim < 1 || dim > ((uint64_t)1 << 40) || elements > ((uint64_t)1 << 50) / dim)
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: dimension %u is %llu", where, d,
+                                (unsigned long long)dim);
+        t->dims[d] = (int64_t)dim;
+        elements *= dim;
+    }
+    if (!gemini__take_u64(c, &t->offset) || !gemini__take_u64(c, &t->size) ||
+        !gemini__take_u32(c, &t->crc32))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: truncated", where);
+
+    /* a type this reader knows must have exactly the computed size */
+    block = gemini_type_block_size((gemini_type)t->type);
+    if (block > 0) {
+        if (t->dims[t->n_dims - 1] % block != 0)
+            return gemini__fail(GEMINI_ERR_FORMAT,
+                                "%s: last dimension %lld is not a multiple of %lld", where,
+                                (long long)t->dims[t->n_dims - 1], (long long)block);
+        row_bytes = (uint64_t)gemini_type_row_bytes((gemini_type)t->type,
+                                                    t->dims[t->n_dims - 1]);
+        rows = elements / (uint64_t)t->dims[t->n_dims - 1];
+        if (t->size != rows * row_bytes)
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: size %llu, expected %llu", where,
+                                (unsigned long long)t->size,
+                                (unsigned long long)(rows * row_bytes));
+    }
+
+    /* aligned and inside the data section */
+    if (t->offset % h->alignment != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: offset %llu not aligned to %u", where,
+                            (unsigned long long)t->offset, h->alignment);
+    if (t->offset > h->data_size || t->size > h->data_size - t->offset)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: bytes [%llu, +%llu) outside the data",
+                            where, (unsigned long long)t->offset, (unsigned long long)t->size);
+    return GEMINI_OK;
+}
+
+/* Refuses duplicate tensor names and overlapping tensors. */
+static gemini_result gemini__check_tensor_set(gemini_model *model)
+{
+    size_t n = (size_t)model->n_tensors, i;
+    gemini__tensor **by_offset;
+    gemini_result result = GEMINI_OK;
+
+    qsort((void *)model->tensors_by_name, n, sizeof(gemini__tensor *),
+          gemini__compare_tensor_names);
+    for (i = 1; i < n; i++) {
+        if (gemini__compare_tensor_names(&model->tensors_by_name[i - 1],
+                                         &model->tensors_by_name[i]) == 0)
+            return gemini__fail(GEMINI_ERR_FORMAT, "duplicate tensor '%.*s'",
+                                (int)model->tensors_by_name[i]->name_length,
+                                model->tensors_by_name[i]->name);
+    }
+
+    by_offset = (gemini__tensor **)GEMINI_MALLOC(sizeof(gemini__tensor *) * (n + 1));
+    if (by_offset == NULL) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory");
+    for (i = 0; i < n; i++) by_offset[i] = &model->tensors[i];
+    qsort(by_offset, n, sizeof(gemini__tensor *), gemini__compare_tensor_offsets);
+    for (i = 1; i < n && result == GEMINI_OK; i++) {
+        if (by_offset[i - 1]->offset + by_offset[i - 1]->size > by_offset[i]->offset)
+            result = gemini__fail(GEMINI_ERR_FORMAT, "tensors '%.*s' and '%.*s' overlap",
+                                  (int)by_offset[i - 1]->name_length, by_offset[i - 1]->name,
+                                  (int)by_offset[i]->name_length, by_offset[i]->name);
+    }
+    GEMINI_FREE(by_offset);
+    return result;
+}
+
+/* Parses the header and the directory, checking every field (format.md §2). */
+static gemini_result gemini__parse_directory(gemini_model *model)
+{
+    gemini__header h;
+    gemini__cursor c;
+    gemini_result result;
+    uint64_t i;
+
+    /* header and directory CRC */
+    memset(&h, 0, sizeof h);
+    result = gemini__parse_header(model->bytes, model->size, &h);
+    if (result != GEMINI_OK) return result;
+
+    /* tables sized from the (already bounded) counts */
+    if (h.n_kv + 1 > SIZE_MAX / sizeof(gemini__tensor) ||
+        h.n_tensors + 1 > SIZE_MAX / sizeof(gemini__tensor))
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "directory too large for this host");
+    model->metas = (gemini__meta *)GEMINI_MALLOC(sizeof(gemini__meta) * (size_t)(h.n_kv + 1));
+    model->metas_by_key =
+        (const gemini__meta **)GEMINI_MALLOC(sizeof(gemini__meta *) * (size_t)(h.n_kv + 1));
+    model->tensors =
+        (gemini__tensor *)GEMINI_MALLOC(sizeof(gemini__tensor) * (size_t)(h.n_tensors + 1));
+    model->tensors_by_name = (const gemini__tensor **)GEMINI_MALLOC(
+        sizeof(gemini__tensor *) * (size_t)(h.n_tensors + 1));
+    if (!model->metas || !model->metas_by_key || !model->tensors || !model->tensors_by_name)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for the directory");
+
+    /* metadata records */
+    c.p = model->bytes + 64;
+    c.left = h.dir_size;
+    result = gemini__parse_metadata(model, &c, h.n_kv);
+    if (result != GEMINI_OK) return result;
+
+    /* tensor records, which must end the directory exactly */
+    for (i = 0; i < h.n_tensors; i++) {
+        gemini__tensor *t = &model->tensors[i];
+        result = gemini__parse_tensor(&c, &h, i, t);
+        if (result != GEMINI_OK) return result;
+        t->data = model->bytes + h.data_offset + t->offset;
+        model->tensors_by_name[i] = t;
+    }
+    model->n_tensors = (int64_t)h.n_tensors;
+    if (c.left != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%llu bytes left over at the end of the directory",
+                            (unsigned long long)c.left);
+
+    /* unique names, no overlap */
+    return gemini__check_tensor_set(model);
+}
+
+/* Finds tensor `name` with shape [rows, cols] (cols == 0: a vector [rows]). Norm vectors
+   (f32_only) must be f32; matrices any type this reader knows. */
+static gemini_result gemini__bind_tensor(const gemini_model *model, const char *name,
+                                         int64_t rows, int64_t cols, int f32_only,
+                                         const gemini__tensor **out)
+{
+    const gemini__tensor *t = gemini__find_tensor(model, name);
+    uint32_t want_dims = cols == 0 ? 1 : 2;
+    if (t == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing tensor '%s'", name);
+    if (t->n_dims != want_dims || t->dims[0] != rows || (cols != 0 && t->dims[1] != cols)) {
+        if (cols == 0)
+            return gemini__fail(GEMINI_ERR_FORMAT, "tensor '%s': shape %u-d [%lld, ...], "
+                                "expected [%lld]", name, t->n_dims, (long long)t->dims[0],
+                                (long long)rows);
+        return gemini__fail(GEMINI_ERR_FORMAT, "tensor '%s': shape %u-d [%lld, %lld, ...], "
+                            "expected [%lld, %lld]", name, t->n_dims, (long long)t->dims[0],
+                            (long long)t->dims[1], (long long)rows, (long long)cols);
+    }
+    if (t->type >= GEMINI_TYPE_COUNT)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "tensor '%s': unknown type %u", name,
+                            t->type);
+    if (f32_only && t->type != GEMINI_TYPE_F32)
+        return gemini__fail(GEMINI_ERR_FORMAT, "tensor '%s': norm vectors must be f32, not %s",
+                            name, gemini_type_name((gemini_type)t->type));
+    *out = t;
+    return GEMINI_OK;
+}
+
+static gemini_result gemini__bind_norm(const gemini_model *model, const char *name, int64_t n,
+                                       const float **out)
+{
+    const gemini__tensor *t;
+    gemini_result result = gemini__bind_tensor(model, name, n, 0, 1, &t);
+    if (result == GEMINI_OK) *out = (const float *)(const void *)t->data;
+    return result;
+}
+
+/* Reads and checks the hyperparameters of format.md §4.2. */
+static gemini_result gemini__read_hparams(gemini_model *model)
+{
+    gemini_model_hparams *hp = &model->hparams;
+    const gemini__meta *m;
+    gemini_result r;
+
+    if ((r = gemini__require_string(model, "general.architecture", &m)) != GEMINI_OK) return r;
+    if (!(m->value_bytes == 5 && memcmp(m->value, "gemma", 5) == 0) &&
+        !(m->value_bytes == 6 && memcmp(m->value, "gemma2", 6) == 0) &&
+        !(m->value_bytes == 6 && memcmp(m->value, "gemma3", 6) == 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "architecture '%.*s' is not supported",
+                            (int)(m->value_bytes > 64 ? 64 : m->value_bytes),
+                            (const char *)m->value);
+    memcpy(hp->architecture, m->value, (size_t)m->value_bytes);
+    hp->architecture[m->value_bytes] = '\0';
+
+    if ((r = gemini__require_int(model, "model.vocab_size", 1, 1 << 24, &hp->vocab_size)) ||
+        (r = gemini__require_int(model, "model.hidden_size", 1, 1 << 16, &hp->hidden_size)) ||
+        (r = gemini__require_int(model, "model.intermediate_size", 1, 1 << 20,
+                                 &hp->intermediate_size)) ||
+        (r = gemini__require_int(model, "model.num_layers", 1, 4096, &hp->num_layers)) ||
+        (r = gemini__require_int(model, "model.num_heads", 1, 1024, &hp->num_heads)) ||
+        (r = gemini__require_int(model, "model.num_kv_heads", 1, 1024, &hp->num_kv_heads)) ||
+        (r = gemini__require_int(model, "model.head_dim", 2, 4096, &hp->head_dim)) ||
+        (r = gemini__require_int(model, "model.max_position", 1, INT32_MAX,
+                                 &hp->max_position)) ||
+        (r = gemini__require_float(model, "model.rms_norm_eps", &hp->rms_norm_eps)) ||
+        (r = gemini__require_float(model, "model.embed_scale", &hp->embed_scale)) ||
+        (r = gemini__require_float(model, "model.query_scale", &hp->query_scale)) ||
+        (r = gemini__require_float(model, "model.attn_softcap", &hp->attn_softcap)) ||
+        (r = gemini__require_float(model, "model.final_softcap", &hp->final_softcap)) ||
+        (r = gemini__require_float(model, "model.rope_theta", &hp->rope_theta)) ||
+        (r = gemini__require_float(model, "model.rope_scale", &hp->rope_scale)) ||
+        (r = gemini__require_float(model, "model.rope_theta_local", &hp->rope_theta_local)) ||
+        (r = gemini__require_int(model, "model.sliding_window", 0, INT32_MAX,
+                                 &hp->sliding_window)) ||
+        (r = gemini__require_bool(model, "model.sandwich_norms", &hp->sandwich_norms)) ||
+        (r = gemini__require_bool(model, "model.qk_norm", &hp->qk_norm)) ||
+        (r = gemini__require_bool(model, "model.tied_embeddings", &hp->tied_embeddings)) ||
+        (r = gemini__require_string(model, "model.activation", &m)))
+        return r;
+    if (!(m->value_bytes == 9 && memcmp(m->value, "gelu_tanh", 9) == 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "model.activation '%.*s' is not supported",
+                            (int)(m->value_bytes > 64 ? 64 : m->value_bytes),
+                            (const char *)m->value);
+    if (hp->num_heads % hp->num_kv_heads != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "model.num_heads %d is not a multiple of "
+                            "model.num_kv_heads %d", hp->num_heads, hp->num_kv_heads);
+    if (hp->head_dim % 2 != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "model.head_dim %d is odd", hp->head_dim);
+    if ((int64_t)hp->num_heads * hp->head_dim > (1 << 20))
+        return gemini__fail(GEMINI_ERR_FORMAT, "num_heads * head_dim is too large");
+    if (hp->rms_norm_eps < 0.0f || hp->attn_softcap < 0.0f || hp->final_softcap < 0.0f ||
+        hp->rope_theta <= 0.0f || hp->rope_theta_local <= 0.0f || hp->rope_scale <= 0.0f)
+        return gemini__fail(GEMINI_ERR_FORMAT, "a norm eps, soft-cap or RoPE value is out of "
+                            "range (eps %g, caps %g %g, theta %g %g, scale %g)",
+                            hp->rms_norm_eps, hp->attn_softcap, hp->final_softcap,
+                            hp->rope_theta, hp->rope_theta_local, hp->rope_scale);
+    return GEMINI_OK;
+}
+
+/* Binds every tensor the decoder needs and checks its shape (format.md §5). */
+static gemini_result gemini__bind_weights(gemini_model *model)
+{
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t d = hp->hidden_size, f = hp->intermediate_size, D = hp->head_dim;
+    int64_t q_rows = (int64_t)hp->num_heads * D, kv_rows = (int64_t)hp->num_kv_heads * D;
+    const gemini__meta *layer_types;
+    char name[64];
+    gemini_result r;
+    int32_t i;
+
+    if ((r = gemini__require_array(model, "model.layer_types", GEMINI_META_U8,
+                                   (uint64_t)hp->num_layers, &layer_types)) != GEMINI_OK)
+        return r;
+    model->layers = (gemini__layer *)GEMINI_MALLOC(sizeof(gemini__layer) *
+                                                   (size_t)hp->num_layers);
+    if (model->layers == NULL) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory");
+    memset(model->layers, 0, sizeof(gemini__layer) * (size_t)hp->num_layers);
+
+    if ((r = gemini__bind_tensor(model, "token_embd", hp->vocab_size, d, 0,
+                                 &model->token_embd)) ||
+        (r = gemini__bind_norm(model, "output_norm", d, &model->output_norm)))
+        return r;
+    if (hp->tied_embeddings) model->output = model->token_embd;
+    else if ((r = gemini__bind_tensor(model, "output", hp->vocab_size, d, 0, &model->output)))
+        return r;
+
+#define GEMINI__NAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, (int)i), name)
+    for (i = 0; i < hp->num_layers; i++) {
+        gemini__layer *layer = &model->layers[i];
+        if (layer_types->value[i] > 1)
+            return gemini__fail(GEMINI_ERR_FORMAT, "model.layer_types[%d] is %u", (int)i,
+                                layer_types->value[i]);
+        layer->is_local = layer_types->value[i] == 1;
+        if (layer->is_local && hp->sliding_window < 1)
+            return gemini__fail(GEMINI_ERR_FORMAT, "layer %d is local but "
+                                "model.sliding_window is 0", (int)i);
+        if ((r = gemini__bind_norm(model, GEMINI__NAME("attn_norm"), d, &layer->attn_norm)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("attn_q"), q_rows, d, 0,
+                                     &layer->attn_q)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("attn_k"), kv_rows, d, 0,
+                                     &layer->attn_k)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("attn_v"), kv_rows, d, 0,
+                                     &layer->attn_v)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("attn_out"), d, q_rows, 0,
+                                     &layer->attn_out)) ||
+            (r = gemini__bind_norm(model, GEMINI__NAME("ffn_norm"), d, &layer->ffn_norm)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("ffn_gate"), f, d, 0,
+                                     &layer->ffn_gate)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("ffn_up"), f, d, 0, &layer->ffn_up)) ||
+            (r = gemini__bind_tensor(model, GEMINI__NAME("ffn_down"), d, f, 0,
+                                     &layer->ffn_down)))
+            return r;
+        if (hp->qk_norm &&
+            ((r = gemini__bind_norm(model, GEMINI__NAME("attn_q_norm"), D,
+                                    &layer->attn_q_norm)) ||
+             (r = gemini__bind_norm(model, GEMINI__NAME("attn_k_norm"), D,
+                                    &layer->attn_k_norm))))
+            return r;
+        if (hp->sandwich_norms &&
+            ((r = gemini__bind_norm(model, GEMINI__NAME("post_attn_norm"), d,
+                                    &layer->post_attn_norm)) ||
+             (r = gemini__bind_norm(model, GEMINI__NAME("post_ffn_norm"), d,
+                                    &layer->post_ffn_norm))))
+            return r;
+    }
+#undef GEMINI__NAME
+    return GEMINI_OK;
+}
+
+/* An optional special-token id: -1 .. vocab-1. */
+static gemini_result gemini__read_token_id(const gemini_model *model, const char *key,
+                                           int required, int32_t *out)
+{
+    if (!required && gemini__find_meta(model, key) == NULL) {
+        *out = -1;
+        return GEMINI_OK;
+    }
+    return gemini__require_int(model, key, -1, model->hparams.vocab_size - 1, out);
+}
+
+/* Reads the tokenizer arrays of format.md §4.3, if the file has a tokenizer. */
+static gemini_result gemini__read_tokenizer(gemini_model *model)
+{
+    gemini_tokenizer_desc *desc = &model->tokenizer;
+    const gemini__meta *kind = gemini__find_meta(model, "tokenizer.model");
+    const gemini__meta *pieces, *scores, *types, *charsmap;
+    gemini__cursor c;
+    gemini_result r;
+    int64_t n, i;
+
+    if (kind == NULL) return GEMINI_OK;
+    if ((r = gemini__require_string(model, "tokenizer.model", &kind)) != GEMINI_OK) return r;
+    pieces = gemini__find_meta(model, "tokenizer.pieces");
+    if (pieces == NULL)
+        return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key 'tokenizer.pieces'");
+    n = (int64_t)pieces->count;
+    if (n < 1 || n > model->hparams.vocab_size)
+        return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.pieces: %lld pieces for a vocabulary "
+                            "of %d", (long long)n, model->hparams.vocab_size);
+    if ((r = gemini__require_array(model, "tokenizer.pieces", GEMINI_META_STRING, (uint64_t)n,
+                                   &pieces)) ||
+        (r = gemini__require_array(model, "tokenizer.scores", GEMINI_META_F32, (uint64_t)n,
+                                   &scores)) ||
+        (r = gemini__require_array(model, "tokenizer.types", GEMINI_META_U8, (uint64_t)n,
+                                   &types)) ||
+        (r = gemini__read_token_id(model, "tokenizer.unk_id", 1, &desc->unk_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.bos_id", 1, &desc->bos_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.eos_id", 1, &desc->eos_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.pad_id", 1, &desc->pad_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.eot_id", 0, &desc->eot_id)) ||
+        (r = gemini__require_bool(model, "tokenizer.add_bos", &desc->add_bos)) ||
+        (r = gemini__require_bool(model, "tokenizer.add_dummy_prefix",
+                                  &desc->add_dummy_prefix)) ||
+        (r = gemini__require_bool(model, "tokenizer.remove_extra_whitespaces",
+                                  &desc->remove_extra_whitespaces)) ||
+        (r = gemini__require_bool(model, "tokenizer.escape_whitespaces",
+                                  &desc->escape_whitespaces)) ||
+        (r = gemini__require_bool(model, "tokenizer.treat_whitespace_as_suffix",
+                                  &desc->treat_whitespace_as_suffix)) ||
+        (r = gemini__require_bool(model, "tokenizer.byte_fallback", &desc->byte_fallback)))
+        return r;
+    charsmap = gemini__find_meta(model, "tokenizer.charsmap");
+    if (charsmap != NULL) {
+        if (charsmap->type != GEMINI_META_ARRAY || charsmap->elem_type != GEMINI_META_U8)
+            return gemini__fail(GEMINI_ERR_FORMAT, "key 'tokenizer.charsmap': not an array of "
+                                "u8");
+        desc->charsmap = charsmap->value;
+        desc->charsmap_length = (size_t)charsmap->count;
+    }
+
+    model->piece_pointers = (const char **)GEMINI_MALLOC(sizeof(char *) * (size_t)n);
+    model->piece_lengths = (uint32_t *)GEMINI_MALLOC(sizeof(uint32_t) * (size_t)n);
+    model->scores = (float *)GEMINI_MALLOC(sizeof(float) * (size_t)n);
+    if (!model->piece_pointers || !model->piece_lengths || !model->scores)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for the vocabulary");
+    c.p = pieces->value;
+    c.left = pieces->value_bytes;
+    for (i = 0; i < n; i++) {
+        /* Already validated while parsing the directory. */
+        gemini__take_string(&c, GEMINI__MAX_STRING, &model->piece_pointers[i],
+                            &model->piece_lengths[i]);
+        model->scores[i] = gemini__bits_f32(gemini__le32(scores->value + 4 * i));
+    }
+
+    desc->model = (const char *)kind->value;
+    desc->model_length = (size_t)kind->value_bytes;
+    desc->n_pieces = (int32_t)n;
+    desc->pieces = model->piece_pointers;
+    desc->piece_lengths = model->piece_lengths;
+    desc->scores = model->scores;
+    desc->types = types->value;
+    model->has_tokenizer = 1;
+    return GEMINI_OK;
+}
+
+GEMINI_API void gemini_model_free(gemini_model *model)
+{
+    if (model == NULL) return;
+    if (model->mapped) gemini__unmap_file(model->bytes, model->size);
+    gemini__aligned_free(model->allocation);
+    GEMINI_FREE(model->metas);
+    GEMINI_FREE((void *)model->metas_by_key);
+    GEMINI_FREE(model->tensors);
+    GEMINI_FREE((void *)model->tensors_by_name);
+    GEMINI_FREE(model->layers);
+    GEMINI_FREE((void *)model->piece_pointers);
+    GEMINI_FREE(model->piece_lengths);
+    GEMINI_FREE(model->scores);
+    GEMINI_FREE(model);
+}
+
+/* Takes ownership of the bytes (mapping or allocation) even on failure. */
+static gemini_result gemini__model_open(const uint8_t *bytes, size_t size, int mapped,
+                                        void *allocation, const char *source,
+                                        gemini_model **out)
+{
+    gemini_model *model = (gemini_model *)GEMINI_MALLOC(sizeof(gemini_model));
+    gemini_result result;
+    char message[512];
+
+    if (model == NULL) {
+        if (mapped) gemini__unmap_file(bytes, size);
+        gemini__aligned_free(allocation);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for a model");
+    }
+    memset(model, 0, sizeof *model);
+    model->bytes = bytes;
+    model->size = size;
+    model->mapped = mapped;
+    model->allocation = allocation;
+
+    {
+        const uint32_t one = 1;
+        uint8_t first_byte;
+        memcpy(&first_byte, &one, 1);
+        result = first_byte == 1 ? GEMINI_OK
+                                 : gemini__fail(GEMINI_ERR_UNSUPPORTED, "big-endian host: the "
+                                                "tensors are little-endian and used in place");
+    }
+    if (result == GEMINI_OK) result = gemini__parse_directory(model);
+    if (result == GEMINI_OK) result = gemini__read_hparams(model);
+    if (result == GEMINI_OK) result = gemini__bind_weights(model);
+    if (result == GEMINI_OK) result = gemini__read_tokenizer(model);
+    if (result != GEMINI_OK) {
+        /* Prefix the message with the source, so that it names the file. */
+        snprintf(message, sizeof message, "%.100s: %.400s", source, gemini_last_error());
+        gemini_model_free(model);
+        gemini__log(gemini__default_log, gemini__default_log_user_data, GEMINI_LOG_ERROR, "%s",
+                    message);
+        return gemini__fail(result, "%s", message);
+    }
+    gemini__log(gemini__default_log, gemini__default_log_user_data, GEMINI_LOG_INFO,
+                "%s: %s, %d layers, d %d, vocab %d, %lld tensors, %s", source,
+                model->hparams.architecture, model->hparams.num_layers,
+                model->hparams.hidden_size, model->hparams.vocab_size,
+                (long long)model->n_tensors, mapped ? "mapped" : "in memory");
+    *out = model;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_load(const char *path, gemini_model **out)
+{
+    const uint8_t *bytes = NULL;
+    size_t size = 0;
+    void *allocation = NULL;
+    gemini_result result;
+    if (out != NULL) *out = NULL;
+    if (path == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_load: NULL argument");
+    result = gemini__map_file(path, &bytes, &size, &allocation);
+    if (result != GEMINI_OK) return result;
+    return gemini__model_open(bytes, size, allocation == NULL, allocation, path, out);
+}
+
+GEMINI_API gemini_result gemini_model_load_memory(const void *data, size_t size,
+                                                  gemini_model **out)
+{
+    void *copy = NULL;
+    if (out != NULL) *out = NULL;
+    if (data == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT,
+                            "gemini_model_load_memory: NULL argument");
+    if (((uintptr_t)data & 63) != 0) {
+        copy = gemini__aligned_malloc(size);
+        if (copy == NULL)
+            return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory to copy %llu bytes",
+                                (unsigned long long)size);
+        memcpy(copy, data, size);
+        data = copy;
+    }
+    return gemini__model_open((const uint8_t *)data, size, 0, copy, "<memory>", out);
+}
+
+GEMINI_API gemini_result gemini_model_verify(const gemini_model *model)
+{
+    int64_t i;
+    if (model == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_verify: NULL model");
+    for (i = 0; i < model->n_tensors; i++) {
+        const gemini__tensor *t = &model->tensors[i];
+        if (gemini_crc32(0, t->data, (size_t)t->size) != t->crc32)
+            return gemini__fail(GEMINI_ERR_CHECKSUM, "tensor '%.*s': CRC-32 mismatch",
+                                (int)t->name_length, t->name);
+    }
+    return GEMINI_OK;
+}
+
+GEMINI_API const gemini_model_hparams *gemini_model_get_hparams(const gemini_model *model)
+{
+    return model != NULL ? &model->hparams : NULL;
+}
+
+GEMINI_API int32_t gemini_model_vocab_size(const gemini_model *model)
+{
+    return model != NULL ? model->hparams.vocab_size : 0;
+}
+
+GEMINI_API const char *gemini_model_architecture(const gemini_model *model)
+{
+    return model != NULL ? model->hparams.architecture : "";
+}
+
+GEMINI_API int64_t gemini_model_meta_count(const gemini_model *model)
+{
+    return model != NULL ? model->n_metas : 0;
+}
+
+static void gemini__meta_info(const gemini__meta *m, gemini_meta_info *out)
+{
+    out->key = m->key;
+    out->key_length = m->key_length;
+    out->type = (gemini_meta_type)m->type;
+    out->elem_type = (gemini_meta_type)m->elem_type;
+    out->count = m->count;
+    out->value = m->value;
+    out->value_bytes = m->value_bytes;
+}
+
+GEMINI_API gemini_result gemini_model_meta_at(const gemini_model *model, int64_t index,
+                                              gemini_meta_info *out)
+{
+    if (model == NULL || out == NULL || index < 0 || index >= model->n_metas)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_meta_at: bad argument");
+    gemini__meta_info(&model->metas[index], out);
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_meta_find(const gemini_model *model, const char *key,
+                                                gemini_meta_info *out)
+{
+    const gemini__meta *m;
+    if (model == NULL || key == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_meta_find: NULL");
+    m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "no key '%s'", key);
+    gemini__meta_info(m, out);
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_meta_i64(const gemini_model *model, const char *key,
+                                               int64_t *out)
+{
+    const gemini__meta *m;
+    int64_t value;
+    if (model == NULL || key == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_meta_i64: NULL");
+    m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "no key '%s'", key);
+    if (!gemini__meta_scalar_int(m->type, m->value, &value))
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not an integer", key);
+    *out = value;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_meta_f32(const gemini_model *model, const char *key,
+                                               float *out)
+{
+    const gemini__meta *m;
+    double value;
+    if (model == NULL || key == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_meta_f32: NULL");
+    m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "no key '%s'", key);
+    if (!gemini__meta_scalar_float(m->type, m->value, &value))
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not a float", key);
+    *out = (float)value;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_meta_str(const gemini_model *model, const char *key,
+                                               const char **out, size_t *out_length)
+{
+    const gemini__meta *m;
+    if (model == NULL || key == NULL || out == NULL || out_length == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_meta_str: NULL");
+    m = gemini__find_meta(model, key);
+    if (m == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "no key '%s'", key);
+    if (m->type != GEMINI_META_STRING)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key '%s': not a string", key);
+    *out = (const char *)m->value;
+    *out_length = (size_t)m->value_bytes;
+    return GEMINI_OK;
+}
+
+GEMINI_API int64_t gemini_model_tensor_count(const gemini_model *model)
+{
+    return model != NULL ? model->n_tensors : 0;
+}
+
+static void gemini__tensor_info(const gemini__tensor *t, gemini_tensor_info *out)
+{
+    out->name = t->name;
+    out->name_length = t->name_length;
+    out->type = t->type;
+    out->n_dims = t->n_dims;
+    memcpy(out->dims, t->dims, sizeof out->dims);
+    out->offset = t->offset;
+    out->size = t->size;
+    out->crc32 = t->crc32;
+    out->data = t->data;
+}
+
+GEMINI_API gemini_result gemini_model_tensor_at(const gemini_model *model, int64_t index,
+                                                gemini_tensor_info *out)
+{
+    if (model == NULL || out == NULL || index < 0 || index >= model->n_tensors)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_tensor_at: bad argument");
+    gemini__tensor_info(&model->tensors[index], out);
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_tensor_find(const gemini_model *model, const char *name,
+                                                  gemini_tensor_info *out)
+{
+    const gemini__tensor *t;
+    if (model == NULL || name == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_tensor_find: NULL");
+    t = gemini__find_tensor(model, name);
+    if (t == NULL) return gemini__fail(GEMINI_ERR_MISSING_KEY, "no tensor '%s'", name);
+    gemini__tensor_info(t, out);
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_tokenizer_desc(const gemini_model *model,
+                                                     gemini_tokenizer_desc *out)
+{
+    if (model == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_tokenizer_desc: NULL");
+    if (!model->has_tokenizer)
+        return gemini__fail(GEMINI_ERR_MISSING_KEY, "the model has no tokenizer "
+                            "(no 'tokenizer.model' key)");
+    *out = model->tokenizer;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_model_tokenizer(const gemini_model *model, gemini_tok **out)
+{
+    gemini_tokenizer_desc stored;
+    gemini_tok_spm_desc spm;
+    gemini_result result;
+    if (out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_model_tokenizer: NULL");
+    *out = NULL;
+    result = gemini_model_tokenizer_desc(model, &stored);
+    if (result != GEMINI_OK)
+        return result;
+
+    memset(&spm, 0, sizeof spm);
+    if (stored.model_length == 17 && memcmp(stored.model, "sentencepiece-bpe", 17) == 0)
+        spm.model_type = GEMINI_TOK_BPE;
+    else if (stored.model_length == 21 && memcmp(stored.model, "sentencepiece-unigram", 21) == 0)
+        spm.model_type = GEMINI_TOK_UNIGRAM;
+    else
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "tokenizer.model '%.*s' is not supported",
+                            (int)(stored.model_length < 64 ? stored.model_length : 64),
+                            stored.model);
+
+    spm.n_pieces = stored.n_pieces;
+    spm.pieces = stored.pieces;
+    spm.piece_lengths = stored.piece_lengths;
+    spm.scores = stored.scores;
+    spm.types = stored.types;
+    spm.unk_id = stored.unk_id;
+    spm.bos_id = stored.bos_id;
+    spm.eos_id = stored.eos_id;
+    spm.pad_id = stored.pad_id;
+    spm.add_dummy_prefix = stored.add_dummy_prefix;
+    spm.remove_extra_whitespaces = stored.remove_extra_whitespaces;
+    spm.escape_whitespaces = stored.escape_whitespaces;
+    spm.treat_whitespace_as_suffix = stored.treat_whitespace_as_suffix;
+    spm.byte_fallback = stored.byte_fallback;
+    spm.charsmap = stored.charsmap;
+    spm.charsmap_size = stored.charsmap_length;
+    return gemini_tok_create_spm(&spm, out);
+}
+
+/* ---- Kernels: dot products of one weight row with one activation row ------------------------ */
+
+/* For f32/f16/bf16 weights x is f32; for q8_0/q4_0 weights x is a row of q8_0 blocks. */
+typedef float (*gemini__dot_fn)(const void *w, const void *x, int64_t n);
+
+static float gemini__dot_f32(const void *w, const void *x, int64_t n)
+{
+    const float *a = (const float *)w, *b = (const float *)x;
+    float sum = 0.0f;
+    int64_t i;
+    for (i = 0; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static float gemini__dot_f16(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w;
+    const float *b = (const float *)x;
+    float sum = 0.0f;
+    int64_t i;
+    for (i = 0; i < n; i++) sum += gemini_f16_to_f32(gemini__read_u16(a + 2 * i)) * b[i];
+    return sum;
+}
+
+static float gemini__dot_bf16(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w;
+    const float *b = (const float *)x;
+    float sum = 0.0f;
+    int64_t i;
+    for (i = 0; i < n; i++) sum += gemini_bf16_to_f32(gemini__read_u16(a + 2 * i)) * b[i];
+    return sum;
+}
+
+static float gemini__dot_q8_0(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w, *b = (const uint8_t *)x;
+    float sum = 0.0f;
+    int64_t block;
+    int j;
+    for (block = 0; block < n / GEMINI__QK; block++) {
+        int32_t isum = 0;
+        for (j = 0; j < GEMINI__QK; j++) isum += (int8_t)a[2 + j] * (int8_t)b[2 + j];
+        sum += gemini_f16_to_f32(gemini__read_u16(a)) * gemini_f16_to_f32(gemini__read_u16(b)) *
+               (float)isum;
+        a += GEMINI__Q8_0_BYTES;
+        b += GEMINI__Q8_0_BYTES;
+    }
+    return sum;
+}
+
+static float gemini__dot_q4_0(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w, *b = (const uint8_t *)x;
+    float sum = 0.0f;
+    int64_t block;
+    int j;
+    for (block = 0; block < n / GEMINI__QK; block++) {
+        int32_t isum = 0;
+        for (j = 0; j < GEMINI__QK / 2; j++) {
+            isum += ((a[2 + j] & 0x0f) - 8) * (int8_t)b[2 + j];
+            isum += ((a[2 + j] >> 4) - 8) * (int8_t)b[2 + j + GEMINI__QK / 2];
+        }
+        sum += gemini_f16_to_f32(gemini__read_u16(a)) * gemini_f16_to_f32(gemini__read_u16(b)) *
+               (float)isum;
+        a += GEMINI__Q4_0_BYTES;
+        b += GEMINI__Q8_0_BYTES;
+    }
+    return sum;
+}
+
+/* Two weight rows times two activation rows, out = {w0.x0, w0.x1, w1.x0, w1.x1}, in exactly
+   the one-row kernel's order (AVX2 q8_0/q4_0 only; elsewhere the one-row kernel is used). */
+typedef void (*gemini__dot2x2_fn)(const uint8_t *w0, const uint8_t *w1, const uint8_t *x0,
+                                  const uint8_t *x1, int64_t n, float *out);
+
+/* y += a * x over n floats (the weighted sum of values in attention). */
+typedef void (*gemini__axpy_fn)(float *y, float a, const float *x, int64_t n);
+
+static void gemini__axpy(float *y, float a, const float *x, int64_t n)
+{
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static const gemini__dot_fn gemini__dot_scalar[GEMINI_TYPE_COUNT] = {
+    gemini__dot_f32, gemini__dot_f16, gemini__dot_bf16, gemini__dot_q8_0, gemini__dot_q4_0
+};
+
+#ifdef GEMINI__HAVE_AVX2
+GEMINI__AVX2_TARGET static float gemini__hsum_avx2(__m256 v)
+{
+    __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+    sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+    return _mm_cvtss_f32(sum);
+}
+
+GEMINI__AVX2_TARGET static float gemini__dot_f32_avx2(const void *w, const void *x, int64_t n)
+{
+    const float *a = (const float *)w, *b = (const float *)x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    float sum;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    sum = gemini__hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+GEMINI__AVX2_TARGET static __m256 gemini__load_f16x8_avx2(const uint8_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+
+GEMINI__AVX2_TARGET static __m256 gemini__load_bf16x8_avx2(const uint8_t *p)
+{
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+GEMINI__AVX2_TARGET static float gemini__dot_f16_avx2(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w;
+    const float *b = (const float *)x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float sum;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(gemini__load_f16x8_avx2(a + 2 * i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(gemini__load_f16x8_avx2(a + 2 * i + 16),
+                               _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(gemini__load_f16x8_avx2(a + 2 * i), _mm256_loadu_ps(b + i), acc0);
+    sum = gemini__hsum_avx2(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += gemini_f16_to_f32(gemini__read_u16(a + 2 * i)) * b[i];
+    return sum;
+}
+
+GEMINI__AVX2_TARGET static float gemini__dot_bf16_avx2(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w;
+    const float *b = (const float *)x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float sum;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(gemini__load_bf16x8_avx2(a + 2 * i), _mm256_loadu_ps(b + i),
+                               acc0);
+        acc1 = _mm256_fmadd_ps(gemini__load_bf16x8_avx2(a + 2 * i + 16),
+                               _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(gemini__load_bf16x8_avx2(a + 2 * i), _mm256_loadu_ps(b + i),
+                               acc0);
+    sum = gemini__hsum_avx2(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += gemini_bf16_to_f32(gemini__read_u16(a + 2 * i)) * b[i];
+    return sum;
+}
+
+/* Sum of the 32 products of signed bytes w and x, as 8 int32 lanes (|w| * sign-adjusted x). */
+GEMINI__AVX2_TARGET static __m256 gemini__dot_i8x32_avx2(__m256i w, __m256i x)
+{
+    __m256i magnitude = _mm256_sign_epi8(w, w);
+    __m256i signed_x = _mm256_sign_epi8(x, w);
+    __m256i pairs = _mm256_maddubs_epi16(magnitude, signed_x);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+/* The product of two blocks' f16 scales, converted by F16C. */
+GEMINI__AVX2_TARGET static __m256 gemini__block_scale_avx2(const uint8_t *a, const uint8_t *b)
+{
+    return _mm256_set1_ps(_cvtsh_ss(gemini__read_u16(a)) * _cvtsh_ss(gemini__read_u16(b)));
+}
+
+GEMINI__AVX2_TARGET static float gemini__dot_q8_0_avx2(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w, *b = (const uint8_t *)x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t block, n_blocks = n / GEMINI__QK;
+    for (block = 0; block + 2 <= n_blocks; block += 2) {
+        const uint8_t *a1 = a + GEMINI__Q8_0_BYTES, *b1 = b + GEMINI__Q8_0_BYTES;
+        __m256i qa0 = _mm256_loadu_si256((const __m256i *)(const void *)(a + 2));
+        __m256i qb0 = _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
+        __m256i qa1 = _mm256_loadu_si256((const __m256i *)(const void *)(a1 + 2));
+        __m256i qb1 = _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2));
+        acc0 = _mm256_fmadd_ps(gemini__dot_i8x32_avx2(qa0, qb0), gemini__block_scale_avx2(a, b),
+                               acc0);
+        acc1 = _mm256_fmadd_ps(gemini__dot_i8x32_avx2(qa1, qb1),
+                               gemini__block_scale_avx2(a1, b1), acc1);
+        a += 2 * GEMINI__Q8_0_BYTES;
+        b += 2 * GEMINI__Q8_0_BYTES;
+    }
+    if (block < n_blocks) {
+        __m256i qa = _mm256_loadu_si256((const __m256i *)(const void *)(a + 2));
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
+        acc0 = _mm256_fmadd_ps(gemini__dot_i8x32_avx2(qa, qb), gemini__block_scale_avx2(a, b),
+                               acc0);
+    }
+    return gemini__hsum_avx2(_mm256_add_ps(acc0, acc1));
+}
+
+/* The 32 values of a q4_0 block as signed bytes in [-8, 7], in value order. */
+GEMINI__AVX2_TARGET static __m256i gemini__unpack_q4_0_avx2(const uint8_t *block)
+{
+    const __m128i low_mask = _mm_set1_epi8(0x0f);
+    __m128i packed = _mm_loadu_si128((const __m128i *)(const void *)(block + 2));
+    __m128i low = _mm_and_si128(packed, low_mask);
+    __m128i high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
+    __m256i values = _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
+    return _mm256_sub_epi8(values, _mm256_set1_epi8(8));
+}
+
+GEMINI__AVX2_TARGET static float gemini__dot_q4_0_avx2(const void *w, const void *x, int64_t n)
+{
+    const uint8_t *a = (const uint8_t *)w, *b = (const uint8_t *)x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t block, n_blocks = n / GEMINI__QK;
+    for (block = 0; block + 2 <= n_blocks; block += 2) {
+        const uint8_t *a1 = a + GEMINI__Q4_0_BYTES, *b1 = b + GEMINI__Q8_0_BYTES;
+        __m256i qb0 = _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
+        __m256i qb1 = _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2));
+        acc0 = _mm256_fmadd_ps(gemini__dot_i8x32_avx2(gemini__unpack_q4_0_avx2(a), qb0),
+                               gemini__block_scale_avx2(a, b), acc0);
+        acc1 = _mm256_fmadd_ps(gemini__dot_i8x32_avx2(gemini__unpack_q4_0_avx2(a1), qb1),
+                               gemini__block_scale_avx2(a1, b1), acc1);
+        a += 2 * GEMINI__Q4_0_BYTES;
+        b += 2 * GEMINI__Q8_0_BYTES;
+    }
+    if (block < n_blocks) {
+        __m256i qb = _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
+        acc0 = _mm256_fmadd_ps(gemini__dot_i8x32_avx2(gemini__unpack_q4_0_avx2(a), qb),
+                               gemini__block_scale_avx2(a, b), acc0);
+    }
+    return gemini__hsum_avx2(_mm256_add_ps(acc0, acc1));
+}
+
+GEMINI__AVX2_TARGET static void gemini__axpy_avx2(float *y, float a, const float *x, int64_t n)
+{
+    __m256 scale = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, _mm256_loadu_ps(x + i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* Two weight rows times two activation rows (q8_0 or q4_0 weights, q8_0 activations): out =
+   {w0.x0, w0.x1, w1.x0, w1.x1}. Each sum is accumulated exactly as the one-row kernel does it
+   (even blocks, odd blocks, then their sum), so a batch gives the same bits as single tokens;
+   the weight blocks are loaded and prepared once for both tokens. */
+/* Adds the products of one block pair (w, x) to acc: (w . x) * d_w * d_x. */
+GEMINI__AVX2_TARGET static __m256 gemini__block_product_avx2(__m256i w, __m256i magnitude,
+                                                             float dw, __m256i x,
+                                                             const uint8_t *x_block, __m256 acc)
+{
+    __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(x, w));
+    __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    return _mm256_fmadd_ps(sums, _mm256_set1_ps(dw * _cvtsh_ss(gemini__read_u16(x_block))), acc);
+}
+
+/* One block of the 2x2 product into the four accumulators acc[0..3]. */
+GEMINI__AVX2_TARGET static void gemini__block_2x2_avx2(const uint8_t *a0, const uint8_t *a1,
+                                                       int q4, const uint8_t *x0,
+                                                       const uint8_t *x1, __m256 *acc)
+{
+    __m256i w0 = q4 ? gemini__unpack_q4_0_avx2(a0)
+                    : _mm256_loadu_si256((const __m256i *)(const void *)(a0 + 2));
+    __m256i w1 = q4 ? gemini__unpack_q4_0_avx2(a1)
+                    : _mm256_loadu_si256((const __m256i *)(const void *)(a1 + 2));
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)(x0 + 2));
+    __m256i v1 = _mm256_loadu_si256((const __m256i *)(const void *)(x1 + 2));
+    __m256i m0 = _mm256_sign_epi8(w0, w0), m1 = _mm256_sign_epi8(w1, w1);
+    float d0 = _cvtsh_ss(gemini__read_u16(a0)), d1 = _cvtsh_ss(gemini__read_u16(a1));
+    acc[0] = gemini__block_product_avx2(w0, m0, d0, v0, x0, acc[0]);
+    acc[1] = gemini__block_product_avx2(w0, m0, d0, v1, x1, acc[1]);
+    acc[2] = gemini__block_product_avx2(w1, m1, d1, v0, x0, acc[2]);
+    acc[3] = gemini__block_product_avx2(w1, m1, d1, v1, x1, acc[3]);
+}
+
+GEMINI__AVX2_TARGET static void gemini__dot2x2_i8_avx2(const uint8_t *a0, const uint8_t *a1,
+                                                       int q4, const uint8_t *x0,
+                                                       const uint8_t *x1, int64_t n, float *out)
+{
+    __m256 even[4], odd[4];
+    int64_t block, n_blocks = n / GEMINI__QK;
+    int64_t a_bytes = q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES;
+    int k;
+    for (k = 0; k < 4; k++) even[k] = odd[k] = _mm256_setzero_ps();
+    for (block = 0; block + 2 <= n_blocks; block += 2) {
+        gemini__block_2x2_avx2(a0, a1, q4, x0, x1, even);
+        gemini__block_2x2_avx2(a0 + a_bytes, a1 + a_bytes, q4, x0 + GEMINI__Q8_0_BYTES,
+                               x1 + GEMINI__Q8_0_BYTES, odd);
+        a0 += 2 * a_bytes;
+        a1 += 2 * a_bytes;
+        x0 += 2 * GEMINI__Q8_0_BYTES;
+        x1 += 2 * GEMINI__Q8_0_BYTES;
+    }
+    if (block < n_blocks) gemini__block_2x2_avx2(a0, a1, q4, x0, x1, even);
+    for (k = 0; k < 4; k++) out[k] = gemini__hsum_avx2(_mm256_add_ps(even[k], odd[k]));
+}
+
+GEMINI__AVX2_TARGET static void gemini__dot2x2_q8_0_avx2(const uint8_t *w0, const uint8_t *w1,
+                                                         const uint8_t *x0, const uint8_t *x1,
+                                                         int64_t n, float *out)
+{
+    gemini__dot2x2_i8_avx2(w0, w1, 0, x0, x1, n, out);
+}
+
+GEMINI__AVX2_TARGET static void gemini__dot2x2_q4_0_avx2(const uint8_t *w0, const uint8_t *w1,
+                                                         const uint8_t *x0, const uint8_t *x1,
+                                                         int64_t n, float *out)
+{
+    gemini__dot2x2_i8_avx2(w0, w1, 1, x0, x1, n, out);
+}
+
+static const gemini__dot2x2_fn gemini__dot2x2_avx2[GEMINI_TYPE_COUNT] = {
+    NULL, NULL, NULL, gemini__dot2x2_q8_0_avx2, gemini__dot2x2_q4_0_avx2
+};
+
+static const gemini__dot_fn gemini__dot_avx2[GEMINI_TYPE_COUNT] = {
+    gemini__dot_f32_avx2, gemini__dot_f16_avx2, gemini__dot_bf16_avx2, gemini__dot_q8_0_avx2,
+    gemini__dot_q4_0_avx2
+};
+#endif /* GEMINI__HAVE_AVX2 */
+
+/* The kernel tables for this CPU (a NULL 2x2 kernel: four one-row calls instead). */
+static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
+                                                    const gemini__dot2x2_fn **dot2x2)
+{
+    static const gemini__dot2x2_fn none[GEMINI_TYPE_COUNT] = {NULL, NULL, NULL, NULL, NULL};
+#ifdef GEMINI__HAVE_AVX2
+    if (gemini__cpu_has_avx2()) {
+        *axpy = gemini__axpy_avx2;
+        *dot2x2 = gemini__dot2x2_avx2;
+        return gemini__dot_avx2;
+    }
+#endif
+    *axpy = gemini__axpy;
+    *dot2x2 = none;
+    return gemini__dot_scalar;
+}
+
+/* ---- Context --------------------------------------------------------------------------------- */
+
+struct gemini_context {
+    const gemini_model *model;
+    gemini_log_callback log_callback;
+    void *log_user_data;
+    const gemini__dot_fn *dot;      /* [GEMINI_TYPE_COUNT] kernels for this CPU */
+    const gemini__dot2x2_fn *dot2x2; /* [GEMINI_TYPE_COUNT] 2 rows x 2 tokens, or NULL */
+    gemini__axpy_fn axpy;
+    gemini__pool pool;
+    int32_t n_ctx;
+    int32_t n_batch;
+    int32_t position;               /* tokens in the cache */
+
+    /* KV cache: post-RoPE keys and values; slot of position p is p % capacity */
+    float **k_cache;                /* (L) -> (capacity, Hkv*D) */
+    float **v_cache;                /* (L) -> (capacity, Hkv*D) */
+    int32_t *capacity;              /* (L) n_ctx; local layers min(n_ctx, W + n_batch - 1) */
+
+    /* activations of one batch of B <= n_batch tokens */
+    float *x;                       /* (B, d) residual stream */
+    float *xn;                      /* (B, d) normed input of a sub-block */
+    float *q;                       /* (B, H*D) */
+    float *k;                       /* (B, Hkv*D) */
+    float *v;                       /* (B, Hkv*D) */
+    float *attn;                    /* (B, H*D) attention output */
+    float *proj;                    /* (B, d) output of a sub-block */
+    float *gate;                    /* (B, F) */
+    float *up;                      /* (B, F) */
+    uint8_t *x_q8;                  /* (B, max_in / 32 * 34) q8_0 copy of a matmul input */
+    float *scores;                  /* (threads, n_ctx) attention weights per thread */
+    float *inv_freq_global;         /* (D/2) */
+    float *inv_freq_local;          /* (D/2) */
+    float *cos_global, *sin_global; /* (B, D/2) */
+    float *cos_local, *sin_local;   /* (B, D/2) */
+};
+
+GEMINI_API gemini_context_params gemini_context_default_params(void)
+{
+    gemini_context_params params;
+    memset(&params, 0, sizeof params);
+    params.n_ctx = 4096;
+    params.n_batch = 256;
+    params.n_threads = gemini__online_cpus();
+    params.seed = 0x5eed;
+    params.log_callback = gemini__default_log;
+    params.log_user_data = gemini__default_log_user_data;
+    return params;
+}
+
+GEMINI_API void gemini_context_free(gemini_context *ctx)
+{
+    int32_t i;
+    if (ctx == NULL) return;
+    gemini__pool_stop(&ctx->pool);
+    if (ctx->k_cache != NULL)
+        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->k_cache[i]);
+    if (ctx->v_cache != NULL)
+        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->v_cache[i]);
+    GEMINI_FREE(ctx->k_cache);
+    GEMINI_FREE(ctx->v_cache);
+    GEMINI_FREE(ctx->capacity);
+    gemini__aligned_free(ctx->x);
+    gemini__aligned_free(ctx->xn);
+    gemini__aligned_free(ctx->q);
+    gemini__aligned_free(ctx->k);
+    gemini__aligned_free(ctx->v);
+    gemini__aligned_free(ctx->attn);
+    gemini__aligned_free(ctx->proj);
+    gemini__aligned_free(ctx->gate);
+    gemini__aligned_free(ctx->up);
+    gemini__aligned_free(ctx->x_q8);
+    gemini__aligned_free(ctx->scores);
+    gemini__aligned_free(ctx->inv_freq_global);
+    gemini__aligned_free(ctx->inv_freq_local);
+    gemini__aligned_free(ctx->cos_global);
+    gemini__aligned_free(ctx->sin_global);
+    gemini__aligned_free(ctx->cos_local);
+    gemini__aligned_free(ctx->sin_local);
+    GEMINI_FREE(ctx);
+}
+
+/* RoPE frequencies as HF computes them in f32: 1 / base^(2i/D), divided by the linear scale. */
+static void gemini__rope_frequencies(float *inv_freq, int32_t head_dim, float base, float scale)
+{
+    int32_t i;
+    for (i = 0; i < head_dim / 2; i++) {
+        float exponent = (float)(2 * i) / (float)head_dim;
+        inv_freq[i] = 1.0f / powf(base, exponent) / scale;
+    }
+}
+
+static gemini_result gemini__check_context_params(const gemini_context_params *params)
+{
+    if (params->n_ctx < 1 || params->n_ctx > GEMINI__MAX_CTX)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "n_ctx %d is outside [1, %d]",
+                            params->n_ctx, GEMINI__MAX_CTX);
+    if (params->n_batch < 1 || params->n_batch > GEMINI__MAX_BATCH)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "n_batch %d is outside [1, %d]",
+                            params->n_batch, GEMINI__MAX_BATCH);
+    if (params->n_threads < 1 || params->n_threads > GEMINI__MAX_THREADS)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "n_threads %d is outside [1, %d]",
+                            params->n_threads, GEMINI__MAX_THREADS);
+    return GEMINI_OK;
+}
+
+/* KV slots of layer i: all n_ctx positions, or a ring of W + n_batch - 1 on local layers (a
+   batch writes its keys before its first query reads the oldest one it needs). */
+static int64_t gemini__layer_capacity(const gemini_model *model, int32_t layer,
+                                      const gemini_context_params *params)
+{
+    int64_t capacity = params->n_ctx;
+    int64_t ring = (int64_t)model->hparams.sliding_window + params->n_batch - 1;
+    if (model->layers[layer].is_local && ring < capacity) capacity = ring;
+    return capacity;
+}
+
+GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
+                                                    const gemini_context_params *params_in,
+                                                    uint64_t *bytes)
+{
+    gemini_context_params params;
+    const gemini_model_hparams *hp;
+    int64_t d, q_dim, kv_dim, f, max_in, B, total = 0;
+    gemini_result result;
+    int32_t i;
+    if (model == NULL || bytes == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_memory_size: NULL");
+    params = params_in != NULL ? *params_in : gemini_context_default_params();
+    if ((result = gemini__check_context_params(&params)) != GEMINI_OK) return result;
+    hp = &model->hparams;
+    d = hp->hidden_size;
+    q_dim = (int64_t)hp->num_heads * hp->head_dim;
+    kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
+    f = hp->intermediate_size;
+    max_in = d > q_dim ? d : q_dim;
+    max_in = max_in > f ? max_in : f;
+    B = params.n_batch;
+
+    /* KV cache, activations, q8_0 input copy, per-thread scores, RoPE tables */
+    for (i = 0; i < hp->num_layers; i++)
+        total += 2 * gemini__layer_capacity(model, i, &params) * kv_dim * 4;
+    total += B * (3 * d + 2 * q_dim + 2 * kv_dim + 2 * f) * 4;
+    total += B * (max_in / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
+    total += (int64_t)params.n_threads * params.n_ctx * 4;
+    total += (4 * B + 2) * (hp->head_dim / 2) * 4;
+    *bytes = (uint64_t)total;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
+                                               const gemini_context_params *params_in,
+                                               gemini_context **out)
+{
+    gemini_context_params params;
+    const gemini_model_hparams *hp;
+    gemini_context *ctx;
+    int64_t d, q_dim, kv_dim, f, max_in, B, half;
+    int32_t i, n_threads;
+    gemini_result result;
+
+    if (out != NULL) *out = NULL;
+    if (model == NULL || out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_create: NULL argument");
+    params = params_in != NULL ? *params_in : gemini_context_default_params();
+    hp = &model->hparams;
+    if ((result = gemini__check_context_params(&params)) != GEMINI_OK) return result;
+
+    ctx = (gemini_context *)GEMINI_MALLOC(sizeof(gemini_context));
+    if (ctx == NULL) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for a context");
+    memset(ctx, 0, sizeof *ctx);
+    ctx->model = model;
+    ctx->log_callback = params.log_callback;
+    ctx->log_user_data = params.log_user_data;
+    ctx->dot = gemini__select_kernels(&ctx->axpy, &ctx->dot2x2);
+    ctx->n_ctx = params.n_ctx;
+    ctx->n_batch = params.n_batch;
+    ctx->pool.n_threads = 1;
+
+    d = hp->hidden_size;
+    q_dim = (int64_t)hp->num_heads * hp->head_dim;
+    kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
+    f = hp->intermediate_size;
+    max_in = d > q_dim ? d : q_dim;
+    max_in = max_in > f ? max_in : f;
+    B = params.n_batch;
+    half = hp->head_dim / 2;
+
+    /* KV cache */
+    ctx->k_cache = (float **)GEMINI_MALLOC(sizeof(float *) * (size_t)hp->num_layers);
+    ctx->v_cache = (float **)GEMINI_MALLOC(sizeof(float *) * (size_t)hp->num_layers);
+    ctx->capacity = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) * (size_t)hp->num_layers);
+    if (!ctx->k_cache || !ctx->v_cache || !ctx->capacity) goto out_of_memory;
+    memset(ctx->k_cache, 0, sizeof(float *) * (size_t)hp->num_layers);
+    memset(ctx->v_cache, 0, sizeof(float *) * (size_t)hp->num_layers);
+    for (i = 0; i < hp->num_layers; i++) {
+        int64_t capacity = gemini__layer_capacity(model, i, &params);
+        ctx->capacity[i] = (int32_t)capacity;
+        ctx->k_cache[i] = gemini__alloc_floats(capacity * kv_dim);
+        ctx->v_cache[i] = gemini__alloc_floats(capacity * kv_dim);
+        if (!ctx->k_cache[i] || !ctx->v_cache[i]) goto out_of_memory;
+    }
+
+    /* Scratch for one batch */
+    ctx->x = gemini__alloc_floats(B * d);
+    ctx->xn = gemini__alloc_floats(B * d);
+    ctx->q = gemini__alloc_floats(B * q_dim);
+    ctx->k = gemini__alloc_floats(B * kv_dim);
+    ctx->v = gemini__alloc_floats(B * kv_dim);
+    ctx->attn = gemini__alloc_floats(B * q_dim);
+    ctx->proj = gemini__alloc_floats(B * d);
+    ctx->gate = gemini__alloc_floats(B * f);
+    ctx->up = gemini__alloc_floats(B * f);
+    ctx->x_q8 = (uint8_t *)gemini__aligned_malloc((size_t)(B * (max_in / GEMINI__QK + 1) *
+                                                           GEMINI__Q8_0_BYTES));
+    ctx->inv_freq_global = gemini__alloc_floats(half);
+    ctx->inv_freq_local = gemini__alloc_floats(half);
+    ctx->cos_global = gemini__alloc_floats(B * half);
+    ctx->sin_global = gemini__alloc_floats(B * half);
+    ctx->cos_local = gemini__alloc_floats(B * half);
+    ctx->sin_local = gemini__alloc_floats(B * half);
+    if (!ctx->x || !ctx->xn || !ctx->q || !ctx->k || !ctx->v || !ctx->attn || !ctx->proj ||
+        !ctx->gate || !ctx->up || !ctx->x_q8 || !ctx->inv_freq_global || !ctx->inv_freq_local ||
+        !ctx->cos_global || !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
+        goto out_of_memory;
+    gemini__rope_frequencies(ctx->inv_freq_global, hp->head_dim, hp->rope_theta, hp->rope_scale);
+    gemini__rope_frequencies(ctx->inv_freq_local, hp->head_dim, hp->rope_theta_local, 1.0f);
+
+    /* Threads, then one attention-weights row per thread */
+    n_threads = gemini__pool_start(&ctx->pool, params.n_threads);
+    if (n_threads < params.n_threads)
+        gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_WARN,
+                    "started %d of %d threads", n_threads, params.n_threads);
+    ctx->scores = gemini__alloc_floats((int64_t)n_threads * params.n_ctx);
+    if (ctx->scores == NULL) goto out_of_memory;
+
+    if (params.n_ctx > hp->max_position)
+        gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_WARN,
+                    "n_ctx %d exceeds the trained context of %d positions", params.n_ctx,
+                    hp->max_position);
+    gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
+                "context: n_ctx %d, n_batch %d, %d threads, kernels %s", params.n_ctx,
+                params.n_batch, n_threads, ctx->dot == gemini__dot_scalar ? "scalar" : "avx2");
+    *out = ctx;
+    return GEMINI_OK;
+
+out_of_memory:
+    gemini_context_free(ctx);
+    return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for a context of %d positions",
+                        params.n_ctx);
+}
+
+GEMINI_API void gemini_context_reset(gemini_context *ctx)
+{
+    if (ctx != NULL) ctx->position = 0;
+}
+
+GEMINI_API int32_t gemini_context_position(const gemini_context *ctx)
+{
+    return ctx != NULL ? ctx->position : 0;
+}
+
+GEMINI_API int32_t gemini_context_size(const gemini_context *ctx)
+{
+    return ctx != NULL ? ctx->n_ctx : 0;
+}
+
+/* ---- Forward pass ---------------------------------------------------------------------------- */
+
+/* y[t][r] = W[r] . x[t] for every weight row r and token t; W is (rows, cols). */
+typedef struct gemini__matmul_task {
+    gemini__dot_fn dot;
+    gemini__dot2x2_fn dot2x2;       /* or NULL */
+    const uint8_t *w;               /* (rows, row_bytes) */
+    int64_t rows, cols, row_bytes;
+    const uint8_t *x;               /* (n_tokens, x_stride bytes) */
+    int64_t x_stride;
+    float *y;                       /* (n_tokens, y_stride floats) */
+    int64_t y_stride;
+    int32_t n_tokens;
+} gemini__matmul_task;
+
+#define GEMINI__ROW_BLOCK 16 /* weight rows kept hot in cache while every token passes */
+
+static void gemini__matmul_worker(void *arg, int thread_index, int n_threads)
+{
+    const gemini__matmul_task *task = (const gemini__matmul_task *)arg;
+    int64_t begin, end, block, r, block_end;
+    int32_t t;
+    gemini__split(task->rows, thread_index, n_threads, &begin, &end);
+    for (block = begin; block < end; block += GEMINI__ROW_BLOCK) {
+        block_end = block + GEMINI__ROW_BLOCK < end ? block + GEMINI__ROW_BLOCK : end;
+        for (t = 0; t < task->n_tokens; t++) {
+            const uint8_t *x = task->x + t * task->x_stride;
+            float *y = task->y + t * task->y_stride;
+            r = block;
+            if (task->dot2x2 != NULL && t + 1 < task->n_tokens) { /* two tokens at once */
+                for (; r + 1 < block_end; r += 2) {
+                    float out[4];
+                    task->dot2x2(task->w + r * task->row_bytes,
+                                 task->w + (r + 1) * task->row_bytes, x, x + task->x_stride,
+                                 task->cols, out);
+                    y[r] = out[0];
+                    y[r + task->y_stride] = out[1];
+                    y[r + 1] = out[2];
+                    y[r + 1 + task->y_stride] = out[3];
+                }
+                if (r < block_end) {
+                    y[r] = task->dot(task->w + r * task->row_bytes, x, task->cols);
+                    y[r + task->y_stride] =
+                        task->dot(task->w + r * task->row_bytes, x + task->x_stride, task->cols);
+                }
+                t++;
+                continue;
+            }
+            for (; r < block_end; r++)
+                y[r] = task->dot(task->w + r * task->row_bytes, x, task->cols);
+        }
+    }
+}
+
+/* An operation on rows of floats, split over threads by row. */
+typedef struct gemini__rows_task {
+    int kind;                       /* 0: quantise x to q8_0 rows; 1: gate = gelu(gate) * up */
+    const float *x;                 /* (n_rows, x_stride) */
+    int64_t x_stride;
+    float *gate;                    /* (n_rows, n) */
+    const float *up;                /* (n_rows, n) */
+    uint8_t *out;                   /* (n_rows, out_stride bytes) */
+    int64_t out_stride;
+    int64_t n;                      /* values per row */
+    int32_t n_rows;
+} gemini__rows_task;
+
+static float gemini__gelu_tanh(float x);
+
+static void gemini__rows_worker(void *arg, int thread_index, int n_threads)
+{
+    const gemini__rows_task *task = (const gemini__rows_task *)arg;
+    int64_t begin, end, t, i;
+    gemini__split(task->n_rows, thread_index, n_threads, &begin, &end);
+    for (t = begin; t < end; t++) {
+        if (task->kind == 0) {
+            gemini__quantize_q8_0(task->x + t * task->x_stride, task->out + t * task->out_stride,
+                                  task->n / GEMINI__QK);
+        } else {
+            float *gate = task->gate + t * task->n;
+            const float *up = task->up + t * task->n;
+            for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_tanh(gate[i]) * up[i];
+        }
+    }
+}
+
+/* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T, split over weight rows. Quantised weights
+   take a q8_0 copy of x. */
+static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const float *x,
+                           int64_t x_stride, int32_t n_tokens, float *y, int64_t y_stride)
+{
+    gemini__matmul_task task;
+    task.dot = ctx->dot[w->type];
+    task.dot2x2 = ctx->dot2x2[w->type];
+    task.w = w->data;
+    task.rows = w->dims[0];
+    task.cols = w->dims[1];
+    task.row_bytes = gemini_type_row_bytes((gemini_type)w->type, task.cols);
+    task.y = y;
+    task.y_stride = y_stride;
+    task.n_tokens = n_tokens;
+    if (w->type == GEMINI_TYPE_Q8_0 || w->type == GEMINI_TYPE_Q4_0) {
+        int64_t q8_stride = task.cols / GEMINI__QK * GEMINI__Q8_0_BYTES;
+        gemini__rows_task rows;
+        memset(&rows, 0, sizeof rows);
+        rows.kind = 0;
+        rows.x = x;
+        rows.x_stride = x_stride;
+        rows.out = ctx->x_q8;
+        rows.out_stride = q8_stride;
+        rows.n = task.cols;
+        rows.n_rows = n_tokens;
+        if (n_tokens > 1) gemini__pool_run(&ctx->pool, gemini__rows_worker, &rows);
+        else gemini__rows_worker(&rows, 0, 1);
+        task.x = ctx->x_q8;
+        task.x_stride = q8_stride;
+    } else {
+        task.x = (const uint8_t *)x;
+        task.x_stride = x_stride * (int64_t)sizeof(float);
+    }
+    gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+}
+
+/* out = x * rsqrt(mean(x^2) + eps) * weight, where weight already holds 1 + w. */
+static void gemini__rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps)
+{
+    double sum_squares = 0.0;
+    float scale;
+    int64_t i;
+    for (i = 0; i < n; i++) sum_squares += (double)x[i] * x[i];
+    scale = (float)(1.0 / sqrt(sum_squares / (double)n + (double)eps));
+    for (i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+/* NeoX ("rotate half") RoPE on one head: pairs (i, i + D/2). */
+static void gemini__rope(float *head, const float *cos_row, const float *sin_row, int32_t D)
+{
+    int32_t i, half = D / 2;
+    for (i = 0; i < half; i++) {
+        float a = head[i], b = head[i + half];
+        head[i] = a * cos_row[i] - b * sin_row[i];
+        head[i + half] = b * cos_row[i] + a * sin_row[i];
+    }
+}
+
+static float gemini__gelu_tanh(float x)
+{
+    const float sqrt_2_over_pi = 0.7978845608028654f;
+    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
+}
+
+/* Causal (and windowed) attention of one batch against the layer's cache. */
+typedef struct gemini__attention_task {
+    gemini_context *ctx;
+    const float *k_cache, *v_cache; /* (capacity, Hkv*D) */
+    int32_t capacity;
+    int32_t window;                 /* keys visible including the current one; 0 = all */
+    int32_t first_position;         /* position of token 0 of the batch */
+    int32_t n_tokens;
+} gemini__attention_task;
+
+static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
+{
+    const gemini__attention_task *task = (const gemini__attention_task *)arg;
+    gemini_context *ctx = task->ctx;
+    const gemini_model_hparams *hp = &ctx->model->hparams;
+    int32_t D = hp->head_dim, H = hp->num_heads, group = hp->num_heads / hp->num_kv_heads;
+    int64_t kv_dim = (int64_t)hp->num_kv_heads * D;
+    float cap = hp->attn_softcap, *scores = ctx->scores + (int64_t)thread_index * ctx->n_ctx;
+    int64_t begin, end, item;
+    gemini__split((int64_t)task->n_tokens * H, thread_index, n_threads, &begin, &end);
+    for (item = begin; item < end; item++) {
+        int32_t t = (int32_t)(item / H), h = (int32_t)(item % H), kv_head = h / group;
+        int32_t position = task->first_position + t, first = 0, j, i;
+        const float *query = ctx->q + (int64_t)t * H * D + (int64_t)h * D;
+        float *out = ctx->attn + (int64_t)t * H * D + (int64_t)h * D;
+        float max_score = -INFINITY, sum = 0.0f;
+        if (task->window > 0 && position - task->window + 1 > 0)
+            first = position - task->window + 1;
+
+        /* scores = q.k * query_scale, soft-capped */
+        for (j = first; j <= position; j++) {
+            const float *key = task->k_cache + (int64_t)(j % task->capacity) * kv_dim +
+                               (int64_t)kv_head * D;
+            float s = ctx->dot[GEMINI_TYPE_F32](query, key, D) * hp->query_scale;
+            if (cap > 0.0f) s = cap * tanhf(s / cap);
+            scores[j - first] = s;
+            if (s > max_score) max_score = s;
+        }
+
+        /* softmax */
+        for (j = first; j <= position; j++) {
+            scores[j - first] = expf(scores[j - first] - max_score);
+            sum += scores[j - first];
+        }
+
+        /* out = sum_j p_j v_j */
+        for (i = 0; i < D; i++) out[i] = 0.0f;
+        for (j = first; j <= position; j++) {
+            const float *value = task->v_cache + (int64_t)(j % task->capacity) * kv_dim +
+                                 (int64_t)kv_head * D;
+            float p = scores[j - first] / sum;
+            ctx->axpy(out, p, value, D);
+        }
+    }
+}
+
+/* The logits of n_rows residual rows (stride d) into out (n_rows, vocab). */
+static void gemini__output_head(gemini_context *ctx, const float *x, int32_t n_rows, float *out)
+{
+    const gemini_model *model = ctx->model;
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t d = hp->hidden_size, vocab = hp->vocab_size, i;
+    int32_t t;
+
+    /* final norm */
+    for (t = 0; t < n_rows; t++)
+        gemini__rmsnorm(ctx->xn + t * d, x + t * d, model->output_norm, d, hp->rms_norm_eps);
+
+    /* logits = norm(x) E^T (tied) or Wout^T */
+    gemini__matmul(ctx, model->output, ctx->xn, d, n_rows, out, vocab);
+
+    /* final soft-cap */
+    if (hp->final_softcap > 0.0f) {
+        float cap = hp->final_softcap;
+        for (i = 0; i < (int64_t)n_rows * vocab; i++) out[i] = cap * tanhf(out[i] / cap);
+    }
+}
+
+/* Runs one decoder block on the batch in ctx->x (n tokens from first_position). */
+static void gemini__layer_forward(gemini_context *ctx, int32_t layer_index, int32_t n,
+                                  int32_t first_position)
+{
+    const gemini_model_hparams *hp = &ctx->model->hparams;
+    const gemini__layer *layer = &ctx->model->layers[layer_index];
+    int64_t d = hp->hidden_size, f = hp->intermediate_size, D = hp->head_dim;
+    int64_t H = hp->num_heads, Hkv = hp->num_kv_heads, q_dim = H * D, kv_dim = Hkv * D;
+    int32_t capacity = ctx->capacity[layer_index], t;
+    float eps = hp->rms_norm_eps;
+    const float *cos_table = layer->is_local ? ctx->cos_local : ctx->cos_global;
+    const float *sin_table = layer->is_local ? ctx->sin_local : ctx->sin_global;
+    gemini__attention_task attention;
+    gemini__rows_task rows;
+    int64_t h, i;
+
+    /* pre-attention norm */
+    for (t = 0; t < n; t++)
+        gemini__rmsnorm(ctx->xn + t * d, ctx->x + t * d, layer->attn_norm, d, eps);
+
+    /* q, k, v projections */
+    gemini__matmul(ctx, layer->attn_q, ctx->xn, d, n, ctx->q, q_dim);
+    gemini__matmul(ctx, layer->attn_k, ctx->xn, d, n, ctx->k, kv_dim);
+    gemini__matmul(ctx, layer->attn_v, ctx->xn, d, n, ctx->v, kv_dim);
+
+    /* QK-norm per head (Gemma 3), then RoPE */
+    for (t = 0; t < n; t++) {
+        for (h = 0; h < H; h++) {
+            float *head = ctx->q + t * q_dim + h * D;
+            if (layer->attn_q_norm) gemini__rmsnorm(head, head, layer->attn_q_norm, D, eps);
+            gemini__rope(head, cos_table + t * (D / 2), sin_table + t * (D / 2), (int32_t)D);
+        }
+        for (h = 0; h < Hkv; h++) {
+            float *head = ctx->k + t * kv_dim + h * D;
+            if (layer->attn_k_norm) gemini__rmsnorm(head, head, layer->attn_k_norm, D, eps);
+            gemini__rope(head, cos_table + t * (D / 2), sin_table + t * (D / 2), (int32_t)D);
+        }
+    }
+
+    /* store k and v in the cache (a ring for local layers) */
+    for (t = 0; t < n; t++) {
+        int64_t slot = (first_position + t) % capacity;
+        memcpy(ctx->k_cache[layer_index] + slot * kv_dim, ctx->k + t * kv_dim,
+               (size_t)kv_dim * sizeof(float));
+        memcpy(ctx->v_cache[layer_index] + slot * kv_dim, ctx->v + t * kv_dim,
+               (size_t)kv_dim * sizeof(float));
+    }
+
+    /* attention over the cache */
+    attention.ctx = ctx;
+    attention.k_cache = ctx->k_cache[layer_index];
+    attention.v_cache = ctx->v_cache[layer_index];
+    attention.capacity = capacity;
+    attention.window = layer->is_local ? hp->sliding_window : 0;
+    attention.first_position = first_position;
+    attention.n_tokens = n;
+    gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
+
+    /* output projection, post-attention norm (Gemma 2/3), residual */
+    gemini__matmul(ctx, layer->attn_out, ctx->attn, q_dim, n, ctx->proj, d);
+    for (t = 0; t < n; t++) {
+        float *proj = ctx->proj + t * d, *x = ctx->x + t * d;
+        if (layer->post_attn_norm) gemini__rmsnorm(proj, proj, layer->post_attn_norm, d, eps);
+        for (i = 0; i < d; i++) x[i] += proj[i];
+    }
+
+    /* pre-MLP norm */
+    for (t = 0; t < n; t++)
+        gemini__rmsnorm(ctx->xn + t * d, ctx->x + t * d, layer->ffn_norm, d, eps);
+
+    /* GeGLU: down(gelu_tanh(gate(x)) * up(x)) */
+    gemini__matmul(ctx, layer->ffn_gate, ctx->xn, d, n, ctx->gate, f);
+    gemini__matmul(ctx, layer->ffn_up, ctx->xn, d, n, ctx->up, f);
+    memset(&rows, 0, sizeof rows);
+    rows.kind = 1;
+    rows.gate = ctx->gate;
+    rows.up = ctx->up;
+    rows.n = f;
+    rows.n_rows = n;
+    if (n > 1) gemini__pool_run(&ctx->pool, gemini__rows_worker, &rows);
+    else gemini__rows_worker(&rows, 0, 1);
+    gemini__matmul(ctx, layer->ffn_down, ctx->gate, f, n, ctx->proj, d);
+
+    /* post-MLP norm (Gemma 2/3), residual */
+    for (t = 0; t < n; t++) {
+        float *proj = ctx->proj + t * d, *x = ctx->x + t * d;
+        if (layer->post_ffn_norm) gemini__rmsnorm(proj, proj, layer->post_ffn_norm, d, eps);
+        for (i = 0; i < d; i++) x[i] += proj[i];
+    }
+}
+
+/* Runs n <= n_batch tokens at the current position. logits: NULL, one row per token
+   (all_logits) or one row for the last token. */
+static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, int32_t n,
+                                  float *logits, int all_logits)
+{
+    const gemini_model *model = ctx->model;
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t d = hp->hidden_size, half = hp->head_dim / 2, i;
+    int64_t embd_row_bytes = gemini_type_row_bytes((gemini_type)model->token_embd->type, d);
+    int32_t t, layer;
+
+    /* token embeddings * embed_scale */
+    for (t = 0; t < n; t++) {
+        float *x = ctx->x + t * d;
+        gemini__dequantize((gemini_type)model->token_embd->type,
+                           model->token_embd->data + tokens[t] * embd_row_bytes, x, d);
+        for (i = 0; i < d; i++) x[i] *= hp->embed_scale;
+    }
+
+    /* RoPE angles of every token, for global and local layers */
+    for (t = 0; t < n; t++) {
+        float position = (float)(ctx->position + t);
+        for (i = 0; i < half; i++) {
+            float angle_global = position * ctx->inv_freq_global[i];
+            float angle_local = position * ctx->inv_freq_local[i];
+            ctx->cos_global[t * half + i] = (float)cos((double)angle_global);
+            ctx->sin_global[t * half + i] = (float)sin((double)angle_global);
+            ctx->cos_local[t * half + i] = (float)cos((double)angle_local);
+            ctx->sin_local[t * half + i] = (float)sin((double)angle_local);
+        }
+    }
+
+    /* decoder blocks */
+    for (layer = 0; layer < hp->num_layers; layer++)
+        gemini__layer_forward(ctx, layer, n, ctx->position);
+
+    /* output head */
+    if (logits != NULL) {
+        if (all_logits) gemini__output_head(ctx, ctx->x, n, logits);
+        else gemini__output_head(ctx, ctx->x + (int64_t)(n - 1) * d, 1, logits);
+    }
+    ctx->position += n;
+}
+
+GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *tokens,
+                                       int32_t n_tokens, float *logits_out, int all_logits)
+{
+    int32_t i, vocab;
+    if (ctx == NULL || tokens == NULL || n_tokens < 1)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode: NULL or no tokens");
+    vocab = ctx->model->hparams.vocab_size;
+    if (n_tokens > ctx->n_ctx - ctx->position)
+        return gemini__fail(GEMINI_ERR_CONTEXT_FULL, "%d tokens at position %d exceed the "
+                            "context of %d", n_tokens, ctx->position, ctx->n_ctx);
+    for (i = 0; i < n_tokens; i++) {
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "token %d (index %d) is outside "
+                                "[0, %d)", tokens[i], i, vocab);
+    }
+    for (i = 0; i < n_tokens; i += ctx->n_batch) {
+        int32_t n = n_tokens - i < ctx->n_batch ? n_tokens - i : ctx->n_batch;
+        int last = i + n == n_tokens;
+        float *rows = NULL;
+        if (logits_out != NULL && all_logits) rows = logits_out + (int64_t)i * vocab;
+        else if (logits_out != NULL && last) rows = logits_out;
+        gemini__forward_batch(ctx, tokens + i, n, rows, all_logits);
+    }
+    return GEMINI_OK;
+}
+
+/* ---- Sampling -------------------------------------------------------------------------------- */
+
+struct gemini_sampler {
+    gemini_sampler_params params;
+    int32_t n_vocab;
+    uint64_t rng;                   /* splitmix64 state */
+    int32_t *history;               /* (repetition_window) ring of recent tokens */
+    int32_t history_count, history_next;
+    float *logits;                  /* (n_vocab) penalised copy */
+    int32_t *candidates;            /* (n_vocab) ids, best first */
+    float *weights;                 /* (n_vocab) unnormalised probabilities of candidates */
+};
+
+GEMINI_API gemini_sampler_params gemini_sampler_default_params(void)
+{
+    gemini_sampler_params params;
+    memset(&params, 0, sizeof params);
+    params.temperature = 0.8f;
+    params.top_k = 40;
+    params.top_p = 0.95f;
+    params.min_p = 0.05f;
+    params.repetition_penalty = 1.0f;
+    params.repetition_window = 64;
+    params.seed = 0x5eed;
+    return params;
+}
+
+GEMINI_API void gemini_sampler_free(gemini_sampler *sampler)
+{
+    if (sampler == NULL) return;
+    GEMINI_FREE(sampler->history);
+    GEMINI_FREE(sampler->logits);
+    GEMINI_FREE(sampler->candidates);
+    GEMINI_FREE(sampler->weights);
+    GEMINI_FREE(sampler);
+}
+
+GEMINI_API gemini_result gemini_sampler_create(const gemini_sampler_params *params_in,
+                                               int32_t n_vocab, gemini_sampler **out)
+{
+    gemini_sampler_params params;
+    gemini_sampler *sampler;
+    if (out != NULL) *out = NULL;
+    if (out == NULL || n_vocab < 1)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_sampler_create: NULL out or "
+                            "n_vocab %d", n_vocab);
+    params = params_in != NULL ? *params_in : gemini_sampler_default_params();
+    if (!(params.top_p >= 0.0f && params.top_p <= 1.0f) ||
+        !(params.min_p >= 0.0f && params.min_p <= 1.0f) ||
+        !(params.repetition_penalty > 0.0f) || params.temperature != params.temperature ||
+        params.repetition_window < 0 || params.repetition_window > 65536)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "sampler parameter out of range "
+                            "(top_p %g, min_p %g, penalty %g, window %d)", params.top_p,
+                            params.min_p, params.repetition_penalty, params.repetition_window);
+    sampler = (gemini_sampler *)GEMINI_MALLOC(sizeof(gemini_sampler));
+    if (sampler == NULL) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory");
+    memset(sampler, 0, sizeof *sampler);
+    sampler->params = params;
+    sampler->n_vocab = n_vocab;
+    sampler->rng = params.seed;
+    sampler->history = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) *
+                                                (size_t)(params.repetition_window + 1));
+    sampler->logits = (float *)GEMINI_MALLOC(sizeof(float) * (size_t)n_vocab);
+    sampler->candidates = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) * (size_t)n_vocab);
+    sampler->weights = (float *)GEMINI_MALLOC(sizeof(float) * (size_t)n_vocab);
+    if (!sampler->history || !sampler->logits || !sampler->candidates || !sampler->weights) {
+        gemini_sampler_free(sampler);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for a sampler");
+    }
+    *out = sampler;
+    return GEMINI_OK;
+}
+
+GEMINI_API void gemini_sampler_accept(gemini_sampler *sampler, int32_t token)
+{
+    if (sampler == NULL || sampler->params.repetition_window == 0) return;
+    sampler->history[sampler->history_next] = token;
+    sampler->history_next = (sampler->history_next + 1) % sampler->params.repetition_window;
+    if (sampler->history_count < sampler->params.repetition_window) sampler->history_count++;
+}
+
+/* splitmix64: a uniform double in [0, 1). */
+static double gemini__random_unit(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Candidate order: higher logit first, lower id on ties. */
+static int gemini__better(const float *logits, int32_t a, int32_t b)
+{
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+}
+
+/* Restores the heap below `root` (worst candidate at the root) within ids[0, n). */
+static void gemini__sift_down(const float *logits, int32_t *ids, int32_t root, int32_t n)
+{
+    int32_t child, tmp;
+    for (; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && gemini__better(logits, ids[child], ids[child + 1])) child++;
+        if (!gemini__better(logits, ids[root], ids[child])) break;
+        tmp = ids[root];
+        ids[root] = ids[child];
+        ids[child] = tmp;
+    }
+}
+
+/* Sorts ids best first (heap sort: no recursion, no global state). */
+static void gemini__sort_candidates(const float *logits, int32_t *ids, int32_t n)
+{
+    int32_t i, tmp;
+    for (i = n / 2 - 1; i >= 0; i--) gemini__sift_down(logits, ids, i, n);
+    for (i = n - 1; i > 0; i--) {
+        tmp = ids[0];
+        ids[0] = ids[i];
+        ids[i] = tmp;
+        gemini__sift_down(logits, ids, 0, i);
+    }
+}
+
+/* sampler->logits = the logits with NaN as -inf, +inf as FLT_MAX, and the repetition penalty
+   applied once per distinct recent token. */
+static void gemini__penalised_logits(gemini_sampler *sampler, const float *logits_in)
+{
+    const gemini_sampler_params *p = &sampler->params;
+    float *logits = sampler->logits;
+    int32_t i, j;
+    for (i = 0; i < sampler->n_vocab; i++) {
+        float value = logits_in[i];
+        logits[i] = value != value ? -INFINITY : value > FLT_MAX ? FLT_MAX : value;
+    }
+    if (p->repetition_penalty == 1.0f) return;
+    for (i = 0; i < sampler->history_count; i++) {
+        int32_t token = sampler->history[i], seen = 0;
+        for (j = 0; j < i; j++) seen |= sampler->history[j] == token;
+        if (seen || token < 0 || token >= sampler->n_vocab) continue;
+        if (logits[token] > 0.0f) logits[token] /= p->repetition_penalty;
+        else logits[token] *= p->repetition_penalty;
+    }
+}
+
+/* Fills sampler->candidates best first (the top k, or every token at or above `threshold`)
+   and their weights exp((l - max) / T); returns the count and sets *total to the normaliser
+   (over the top k, or over every token). */
+static int32_t gemini__collect_candidates(gemini_sampler *sampler, float max_logit,
+                                          double threshold, double *total)
+{
+    const gemini_sampler_params *p = &sampler->params;
+    const float *logits = sampler->logits;
+    int32_t *candidates = sampler->candidates;
+    int32_t n = 0, i, k = p->top_k;
+    int use_top_k = k > 0 && k < sampler->n_vocab;
+    double temperature = p->temperature;
+
+    if (use_top_k) { /* partial selection: insertion into a sorted prefix of at most k */
+        for (i = 0; i < sampler->n_vocab; i++) {
+            int32_t at;
+            if (logits[i] == -INFINITY) continue;
+            if (n == k && !gemini__better(logits, i, candidates[n - 1])) continue;
+            at = n < k ? n++ : k - 1;
+            while (at > 0 && gemini__better(logits, i, candidates[at - 1])) {
+                candidates[at] = candidates[at - 1];
+                at--;
+            }
+            candidates[at] = i;
+        }
+    } else {
+        for (i = 0; i < sampler->n_vocab; i++)
+            if ((double)logits[i] >= threshold && logits[i] > -INFINITY) candidates[n++] = i;
+        gemini__sort_candidates(logits, candidates, n);
+    }
+
+    *total = 0.0;
+    for (i = 0; i < n; i++) {
+        sampler->weights[i] = (float)exp((double)(logits[candidates[i]] - max_logit) /
+                                         temperature);
+        if (use_top_k) *total += sampler->weights[i];
+    }
+    if (!use_top_k) {
+        for (i = 0; i < sampler->n_vocab; i++)
+            if (logits[i] > -INFINITY)
+                *total += exp((double)(logits[i] - max_logit) / temperature);
+    }
+    return n;
+}
+
+GEMINI_API gemini_result gemini_sample(gemini_sampler *sampler, const float *logits_in,
+                                       int32_t *token_out)
+{
+    const gemini_sampler_params *p;
+    const float *logits;
+    int32_t n, i, best, kept;
+    double total, threshold, cumulative, draw;
+
+    if (sampler == NULL || logits_in == NULL || token_out == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_sample: NULL argument");
+    p = &sampler->params;
+    logits = sampler->logits;
+
+    /* penalised copy */
+    gemini__penalised_logits(sampler, logits_in);
+
+    /* greedy: argmax, lowest id on ties */
+    best = 0;
+    for (i = 1; i < sampler->n_vocab; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (p->temperature <= 0.0f || logits[best] == -INFINITY) {
+        *token_out = best;
+        gemini_sampler_accept(sampler, best);
+        return GEMINI_OK;
+    }
+
+    /* candidates and their probabilities at temperature T */
+    threshold = p->min_p > 0.0f
+                    ? (double)logits[best] + (double)p->temperature * log((double)p->min_p)
+                    : -INFINITY;
+    n = gemini__collect_candidates(sampler, logits[best], threshold, &total);
+
+    /* top-p: the shortest prefix whose probability reaches p */
+    kept = n;
+    if (p->top_p < 1.0f) {
+        cumulative = 0.0;
+        for (i = 0; i < n; i++) {
+            cumulative += sampler->weights[i] / total;
+            if (cumulative >= p->top_p) {
+                kept = i + 1;
+                break;
+            }
+        }
+    }
+
+    /* min-p: drop the tail below min_p * p(best) (the best always stays) */
+    for (i = 1; i < kept; i++) {
+        if ((double)logits[sampler->candidates[i]] < threshold) {
+            kept = i;
+            break;
+        }
+    }
+
+    /* draw from the kept prefix, renormalised */
+    total = 0.0;
+    for (i = 0; i < kept; i++) total += sampler->weights[i];
+    draw = gemini__random_unit(&sampler->rng) * total;
+    cumulative = 0.0;
+    best = sampler->candidates[kept - 1];
+    for (i = 0; i < kept; i++) {
+        cumulative += sampler->weights[i];
+        if (draw < cumulative) {
+            best = sampler->candidates[i];
+            break;
+        }
+    }
+    *token_out = best;
+    gemini_sampler_accept(sampler, best);
+    return GEMINI_OK;
+}
+
+/* ---- Chat template --------------------------------------------------------------------------- */
+
+GEMINI_API gemini_result gemini_chat_user_turn(const char *user_text, char *out, size_t out_size,
+                                               size_t *out_length)
+{
+    static const char prefix[] = "<start_of_turn>user\n";
+    static const char suffix[] = "<end_of_turn>\n<start_of_turn>model\n";
+    size_t text_length, length;
+    if (user_text == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_chat_user_turn: NULL text");
+    text_length = strlen(user_text);
+    length = sizeof prefix - 1 + text_length + sizeof suffix - 1;
+    if (out_length != NULL) *out_length = length;
+    if (out == NULL || out_size < length + 1)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_chat_user_turn: the buffer "
+                            "needs %llu bytes", (unsigned long long)(length + 1));
+    memcpy(out, prefix, sizeof prefix - 1);
+    memcpy(out + sizeof prefix - 1, user_text, text_length);
+    memcpy(out + sizeof prefix - 1 + text_length, suffix, sizeof suffix);
+    return GEMINI_OK;
+}
+
+#endif /* GEMINI_IMPLEMENTATION */
