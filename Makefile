@@ -12,7 +12,7 @@ MODELS   := models
 HEADERS  := gemini.h gemini_tokenizer.h gemini_audio.h gemini_vision.h
 PROGRAMS := $(BUILD)/gemini-convert $(BUILD)/gemini-generate $(BUILD)/gemini-tokenize
 TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BUILD)/test_real \
-            $(BUILD)/test_audio $(BUILD)/test_vision
+            $(BUILD)/test_audio $(BUILD)/test_vision $(BUILD)/test_real_reference
 
 GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini

@@ -3,7 +3,11 @@
    Usage: test_real MODEL_Q8_0.gemini [MODEL_F32.gemini]
 
    - the model loads and its tensor checksums hold;
-   - greedy continuation of "The capital of France is" names Paris;
+   - greedy continuations name Paris where the transformers reference on the same weights does:
+     after "The capital of France is the city of" and after "Question: What is the capital of
+     France?\nAnswer:". (After plain "The capital of France is" the reference itself continues
+     " the capital of the country of France..." with " Paris" third; test_real_reference checks
+     that we follow it token for token, see tests/fixtures/gemma3-270m/README.md.)
    - a batched prefill gives the same logits as token-by-token decoding (within 1e-4 of the
      largest logit: the two paths sum in different orders);
    - 1 and 2 threads give identical logits;
@@ -67,6 +71,35 @@ static int prompt_logits(const gemini_model *model, const int32_t *ids, int n, i
     return ok;
 }
 
+/* Greedy continuation of prompt (BOS first), up to 16 tokens, decoded into text. */
+static int greedy_text(const gemini_model *model, const gemini_tok *tok, const char *prompt,
+                       char *text, size_t cap)
+{
+    int32_t ids[64], generated[16], n_ids = 0, n_generated = 0, step;
+    int vocab = gemini_model_vocab_size(model), ok;
+    float *row = (float *)malloc((size_t)vocab * sizeof(float));
+    gemini_context *ctx = new_context(model, 64, 2);
+    size_t length = 0;
+
+    ok = row && ctx &&
+         gemini_tok_encode(tok, prompt, strlen(prompt), GEMINI_TOK_ADD_BOS, ids, 64, &n_ids) ==
+             GEMINI_OK &&
+         gemini_decode(ctx, ids, n_ids, row, 0) == GEMINI_OK;
+    for (step = 0; ok && step < 16; step++) {
+        int32_t next = argmax(row, vocab);
+        generated[n_generated++] = next;
+        if (next == 1 || gemini_decode(ctx, &next, 1, row, 0) != GEMINI_OK)
+            break;
+    }
+    gemini_context_free(ctx);
+    free(row);
+    text[0] = 0;
+    if (ok && gemini_tok_decode(tok, generated, (size_t)n_generated, text, cap, &length) !=
+                  GEMINI_OK)
+        ok = 0;
+    return ok;
+}
+
 static double relative_error(const float *a, const float *ref, long count)
 {
     double max_ref = 0, max_diff = 0;
@@ -85,13 +118,11 @@ int main(int argc, char **argv)
     const char *prompt = "The capital of France is";
     gemini_model *model = NULL, *model_f32 = NULL;
     gemini_tok *tok = NULL;
-    int32_t ids[64], generated[16];
+    int32_t ids[64];
     int32_t n_ids = 0;
-    int vocab, step, n_generated = 0;
-    float *batch = NULL, *stepwise = NULL, *threaded = NULL, *row;
+    int vocab, step;
+    float *batch = NULL, *stepwise = NULL, *threaded = NULL;
     char text[1024], detail[1200];
-    size_t text_len = 0;
-    gemini_context *ctx;
 
     if (argc < 2) {
         fprintf(stderr, "usage: test_real MODEL_Q8_0.gemini [MODEL_F32.gemini]\n");
@@ -117,25 +148,17 @@ int main(int argc, char **argv)
     if (n_ids <= 1)
         goto done;
 
-    /* Greedy continuation names Paris. */
-    row = (float *)malloc((size_t)vocab * sizeof(float));
-    ctx = new_context(model, 64, 2);
-    if (row && ctx && gemini_decode(ctx, ids, n_ids, row, 0) == GEMINI_OK) {
-        for (step = 0; step < 16; step++) {
-            int32_t next = argmax(row, vocab);
-            generated[n_generated++] = next;
-            if (next == 1 || gemini_decode(ctx, &next, 1, row, 0) != GEMINI_OK)
-                break;
-        }
+    /* Greedy continuations name Paris where the reference does. */
+    for (step = 0; step < 2; step++) {
+        const char *paris_prompts[2] = {"The capital of France is the city of",
+                                        "Question: What is the capital of France?\nAnswer:"};
+        int ok = greedy_text(model, tok, paris_prompts[step], text, sizeof text);
+        char *newline;
+        while ((newline = strchr(text, '\n')) != NULL) /* keep the report on one line */
+            *newline = '|';
+        snprintf(detail, sizeof detail, "\"%s\" + \"%s\"", paris_prompts[step], text);
+        check(ok && strstr(text, "Paris") != NULL, "greedy continuation names Paris", detail);
     }
-    gemini_context_free(ctx);
-    free(row);
-    text[0] = 0;
-    if (gemini_tok_decode(tok, generated, n_generated, text, sizeof text - 1, &text_len) ==
-        GEMINI_OK)
-        text[text_len < sizeof text ? text_len : sizeof text - 1] = 0;
-    snprintf(detail, sizeof detail, "\"%s%s\"", prompt, text);
-    check(strstr(text, "Paris") != NULL, "greedy continuation names Paris", detail);
 
     /* Batched prefill against token by token, and 2 threads against 1. */
     batch = (float *)malloc((size_t)n_ids * vocab * sizeof(float));
