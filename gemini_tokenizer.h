@@ -1,4 +1,5 @@
-/* gemini_tokenizer.h - SentencePiece-exact tokenization, a single-file C99 library.
+/* gemini_tokenizer.h - SentencePiece-exact and byte-level BPE tokenization, a single-file C99
+   library.
 
    Part of gemini.h. Usable on its own: do this in exactly one C or C++ file
 
@@ -30,10 +31,22 @@
        (ties: leftmost) with UNUSED pieces split again, unigram Viterbi, byte fallback and
        merged unknowns. Decoding follows SentencePiece's Decode (newer rule for the first
        leading space, see gemini_tok_decode), also as a stream that never cuts a character.
+       Byte-level BPE (GPT-2 style, as Whisper uses it): read from a Hugging Face tokenizer.json
+       whose pre-tokeniser is ByteLevel, or from arrays (gemini_tok_create_bpe). The GPT-2
+       pre-tokenisation pattern is hand-coded with a Unicode letter/number table (Unicode
+       version in GEMINI__TOK_UNICODE_VERSION), merges apply by rank, ids equal those of the
+       tokenizers library and tiktoken (see tests/tokenizer/whisper_*).
 
    Limitations
        - WORD and CHAR SentencePiece models, the denormalizer_spec and sampling (subword
-         regularisation) are not supported; byte-level BPE (Whisper) is not implemented yet.
+         regularisation) are not supported.
+       - Byte-level BPE tokenizer.json: only a plain ByteLevel pre-tokeniser (use_regex true,
+         add_prefix_space false) with no normaliser; other pre-tokeniser patterns (GPT-4 /
+         Llama 3 style Split + ByteLevel) give GEMINI_ERR_UNSUPPORTED. All added tokens, special
+         or not, are recognised in text only with GEMINI_TOK_PARSE_SPECIAL (as tiktoken and
+         OpenAI's Whisper treat them; the tokenizers library always splits out non-special
+         ones such as Whisper's timestamps). Characters assigned after the table's Unicode
+         version count as "other" for the pattern.
        - tokenizer.json: only the normalisers and pre-tokenisers that SentencePiece conversions
          produce (Replace " "->U+2581, Prepend U+2581, Precompiled, Strip, Metaspace, Split " ").
          BPE scores are made from merge ranks; bos/eos/pad are found by name (<bos>/<s>,
@@ -100,7 +113,7 @@ typedef struct gemini_tok gemini_tok;
 typedef enum gemini_tok_model_kind {
     GEMINI_TOK_UNIGRAM = 1,   /* SentencePiece unigram (Viterbi over piece scores) */
     GEMINI_TOK_BPE = 2,       /* SentencePiece BPE (merges by piece score) */
-    GEMINI_TOK_BYTE_BPE = 16  /* reserved for byte-level BPE (Whisper); not implemented yet */
+    GEMINI_TOK_BYTE_BPE = 16  /* byte-level BPE, GPT-2 style (Whisper): merges by rank */
 } gemini_tok_model_kind;
 
 /* Piece types, numbered as SentencePiece numbers them (5 and 6 are in this order on purpose). */
@@ -124,7 +137,11 @@ typedef enum gemini_tok_piece_kind {
    USER_DEFINED pieces are recognised in both modes, because SentencePiece itself always does
    so. Gemma's <start_of_turn> / <end_of_turn> are USER_DEFINED in Google's tokenizer.model
    but CONTROL in llama.cpp's GGUF files: with a vocabulary taken from a GGUF, chat markup
-   needs this flag (or the ids put in directly). */
+   needs this flag (or the ids put in directly).
+   Byte-level BPE models: every added token (CONTROL for special ones such as <|endoftext|>,
+   <|startoftranscript|>, <|en|>, <|notimestamps|>; USER_DEFINED for non-special ones such as
+   Whisper's timestamps <|0.00|> .. <|30.00|>) is recognised only with this flag, the longest
+   match first; without it all text goes through the byte-level BPE. */
 #define GEMINI_TOK_PARSE_SPECIAL 0x4u
 
 /* Everything needed to build a SentencePiece tokenizer from plain arrays (the layout of the
@@ -149,10 +166,36 @@ typedef struct gemini_tok_spm_desc {
 GEMINI_API gemini_result gemini_tok_create_spm(const gemini_tok_spm_desc *desc,
                                                gemini_tok **out);
 
+/* Everything needed to build a byte-level BPE tokenizer from plain arrays. Pieces are raw
+   bytes (not the GPT-2 "byte to unicode" text of tokenizer.json and GGUF: "\xC4\xA0the" there
+   is " the" here). The create function copies all of it. */
+typedef struct gemini_tok_bpe_desc {
+    int32_t n_pieces;
+    const char *const *pieces;           /* raw bytes, not NUL-terminated */
+    const uint32_t *piece_lengths;       /* 0 is allowed for a NORMAL piece (a never-used id) */
+    const uint8_t *types;                /* NORMAL (vocabulary), CONTROL (special added token),
+                                            USER_DEFINED (non-special added token) */
+    int32_t n_merges;
+    const int32_t *merges;               /* (n_merges, 2): left and right piece ids, by rank */
+    int32_t bos_id, eos_id, pad_id;      /* -1 = none */
+} gemini_tok_bpe_desc;
+
+/* Builds a byte-level BPE tokenizer from arrays. Every byte must have a one-byte NORMAL piece;
+   each merge joins two NORMAL pieces whose concatenation is a NORMAL piece; the later of two
+   equal merges wins (as in the tokenizers library). Fails with GEMINI_ERR_INVALID_ARGUMENT
+   (NULL arrays, bad counts or ids), GEMINI_ERR_FORMAT (a type other than the three above, an
+   empty added token, duplicate pieces, a missing byte piece, a bad merge) or
+   GEMINI_ERR_OUT_OF_MEMORY; *out is then NULL. */
+GEMINI_API gemini_result gemini_tok_create_bpe(const gemini_tok_bpe_desc *desc,
+                                               gemini_tok **out);
+
 /* Loads a SentencePiece .model (protobuf) or a Hugging Face tokenizer.json; the kind is found
-   from the bytes (JSON starts with '{'). Errors: GEMINI_ERR_IO (cannot read), FORMAT (not a
-   valid file), UNSUPPORTED (a WORD or CHAR model, a JSON normaliser we do not implement), plus
-   those of gemini_tok_create_spm. */
+   from the bytes (JSON starts with '{'), and a tokenizer.json whose model is BPE with a
+   ByteLevel pre-tokeniser becomes a GEMINI_TOK_BYTE_BPE tokenizer (eos_id = <|endoftext|>
+   when it is a special token; no bos or pad). Errors: GEMINI_ERR_IO (cannot read), FORMAT
+   (not a valid file, a vocabulary piece that is not in byte-level form, a merge of unknown
+   pieces), UNSUPPORTED (a WORD or CHAR model, a JSON normaliser or pre-tokeniser we do not
+   implement), plus those of gemini_tok_create_spm / gemini_tok_create_bpe. */
 GEMINI_API gemini_result gemini_tok_load(const char *path, gemini_tok **out);
 GEMINI_API gemini_result gemini_tok_load_memory(const void *data, size_t size,
                                                 gemini_tok **out);
@@ -161,7 +204,8 @@ GEMINI_API gemini_result gemini_tok_load_memory(const void *data, size_t size,
 GEMINI_API void gemini_tok_free(gemini_tok *tok);
 
 /* Encodes len bytes of UTF-8 text (NUL bytes are ordinary characters). Malformed UTF-8 is
-   handled as SentencePiece does: each bad byte becomes U+FFFD before the model sees it.
+   handled as SentencePiece does: each bad byte becomes U+FFFD before the model sees it (for
+   byte-level BPE too, so decode(encode(x)) == x holds for valid UTF-8 only).
    Writes at most max_ids ids and sets *n_out to the number the whole encoding needs.
    ids == NULL with max_ids == 0 is a pure count query and succeeds. When the buffer is too
    small the first max_ids ids are written, *n_out holds the needed count and the result is
@@ -174,7 +218,8 @@ GEMINI_API gemini_result gemini_tok_encode(const gemini_tok *tok, const char *te
 /* Called once per output token by gemini_tok_encode_pieces, in order. piece/len is the
    piece's text as spm_encode --output_format=piece prints it: the vocabulary piece, except
    for the unknown token, whose text is the (normalised) input it covers, a run of unknown
-   characters being one token. */
+   characters being one token. Byte-level BPE: the raw bytes of the token (possibly part of a
+   UTF-8 character), so that the pieces of a plain encoding join to the text. */
 typedef void (*gemini_tok_piece_fn)(void *user, int32_t id, const char *piece, size_t len);
 
 /* Encodes like gemini_tok_encode and reports each token to fn. Same errors. */
@@ -191,13 +236,20 @@ GEMINI_API gemini_result gemini_tok_encode_pieces(const gemini_tok *tok, const c
    Writes the text and a terminating NUL when cap > needed length; *n_out is the length
    without the NUL. text == NULL with cap == 0 is a length query. Errors: an id outside
    [0, vocab size) gives GEMINI_ERR_INVALID_ARGUMENT naming it and nothing is written; a small
-   buffer gives GEMINI_ERR_INVALID_ARGUMENT with *n_out set to the length needed. */
+   buffer gives GEMINI_ERR_INVALID_ARGUMENT with *n_out set to the length needed.
+   Byte-level BPE: the bytes of all pieces are joined, CONTROL pieces (special added tokens)
+   vanish without breaking a character across them, USER_DEFINED pieces (Whisper's
+   timestamps) give their text, and invalid UTF-8 becomes one U+FFFD per bad byte (Python's
+   and the tokenizers library's lossy decoders give one U+FFFD per maximal bad subsequence
+   instead, so "\xE2\x82" is two U+FFFD here and one there). This equals the tokenizers
+   library's decode with skip_special_tokens for valid UTF-8. */
 GEMINI_API gemini_result gemini_tok_decode(const gemini_tok *tok, const int32_t *ids,
                                            size_t n_ids, char *text, size_t cap,
                                            size_t *n_out);
 
 /* The piece of id (not NUL-terminated in general; *len gets its length), NULL when id is out
-   of range. The pointer lives as long as the tokenizer. */
+   of range; for byte-level BPE the raw bytes (possibly part of a UTF-8 character). The
+   pointer lives as long as the tokenizer. */
 GEMINI_API const char *gemini_tok_piece(const gemini_tok *tok, int32_t id, size_t *len);
 /* The id whose piece is exactly piece/len (any type), or -1 when there is none. */
 GEMINI_API int32_t gemini_tok_id_of(const gemini_tok *tok, const char *piece, size_t len);
@@ -211,15 +263,20 @@ GEMINI_API int32_t gemini_tok_eos_id(const gemini_tok *tok);   /* -1 if none */
 GEMINI_API int32_t gemini_tok_pad_id(const gemini_tok *tok);   /* -1 if none */
 
 /* Fills *desc with the tokenizer's own arrays and settings (for writing a .gemini file). The
-   pointers stay valid while tok lives. */
+   pointers stay valid while tok lives. For a byte-level BPE tokenizer the spm desc has
+   model_type GEMINI_TOK_BYTE_BPE, the pieces and types, and no merges: use
+   gemini_tok_describe_bpe, whose desc rebuilds it with gemini_tok_create_bpe (all zero for
+   other kinds). */
 GEMINI_API void gemini_tok_describe(const gemini_tok *tok, gemini_tok_spm_desc *desc);
+GEMINI_API void gemini_tok_describe_bpe(const gemini_tok *tok, gemini_tok_bpe_desc *desc);
 
 /* ---- Streaming decoder ---- */
 
 /* Turns ids into text one at a time. The concatenation of everything it returns equals
    gemini_tok_decode of the same ids; no step returns part of a UTF-8 character: bytes of an
-   unfinished character from byte pieces are held back until the character completes, turns
-   out invalid (U+FFFD, as in decode) or the stream is flushed. One stream per thread. */
+   unfinished character from byte pieces (any piece of a byte-level BPE model) are held back
+   until the character completes, turns out invalid (U+FFFD, as in decode) or the stream is
+   flushed. One stream per thread. */
 typedef struct gemini_tok_stream gemini_tok_stream;
 
 /* Errors: GEMINI_ERR_INVALID_ARGUMENT (NULL), GEMINI_ERR_OUT_OF_MEMORY. */
@@ -275,6 +332,12 @@ GEMINI_API void gemini_tok_stream_free(gemini_tok_stream *stream);
 
 static GEMINI__THREAD_LOCAL char gemini__error_message[512];
 
+/* With GEMINI_STATIC every public function is static, and a program rarely calls them all. */
+#if defined(GEMINI_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
 GEMINI_API const char *gemini_result_string(gemini_result result)
 {
     switch (result) {
@@ -310,12 +373,6 @@ static gemini_result gemini__fail(gemini_result result, const char *format, ...)
     return result;
 }
 
-
-/* With GEMINI_STATIC every public function is static, and a program rarely calls them all. */
-#if defined(GEMINI_STATIC) && (defined(__GNUC__) || defined(__clang__))
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#endif
 
 /* ---- Tokenizer: small utilities --------------------------------------------------------- */
 
@@ -540,7 +597,16 @@ struct gemini_tok {
     gemini__tok_map reserved_map; /* CONTROL, UNKNOWN, BYTE (reserved_id_map_) */
     gemini__tok_trie piece_trie;  /* unigram only: the pieces of normal_map */
     gemini__tok_trie user_trie;   /* USER_DEFINED pieces */
-    gemini__tok_trie special_trie;/* CONTROL and UNKNOWN pieces, for PARSE_SPECIAL */
+    gemini__tok_trie special_trie;/* CONTROL and UNKNOWN pieces, for PARSE_SPECIAL (byte-level
+                                     BPE: CONTROL and USER_DEFINED, its added tokens) */
+
+    /* Byte-level BPE only (byte_ids[] then holds the one-byte pieces). */
+    int32_t n_merges;
+    int32_t *merges;              /* (n_merges, 2): left and right ids, in rank order */
+    int32_t *merge_result;        /* (n_merges): the id each merge makes */
+    uint64_t *merge_keys;         /* open addressing: (left << 32 | right) + 1; 0 = empty */
+    int32_t *merge_ranks;         /* rank stored beside each key */
+    size_t merge_mask;
 };
 
 static int32_t gemini__tok_map_find(const struct gemini_tok *tok, const gemini__tok_map *map,
@@ -746,6 +812,10 @@ GEMINI_API void gemini_tok_free(gemini_tok *tok)
     gemini__tok_trie_free(&tok->piece_trie);
     gemini__tok_trie_free(&tok->user_trie);
     gemini__tok_trie_free(&tok->special_trie);
+    GEMINI_FREE(tok->merges);
+    GEMINI_FREE(tok->merge_result);
+    GEMINI_FREE(tok->merge_keys);
+    GEMINI_FREE(tok->merge_ranks);
     GEMINI_FREE(tok);
 }
 
@@ -763,30 +833,47 @@ static gemini_result gemini__tok_check_special(const gemini_tok *tok, int32_t id
     return GEMINI_OK;
 }
 
-/* The common constructor; unk_surface may be NULL (SentencePiece's default " ⁇ "). */
+static gemini_result gemini__tok_bytebpe_init(gemini_tok *tok, const int32_t *merges,
+                                              int32_t n_merges);
+
+/* The common constructor; unk_surface may be NULL (SentencePiece's default " ⁇ "). merges
+   and n_merges are for GEMINI_TOK_BYTE_BPE only (d->model_type says which). */
 static gemini_result gemini__tok_create(const gemini_tok_spm_desc *d, const char *unk_surface,
-                                        size_t unk_surface_len, gemini_tok **out)
+                                        size_t unk_surface_len, const int32_t *merges,
+                                        int32_t n_merges, gemini_tok **out)
 {
     gemini_tok *tok;
     gemini_result r;
     size_t total = 0, pos = 0;
     int32_t i, n_unknown = 0;
     int byte_count = 0;
+    int byte_level;
 
     if (!out) return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "tokenizer: out is NULL");
     *out = NULL;
     if (!d || !d->pieces || !d->piece_lengths || !d->scores || !d->types || d->n_pieces <= 0)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "tokenizer: the description lacks "
                             "pieces, lengths, scores or types, or has no pieces");
-    if (d->model_type != GEMINI_TOK_BPE && d->model_type != GEMINI_TOK_UNIGRAM)
+    if (d->model_type != GEMINI_TOK_BPE && d->model_type != GEMINI_TOK_UNIGRAM &&
+        d->model_type != GEMINI_TOK_BYTE_BPE)
         return gemini__fail(GEMINI_ERR_UNSUPPORTED, "tokenizer: model type %d is not "
-                            "supported (only SentencePiece BPE and unigram)", (int)d->model_type);
+                            "supported (only SentencePiece BPE and unigram, byte-level BPE)",
+                            (int)d->model_type);
+    byte_level = d->model_type == GEMINI_TOK_BYTE_BPE;
     for (i = 0; i < d->n_pieces; i++) {
-        if (d->piece_lengths[i] == 0 || !d->pieces[i])
+        /* A byte-level vocabulary may hold an empty NORMAL piece (Whisper's id 50256): it is
+           never produced and decodes to nothing. */
+        if (!d->pieces[i] || (d->piece_lengths[i] == 0 &&
+                              !(byte_level && d->types[i] == GEMINI_TOK_NORMAL)))
             return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: piece %d is empty", (int)i);
-        if (d->types[i] < 1 || d->types[i] > 6)
-            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: piece %d has type %d (want "
-                                "1..6)", (int)i, (int)d->types[i]);
+        if (d->types[i] < 1 || d->types[i] > 6 ||
+            (byte_level && d->types[i] != GEMINI_TOK_NORMAL && d->types[i] != GEMINI_TOK_CONTROL
+             && d->types[i] != GEMINI_TOK_USER_DEFINED))
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: piece %d has type %d (want %s)",
+                                (int)i, (int)d->types[i], byte_level ? "1, 3 or 4" : "1..6");
+        if (d->piece_lengths[i] > 0xFFFFFFu)
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: piece %d is %u bytes long",
+                                (int)i, (unsigned)d->piece_lengths[i]);
         total += (size_t)d->piece_lengths[i] + 1;
     }
 
@@ -852,7 +939,7 @@ static gemini_result gemini__tok_create(const gemini_tok_spm_desc *d, const char
             }
         }
     }
-    if (n_unknown != 1 || (d->unk_id >= 0 && d->unk_id != tok->unk_id)) {
+    if (!byte_level && (n_unknown != 1 || (d->unk_id >= 0 && d->unk_id != tok->unk_id))) {
         r = gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: %d pieces of type UNKNOWN (want exactly "
                          "one%s)", (int)n_unknown, n_unknown == 1 ? ", at unk_id" : "");
         gemini_tok_free(tok);
@@ -867,16 +954,19 @@ static gemini_result gemini__tok_create(const gemini_tok_spm_desc *d, const char
     tok->bos_id = d->bos_id;
     tok->eos_id = d->eos_id;
     tok->pad_id = d->pad_id;
-    tok->add_dummy_prefix = d->add_dummy_prefix != 0;
-    tok->remove_extra_whitespaces = d->remove_extra_whitespaces != 0;
-    tok->escape_whitespaces = d->escape_whitespaces != 0;
-    tok->treat_whitespace_as_suffix = d->treat_whitespace_as_suffix != 0;
-    tok->byte_fallback = d->byte_fallback != 0;
+    if (!byte_level) {
+        tok->add_dummy_prefix = d->add_dummy_prefix != 0;
+        tok->remove_extra_whitespaces = d->remove_extra_whitespaces != 0;
+        tok->escape_whitespaces = d->escape_whitespaces != 0;
+        tok->treat_whitespace_as_suffix = d->treat_whitespace_as_suffix != 0;
+        tok->byte_fallback = d->byte_fallback != 0;
+    }
 
     r = gemini__tok_check_special(tok, d->bos_id, "bos_id");
     if (r == GEMINI_OK) r = gemini__tok_check_special(tok, d->eos_id, "eos_id");
     if (r == GEMINI_OK) r = gemini__tok_check_special(tok, d->pad_id, "pad_id");
-    if (r == GEMINI_OK) r = gemini__tok_charsmap_init(tok, d->charsmap, d->charsmap_size);
+    if (r == GEMINI_OK && !byte_level)
+        r = gemini__tok_charsmap_init(tok, d->charsmap, d->charsmap_size);
     if (r == GEMINI_OK)
         r = gemini__tok_map_build(&tok->normal_map, tok, GEMINI__TOK_NORMAL_MASK, "piece");
     if (r == GEMINI_OK)
@@ -888,11 +978,13 @@ static gemini_result gemini__tok_create(const gemini_tok_spm_desc *d, const char
             tok->maps_overlap = 1;
     if (r == GEMINI_OK && tok->model_type == GEMINI_TOK_UNIGRAM)
         r = gemini__tok_trie_build(&tok->piece_trie, tok, GEMINI__TOK_NORMAL_MASK);
-    if (r == GEMINI_OK)
+    if (r == GEMINI_OK && !byte_level)
         r = gemini__tok_trie_build(&tok->user_trie, tok, 1u << GEMINI_TOK_USER_DEFINED);
     if (r == GEMINI_OK)
-        r = gemini__tok_trie_build(&tok->special_trie, tok,
-                                   (1u << GEMINI_TOK_CONTROL) | (1u << GEMINI_TOK_UNKNOWN));
+        r = gemini__tok_trie_build(&tok->special_trie, tok, (1u << GEMINI_TOK_CONTROL) |
+                                   (1u << (byte_level ? GEMINI_TOK_USER_DEFINED :
+                                           GEMINI_TOK_UNKNOWN)));
+    if (r == GEMINI_OK && byte_level) r = gemini__tok_bytebpe_init(tok, merges, n_merges);
     if (r != GEMINI_OK) {
         gemini_tok_free(tok);
         return r;
@@ -904,7 +996,44 @@ static gemini_result gemini__tok_create(const gemini_tok_spm_desc *d, const char
 GEMINI_API gemini_result gemini_tok_create_spm(const gemini_tok_spm_desc *desc,
                                                gemini_tok **out)
 {
-    return gemini__tok_create(desc, NULL, 0, out);
+    if (desc && desc->model_type == GEMINI_TOK_BYTE_BPE) {
+        if (out) *out = NULL;
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_tok_create_spm: a byte-level "
+                            "BPE model needs gemini_tok_create_bpe (it has merges)");
+    }
+    return gemini__tok_create(desc, NULL, 0, NULL, 0, out);
+}
+
+GEMINI_API gemini_result gemini_tok_create_bpe(const gemini_tok_bpe_desc *desc,
+                                               gemini_tok **out)
+{
+    gemini_tok_spm_desc d;
+    float *scores;
+    gemini_result r;
+    if (!out) return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "tokenizer: out is NULL");
+    *out = NULL;
+    if (!desc || !desc->pieces || !desc->piece_lengths || !desc->types || desc->n_pieces <= 0 ||
+        desc->n_merges < 0 || (desc->n_merges > 0 && !desc->merges))
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_tok_create_bpe: the "
+                            "description lacks pieces, lengths, types or merges");
+    /* Scores carry no meaning here; they are zero. */
+    scores = (float *)gemini__tok_malloc_array((size_t)desc->n_pieces, sizeof(float));
+    if (!scores) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer: no memory");
+    memset(scores, 0, (size_t)desc->n_pieces * sizeof(float));
+    memset(&d, 0, sizeof d);
+    d.model_type = GEMINI_TOK_BYTE_BPE;
+    d.n_pieces = desc->n_pieces;
+    d.pieces = desc->pieces;
+    d.piece_lengths = desc->piece_lengths;
+    d.scores = scores;
+    d.types = desc->types;
+    d.unk_id = -1;
+    d.bos_id = desc->bos_id;
+    d.eos_id = desc->eos_id;
+    d.pad_id = desc->pad_id;
+    r = gemini__tok_create(&d, NULL, 0, desc->merges, desc->n_merges, out);
+    GEMINI_FREE(scores);
+    return r;
 }
 
 /* ---- Accessors --------------------------------------------------------------------------- */
@@ -967,6 +1096,22 @@ GEMINI_API void gemini_tok_describe(const gemini_tok *tok, gemini_tok_spm_desc *
     d->byte_fallback = tok->byte_fallback;
     d->charsmap = tok->charsmap;
     d->charsmap_size = tok->charsmap_size;
+}
+
+GEMINI_API void gemini_tok_describe_bpe(const gemini_tok *tok, gemini_tok_bpe_desc *d)
+{
+    if (!d) return;
+    memset(d, 0, sizeof *d);
+    if (!tok || tok->model_type != GEMINI_TOK_BYTE_BPE) return;
+    d->n_pieces = tok->n_pieces;
+    d->pieces = tok->pieces;
+    d->piece_lengths = tok->piece_lengths;
+    d->types = tok->types;
+    d->n_merges = tok->n_merges;
+    d->merges = tok->merges;
+    d->bos_id = tok->bos_id;
+    d->eos_id = tok->eos_id;
+    d->pad_id = tok->pad_id;
 }
 
 /* ---- Encoding: per-call work space -------------------------------------------------------- */
@@ -1423,6 +1568,479 @@ static void gemini__tok_unigram_encode(const gemini_tok *tok, gemini__tok_work *
     }
 }
 
+/* ---- Byte-level BPE (GPT-2 style; Whisper) ---------------------------------------------- */
+
+/* The GPT-2 pre-tokenisation pattern needs the Unicode classes letter (\p{L}: Lu Ll Lt Lm Lo)
+   and number (\p{N}: Nd Nl No). The table lists each code point where the class changes as
+   start << 2 | class (0 other, 1 letter, 2 number); a class holds up to the next entry. */
+/* BEGIN generated by tests/tokenizer/gen_unicode_classes.py */
+/* Unicode 14.0.0: 1515 class changes. */
+#define GEMINI__TOK_UNICODE_VERSION "14.0.0"
+static const uint32_t gemini__tok_class_table[] = {
+    0x00000C2u, 0x00000E8u, 0x0000105u, 0x000016Cu, 0x0000185u, 0x00001ECu, 0x00002A9u, 0x00002ACu,
+    0x00002CAu, 0x00002D0u, 0x00002D5u, 0x00002D8u, 0x00002E6u, 0x00002E9u, 0x00002ECu, 0x00002F2u,
+    0x00002FCu, 0x0000301u, 0x000035Cu, 0x0000361u, 0x00003DCu, 0x00003E1u, 0x0000B08u, 0x0000B19u,
+    0x0000B48u, 0x0000B81u, 0x0000B94u, 0x0000BB1u, 0x0000BB4u, 0x0000BB9u, 0x0000BBCu, 0x0000DC1u,
+    0x0000DD4u, 0x0000DD9u, 0x0000DE0u, 0x0000DE9u, 0x0000DF8u, 0x0000DFDu, 0x0000E00u, 0x0000E19u,
+    0x0000E1Cu, 0x0000E21u, 0x0000E2Cu, 0x0000E31u, 0x0000E34u, 0x0000E39u, 0x0000E88u, 0x0000E8Du,
+    0x0000FD8u, 0x0000FDDu, 0x0001208u, 0x0001229u, 0x00014C0u, 0x00014C5u, 0x000155Cu, 0x0001565u,
+    0x0001568u, 0x0001581u, 0x0001624u, 0x0001741u, 0x00017ACu, 0x00017BDu, 0x00017CCu, 0x0001881u,
+    0x000192Cu, 0x0001982u, 0x00019A8u, 0x00019B9u, 0x00019C0u, 0x00019C5u, 0x0001B50u, 0x0001B55u,
+    0x0001B58u, 0x0001B95u, 0x0001B9Cu, 0x0001BB9u, 0x0001BC2u, 0x0001BE9u, 0x0001BF4u, 0x0001BFDu,
+    0x0001C00u, 0x0001C41u, 0x0001C44u, 0x0001C49u, 0x0001CC0u, 0x0001D35u, 0x0001E98u, 0x0001EC5u,
+    0x0001EC8u, 0x0001F02u, 0x0001F29u, 0x0001FACu, 0x0001FD1u, 0x0001FD8u, 0x0001FE9u, 0x0001FECu,
+    0x0002001u, 0x0002058u, 0x0002069u, 0x000206Cu, 0x0002091u, 0x0002094u, 0x00020A1u, 0x00020A4u,
+    0x0002101u, 0x0002164u, 0x0002181u, 0x00021ACu, 0x00021C1u, 0x0002220u, 0x0002225u, 0x000223Cu,
+    0x0002281u, 0x0002328u, 0x0002411u, 0x00024E8u, 0x00024F5u, 0x00024F8u, 0x0002541u, 0x0002544u,
+    0x0002561u, 0x0002588u, 0x000259Au, 0x00025C0u, 0x00025C5u, 0x0002604u, 0x0002615u, 0x0002634u,
+    0x000263Du, 0x0002644u, 0x000264Du, 0x00026A4u, 0x00026A9u, 0x00026C4u, 0x00026C9u, 0x00026CCu,
+    0x00026D9u, 0x00026E8u, 0x00026F5u, 0x00026F8u, 0x0002739u, 0x000273Cu, 0x0002771u, 0x0002778u,
+    0x000277Du, 0x0002788u, 0x000279Au, 0x00027C1u, 0x00027C8u, 0x00027D2u, 0x00027E8u, 0x00027F1u,
+    0x00027F4u, 0x0002815u, 0x000282Cu, 0x000283Du, 0x0002844u, 0x000284Du, 0x00028A4u, 0x00028A9u,
+    0x00028C4u, 0x00028C9u, 0x00028D0u, 0x00028D5u, 0x00028DCu, 0x00028E1u, 0x00028E8u, 0x0002965u,
+    0x0002974u, 0x0002979u, 0x000297Cu, 0x000299Au, 0x00029C0u, 0x00029C9u, 0x00029D4u, 0x0002A15u,
+    0x0002A38u, 0x0002A3Du, 0x0002A48u, 0x0002A4Du, 0x0002AA4u, 0x0002AA9u, 0x0002AC4u, 0x0002AC9u,
+    0x0002AD0u, 0x0002AD5u, 0x0002AE8u, 0x0002AF5u, 0x0002AF8u, 0x0002B41u, 0x0002B44u, 0x0002B81u,
+    0x0002B88u, 0x0002B9Au, 0x0002BC0u, 0x0002BE5u, 0x0002BE8u, 0x0002C15u, 0x0002C34u, 0x0002C3Du,
+    0x0002C44u, 0x0002C4Du, 0x0002CA4u, 0x0002CA9u, 0x0002CC4u, 0x0002CC9u, 0x0002CD0u, 0x0002CD5u,
+    0x0002CE8u, 0x0002CF5u, 0x0002CF8u, 0x0002D71u, 0x0002D78u, 0x0002D7Du, 0x0002D88u, 0x0002D9Au,
+    0x0002DC0u, 0x0002DC5u, 0x0002DCAu, 0x0002DE0u, 0x0002E0Du, 0x0002E10u, 0x0002E15u, 0x0002E2Cu,
+    0x0002E39u, 0x0002E44u, 0x0002E49u, 0x0002E58u, 0x0002E65u, 0x0002E6Cu, 0x0002E71u, 0x0002E74u,
+    0x0002E79u, 0x0002E80u, 0x0002E8Du, 0x0002E94u, 0x0002EA1u, 0x0002EACu, 0x0002EB9u, 0x0002EE8u,
+    0x0002F41u, 0x0002F44u, 0x0002F9Au, 0x0002FCCu, 0x0003015u, 0x0003034u, 0x0003039u, 0x0003044u,
+    0x0003049u, 0x00030A4u, 0x00030A9u, 0x00030E8u, 0x00030F5u, 0x00030F8u, 0x0003161u, 0x000316Cu,
+    0x0003175u, 0x0003178u, 0x0003181u, 0x0003188u, 0x000319Au, 0x00031C0u, 0x00031E2u, 0x00031FCu,
+    0x0003201u, 0x0003204u, 0x0003215u, 0x0003234u, 0x0003239u, 0x0003244u, 0x0003249u, 0x00032A4u,
+    0x00032A9u, 0x00032D0u, 0x00032D5u, 0x00032E8u, 0x00032F5u, 0x00032F8u, 0x0003375u, 0x000337Cu,
+    0x0003381u, 0x0003388u, 0x000339Au, 0x00033C0u, 0x00033C5u, 0x00033CCu, 0x0003411u, 0x0003434u,
+    0x0003439u, 0x0003444u, 0x0003449u, 0x00034ECu, 0x00034F5u, 0x00034F8u, 0x0003539u, 0x000353Cu,
+    0x0003551u, 0x000355Cu, 0x0003562u, 0x000357Du, 0x0003588u, 0x000359Au, 0x00035E4u, 0x00035E9u,
+    0x0003600u, 0x0003615u, 0x000365Cu, 0x0003669u, 0x00036C8u, 0x00036CDu, 0x00036F0u, 0x00036F5u,
+    0x00036F8u, 0x0003701u, 0x000371Cu, 0x000379Au, 0x00037C0u, 0x0003805u, 0x00038C4u, 0x00038C9u,
+    0x00038D0u, 0x0003901u, 0x000391Cu, 0x0003942u, 0x0003968u, 0x0003A05u, 0x0003A0Cu, 0x0003A11u,
+    0x0003A14u, 0x0003A19u, 0x0003A2Cu, 0x0003A31u, 0x0003A90u, 0x0003A95u, 0x0003A98u, 0x0003A9Du,
+    0x0003AC4u, 0x0003AC9u, 0x0003AD0u, 0x0003AF5u, 0x0003AF8u, 0x0003B01u, 0x0003B14u, 0x0003B19u,
+    0x0003B1Cu, 0x0003B42u, 0x0003B68u, 0x0003B71u, 0x0003B80u, 0x0003C01u, 0x0003C04u, 0x0003C82u,
+    0x0003CD0u, 0x0003D01u, 0x0003D20u, 0x0003D25u, 0x0003DB4u, 0x0003E21u, 0x0003E34u, 0x0004001u,
+    0x00040ACu, 0x00040FDu, 0x0004102u, 0x0004128u, 0x0004141u, 0x0004158u, 0x0004169u, 0x0004178u,
+    0x0004185u, 0x0004188u, 0x0004195u, 0x000419Cu, 0x00041B9u, 0x00041C4u, 0x00041D5u, 0x0004208u,
+    0x0004239u, 0x000423Cu, 0x0004242u, 0x0004268u, 0x0004281u, 0x0004318u, 0x000431Du, 0x0004320u,
+    0x0004335u, 0x0004338u, 0x0004341u, 0x00043ECu, 0x00043F1u, 0x0004924u, 0x0004929u, 0x0004938u,
+    0x0004941u, 0x000495Cu, 0x0004961u, 0x0004964u, 0x0004969u, 0x0004978u, 0x0004981u, 0x0004A24u,
+    0x0004A29u, 0x0004A38u, 0x0004A41u, 0x0004AC4u, 0x0004AC9u, 0x0004AD8u, 0x0004AE1u, 0x0004AFCu,
+    0x0004B01u, 0x0004B04u, 0x0004B09u, 0x0004B18u, 0x0004B21u, 0x0004B5Cu, 0x0004B61u, 0x0004C44u,
+    0x0004C49u, 0x0004C58u, 0x0004C61u, 0x0004D6Cu, 0x0004DA6u, 0x0004DF4u, 0x0004E01u, 0x0004E40u,
+    0x0004E81u, 0x0004FD8u, 0x0004FE1u, 0x0004FF8u, 0x0005005u, 0x00059B4u, 0x00059BDu, 0x0005A00u,
+    0x0005A05u, 0x0005A6Cu, 0x0005A81u, 0x0005BACu, 0x0005BBAu, 0x0005BC5u, 0x0005BE4u, 0x0005C01u,
+    0x0005C48u, 0x0005C7Du, 0x0005CC8u, 0x0005D01u, 0x0005D48u, 0x0005D81u, 0x0005DB4u, 0x0005DB9u,
+    0x0005DC4u, 0x0005E01u, 0x0005ED0u, 0x0005F5Du, 0x0005F60u, 0x0005F71u, 0x0005F74u, 0x0005F82u,
+    0x0005FA8u, 0x0005FC2u, 0x0005FE8u, 0x0006042u, 0x0006068u, 0x0006081u, 0x00061E4u, 0x0006201u,
+    0x0006214u, 0x000621Du, 0x00062A4u, 0x00062A9u, 0x00062ACu, 0x00062C1u, 0x00063D8u, 0x0006401u,
+    0x000647Cu, 0x000651Au, 0x0006541u, 0x00065B8u, 0x00065C1u, 0x00065D4u, 0x0006601u, 0x00066B0u,
+    0x00066C1u, 0x0006728u, 0x0006742u, 0x000676Cu, 0x0006801u, 0x000685Cu, 0x0006881u, 0x0006954u,
+    0x0006A02u, 0x0006A28u, 0x0006A42u, 0x0006A68u, 0x0006A9Du, 0x0006AA0u, 0x0006C15u, 0x0006CD0u,
+    0x0006D15u, 0x0006D34u, 0x0006D42u, 0x0006D68u, 0x0006E0Du, 0x0006E84u, 0x0006EB9u, 0x0006EC2u,
+    0x0006EE9u, 0x0006F98u, 0x0007001u, 0x0007090u, 0x0007102u, 0x0007128u, 0x0007135u, 0x0007142u,
+    0x0007169u, 0x00071F8u, 0x0007201u, 0x0007224u, 0x0007241u, 0x00072ECu, 0x00072F5u, 0x0007300u,
+    0x00073A5u, 0x00073B4u, 0x00073B9u, 0x00073D0u, 0x00073D5u, 0x00073DCu, 0x00073E9u, 0x00073ECu,
+    0x0007401u, 0x0007700u, 0x0007801u, 0x0007C58u, 0x0007C61u, 0x0007C78u, 0x0007C81u, 0x0007D18u,
+    0x0007D21u, 0x0007D38u, 0x0007D41u, 0x0007D60u, 0x0007D65u, 0x0007D68u, 0x0007D6Du, 0x0007D70u,
+    0x0007D75u, 0x0007D78u, 0x0007D7Du, 0x0007DF8u, 0x0007E01u, 0x0007ED4u, 0x0007ED9u, 0x0007EF4u,
+    0x0007EF9u, 0x0007EFCu, 0x0007F09u, 0x0007F14u, 0x0007F19u, 0x0007F34u, 0x0007F41u, 0x0007F50u,
+    0x0007F59u, 0x0007F70u, 0x0007F81u, 0x0007FB4u, 0x0007FC9u, 0x0007FD4u, 0x0007FD9u, 0x0007FF4u,
+    0x00081C2u, 0x00081C5u, 0x00081C8u, 0x00081D2u, 0x00081E8u, 0x00081FDu, 0x0008202u, 0x0008228u,
+    0x0008241u, 0x0008274u, 0x0008409u, 0x000840Cu, 0x000841Du, 0x0008420u, 0x0008429u, 0x0008450u,
+    0x0008455u, 0x0008458u, 0x0008465u, 0x0008478u, 0x0008491u, 0x0008494u, 0x0008499u, 0x000849Cu,
+    0x00084A1u, 0x00084A4u, 0x00084A9u, 0x00084B8u, 0x00084BDu, 0x00084E8u, 0x00084F1u, 0x0008500u,
+    0x0008515u, 0x0008528u, 0x0008539u, 0x000853Cu, 0x0008542u, 0x000860Du, 0x0008616u, 0x0008628u,
+    0x0009182u, 0x0009270u, 0x00093AAu, 0x0009400u, 0x0009DDAu, 0x0009E50u, 0x000B001u, 0x000B394u,
+    0x000B3ADu, 0x000B3BCu, 0x000B3C9u, 0x000B3D0u, 0x000B3F6u, 0x000B3F8u, 0x000B401u, 0x000B498u,
+    0x000B49Du, 0x000B4A0u, 0x000B4B5u, 0x000B4B8u, 0x000B4C1u, 0x000B5A0u, 0x000B5BDu, 0x000B5C0u,
+    0x000B601u, 0x000B65Cu, 0x000B681u, 0x000B69Cu, 0x000B6A1u, 0x000B6BCu, 0x000B6C1u, 0x000B6DCu,
+    0x000B6E1u, 0x000B6FCu, 0x000B701u, 0x000B71Cu, 0x000B721u, 0x000B73Cu, 0x000B741u, 0x000B75Cu,
+    0x000B761u, 0x000B77Cu, 0x000B8BDu, 0x000B8C0u, 0x000C015u, 0x000C01Eu, 0x000C020u, 0x000C086u,
+    0x000C0A8u, 0x000C0C5u, 0x000C0D8u, 0x000C0E2u, 0x000C0EDu, 0x000C0F4u, 0x000C105u, 0x000C25Cu,
+    0x000C275u, 0x000C280u, 0x000C285u, 0x000C3ECu, 0x000C3F1u, 0x000C400u, 0x000C415u, 0x000C4C0u,
+    0x000C4C5u, 0x000C63Cu, 0x000C64Au, 0x000C658u, 0x000C681u, 0x000C700u, 0x000C7C1u, 0x000C800u,
+    0x000C882u, 0x000C8A8u, 0x000C922u, 0x000C940u, 0x000C946u, 0x000C980u, 0x000CA02u, 0x000CA28u,
+    0x000CAC6u, 0x000CB00u, 0x000D001u, 0x0013700u, 0x0013801u, 0x0029234u, 0x0029341u, 0x00293F8u,
+    0x0029401u, 0x0029834u, 0x0029841u, 0x0029882u, 0x00298A9u, 0x00298B0u, 0x0029901u, 0x00299BCu,
+    0x00299FDu, 0x0029A78u, 0x0029A81u, 0x0029B9Au, 0x0029BC0u, 0x0029C5Du, 0x0029C80u, 0x0029C89u,
+    0x0029E24u, 0x0029E2Du, 0x0029F2Cu, 0x0029F41u, 0x0029F48u, 0x0029F4Du, 0x0029F50u, 0x0029F55u,
+    0x0029F68u, 0x0029FC9u, 0x002A008u, 0x002A00Du, 0x002A018u, 0x002A01Du, 0x002A02Cu, 0x002A031u,
+    0x002A08Cu, 0x002A0C2u, 0x002A0D8u, 0x002A101u, 0x002A1D0u, 0x002A209u, 0x002A2D0u, 0x002A342u,
+    0x002A368u, 0x002A3C9u, 0x002A3E0u, 0x002A3EDu, 0x002A3F0u, 0x002A3F5u, 0x002A3FCu, 0x002A402u,
+    0x002A429u, 0x002A498u, 0x002A4C1u, 0x002A51Cu, 0x002A581u, 0x002A5F4u, 0x002A611u, 0x002A6CCu,
+    0x002A73Du, 0x002A742u, 0x002A768u, 0x002A781u, 0x002A794u, 0x002A799u, 0x002A7C2u, 0x002A7E9u,
+    0x002A7FCu, 0x002A801u, 0x002A8A4u, 0x002A901u, 0x002A90Cu, 0x002A911u, 0x002A930u, 0x002A942u,
+    0x002A968u, 0x002A981u, 0x002A9DCu, 0x002A9E9u, 0x002A9ECu, 0x002A9F9u, 0x002AAC0u, 0x002AAC5u,
+    0x002AAC8u, 0x002AAD5u, 0x002AADCu, 0x002AAE5u, 0x002AAF8u, 0x002AB01u, 0x002AB04u, 0x002AB09u,
+    0x002AB0Cu, 0x002AB6Du, 0x002AB78u, 0x002AB81u, 0x002ABACu, 0x002ABC9u, 0x002ABD4u, 0x002AC05u,
+    0x002AC1Cu, 0x002AC25u, 0x002AC3Cu, 0x002AC45u, 0x002AC5Cu, 0x002AC81u, 0x002AC9Cu, 0x002ACA1u,
+    0x002ACBCu, 0x002ACC1u, 0x002AD6Cu, 0x002AD71u, 0x002ADA8u, 0x002ADC1u, 0x002AF8Cu, 0x002AFC2u,
+    0x002AFE8u, 0x002B001u, 0x0035E90u, 0x0035EC1u, 0x0035F1Cu, 0x0035F2Du, 0x0035FF0u, 0x003E401u,
+    0x003E9B8u, 0x003E9C1u, 0x003EB68u, 0x003EC01u, 0x003EC1Cu, 0x003EC4Du, 0x003EC60u, 0x003EC75u,
+    0x003EC78u, 0x003EC7Du, 0x003ECA4u, 0x003ECA9u, 0x003ECDCu, 0x003ECE1u, 0x003ECF4u, 0x003ECF9u,
+    0x003ECFCu, 0x003ED01u, 0x003ED08u, 0x003ED0Du, 0x003ED14u, 0x003ED19u, 0x003EEC8u, 0x003EF4Du,
+    0x003F4F8u, 0x003F541u, 0x003F640u, 0x003F649u, 0x003F720u, 0x003F7C1u, 0x003F7F0u, 0x003F9C1u,
+    0x003F9D4u, 0x003F9D9u, 0x003FBF4u, 0x003FC42u, 0x003FC68u, 0x003FC85u, 0x003FCECu, 0x003FD05u,
+    0x003FD6Cu, 0x003FD99u, 0x003FEFCu, 0x003FF09u, 0x003FF20u, 0x003FF29u, 0x003FF40u, 0x003FF49u,
+    0x003FF60u, 0x003FF69u, 0x003FF74u, 0x0040001u, 0x0040030u, 0x0040035u, 0x004009Cu, 0x00400A1u,
+    0x00400ECu, 0x00400F1u, 0x00400F8u, 0x00400FDu, 0x0040138u, 0x0040141u, 0x0040178u, 0x0040201u,
+    0x00403ECu, 0x004041Eu, 0x00404D0u, 0x0040502u, 0x00405E4u, 0x004062Au, 0x0040630u, 0x0040A01u,
+    0x0040A74u, 0x0040A81u, 0x0040B44u, 0x0040B86u, 0x0040BF0u, 0x0040C01u, 0x0040C82u, 0x0040C90u,
+    0x0040CB5u, 0x0040D06u, 0x0040D09u, 0x0040D2Au, 0x0040D2Cu, 0x0040D41u, 0x0040DD8u, 0x0040E01u,
+    0x0040E78u, 0x0040E81u, 0x0040F10u, 0x0040F21u, 0x0040F40u, 0x0040F46u, 0x0040F58u, 0x0041001u,
+    0x0041278u, 0x0041282u, 0x00412A8u, 0x00412C1u, 0x0041350u, 0x0041361u, 0x00413F0u, 0x0041401u,
+    0x00414A0u, 0x00414C1u, 0x0041590u, 0x00415C1u, 0x00415ECu, 0x00415F1u, 0x004162Cu, 0x0041631u,
+    0x004164Cu, 0x0041651u, 0x0041658u, 0x004165Du, 0x0041688u, 0x004168Du, 0x00416C8u, 0x00416CDu,
+    0x00416E8u, 0x00416EDu, 0x00416F4u, 0x0041801u, 0x0041CDCu, 0x0041D01u, 0x0041D58u, 0x0041D81u,
+    0x0041DA0u, 0x0041E01u, 0x0041E18u, 0x0041E1Du, 0x0041EC4u, 0x0041EC9u, 0x0041EECu, 0x0042001u,
+    0x0042018u, 0x0042021u, 0x0042024u, 0x0042029u, 0x00420D8u, 0x00420DDu, 0x00420E4u, 0x00420F1u,
+    0x00420F4u, 0x00420FDu, 0x0042158u, 0x0042162u, 0x0042181u, 0x00421DCu, 0x00421E6u, 0x0042201u,
+    0x004227Cu, 0x004229Eu, 0x00422C0u, 0x0042381u, 0x00423CCu, 0x00423D1u, 0x00423D8u, 0x00423EEu,
+    0x0042401u, 0x004245Au, 0x0042470u, 0x0042481u, 0x00424E8u, 0x0042601u, 0x00426E0u, 0x00426F2u,
+    0x00426F9u, 0x0042702u, 0x0042740u, 0x004274Au, 0x0042801u, 0x0042804u, 0x0042841u, 0x0042850u,
+    0x0042855u, 0x0042860u, 0x0042865u, 0x00428D8u, 0x0042902u, 0x0042924u, 0x0042981u, 0x00429F6u,
+    0x00429FCu, 0x0042A01u, 0x0042A76u, 0x0042A80u, 0x0042B01u, 0x0042B20u, 0x0042B25u, 0x0042B94u,
+    0x0042BAEu, 0x0042BC0u, 0x0042C01u, 0x0042CD8u, 0x0042D01u, 0x0042D58u, 0x0042D62u, 0x0042D81u,
+    0x0042DCCu, 0x0042DE2u, 0x0042E01u, 0x0042E48u, 0x0042EA6u, 0x0042EC0u, 0x0043001u, 0x0043124u,
+    0x0043201u, 0x00432CCu, 0x0043301u, 0x00433CCu, 0x00433EAu, 0x0043401u, 0x0043490u, 0x00434C2u,
+    0x00434E8u, 0x0043982u, 0x00439FCu, 0x0043A01u, 0x0043AA8u, 0x0043AC1u, 0x0043AC8u, 0x0043C01u,
+    0x0043C76u, 0x0043C9Du, 0x0043CA0u, 0x0043CC1u, 0x0043D18u, 0x0043D46u, 0x0043D54u, 0x0043DC1u,
+    0x0043E08u, 0x0043EC1u, 0x0043F16u, 0x0043F30u, 0x0043F81u, 0x0043FDCu, 0x004400Du, 0x00440E0u,
+    0x004414Au, 0x00441C0u, 0x00441C5u, 0x00441CCu, 0x00441D5u, 0x00441D8u, 0x004420Du, 0x00442C0u,
+    0x0044341u, 0x00443A4u, 0x00443C2u, 0x00443E8u, 0x004440Du, 0x004449Cu, 0x00444DAu, 0x0044500u,
+    0x0044511u, 0x0044514u, 0x004451Du, 0x0044520u, 0x0044541u, 0x00445CCu, 0x00445D9u, 0x00445DCu,
+    0x004460Du, 0x00446CCu, 0x0044705u, 0x0044714u, 0x0044742u, 0x0044769u, 0x004476Cu, 0x0044771u,
+    0x0044774u, 0x0044786u, 0x00447D4u, 0x0044801u, 0x0044848u, 0x004484Du, 0x00448B0u, 0x0044A01u,
+    0x0044A1Cu, 0x0044A21u, 0x0044A24u, 0x0044A29u, 0x0044A38u, 0x0044A3Du, 0x0044A78u, 0x0044A7Du,
+    0x0044AA4u, 0x0044AC1u, 0x0044B7Cu, 0x0044BC2u, 0x0044BE8u, 0x0044C15u, 0x0044C34u, 0x0044C3Du,
+    0x0044C44u, 0x0044C4Du, 0x0044CA4u, 0x0044CA9u, 0x0044CC4u, 0x0044CC9u, 0x0044CD0u, 0x0044CD5u,
+    0x0044CE8u, 0x0044CF5u, 0x0044CF8u, 0x0044D41u, 0x0044D44u, 0x0044D75u, 0x0044D88u, 0x0045001u,
+    0x00450D4u, 0x004511Du, 0x004512Cu, 0x0045142u, 0x0045168u, 0x004517Du, 0x0045188u, 0x0045201u,
+    0x00452C0u, 0x0045311u, 0x0045318u, 0x004531Du, 0x0045320u, 0x0045342u, 0x0045368u, 0x0045601u,
+    0x00456BCu, 0x0045761u, 0x0045770u, 0x0045801u, 0x00458C0u, 0x0045911u, 0x0045914u, 0x0045942u,
+    0x0045968u, 0x0045A01u, 0x0045AACu, 0x0045AE1u, 0x0045AE4u, 0x0045B02u, 0x0045B28u, 0x0045C01u,
+    0x0045C6Cu, 0x0045CC2u, 0x0045CF0u, 0x0045D01u, 0x0045D1Cu, 0x0046001u, 0x00460B0u, 0x0046281u,
+    0x0046382u, 0x00463CCu, 0x00463FDu, 0x004641Cu, 0x0046425u, 0x0046428u, 0x0046431u, 0x0046450u,
+    0x0046455u, 0x004645Cu, 0x0046461u, 0x00464C0u, 0x00464FDu, 0x0046500u, 0x0046505u, 0x0046508u,
+    0x0046542u, 0x0046568u, 0x0046681u, 0x00466A0u, 0x00466A9u, 0x0046744u, 0x0046785u, 0x0046788u,
+    0x004678Du, 0x0046790u, 0x0046801u, 0x0046804u, 0x004682Du, 0x00468CCu, 0x00468E9u, 0x00468ECu,
+    0x0046941u, 0x0046944u, 0x0046971u, 0x0046A28u, 0x0046A75u, 0x0046A78u, 0x0046AC1u, 0x0046BE4u,
+    0x0047001u, 0x0047024u, 0x0047029u, 0x00470BCu, 0x0047101u, 0x0047104u, 0x0047142u, 0x00471B4u,
+    0x00471C9u, 0x0047240u, 0x0047401u, 0x004741Cu, 0x0047421u, 0x0047428u, 0x004742Du, 0x00474C4u,
+    0x0047519u, 0x004751Cu, 0x0047542u, 0x0047568u, 0x0047581u, 0x0047598u, 0x004759Du, 0x00475A4u,
+    0x00475A9u, 0x0047628u, 0x0047661u, 0x0047664u, 0x0047682u, 0x00476A8u, 0x0047B81u, 0x0047BCCu,
+    0x0047EC1u, 0x0047EC4u, 0x0047F02u, 0x0047F54u, 0x0048001u, 0x0048E68u, 0x0049002u, 0x00491BCu,
+    0x0049201u, 0x0049510u, 0x004BE41u, 0x004BFC4u, 0x004C001u, 0x004D0BCu, 0x0051001u, 0x005191Cu,
+    0x005A001u, 0x005A8E4u, 0x005A901u, 0x005A97Cu, 0x005A982u, 0x005A9A8u, 0x005A9C1u, 0x005AAFCu,
+    0x005AB02u, 0x005AB28u, 0x005AB41u, 0x005ABB8u, 0x005AC01u, 0x005ACC0u, 0x005AD01u, 0x005AD10u,
+    0x005AD42u, 0x005AD68u, 0x005AD6Eu, 0x005AD88u, 0x005AD8Du, 0x005ADE0u, 0x005ADF5u, 0x005AE40u,
+    0x005B901u, 0x005BA02u, 0x005BA5Cu, 0x005BC01u, 0x005BD2Cu, 0x005BD41u, 0x005BD44u, 0x005BE4Du,
+    0x005BE80u, 0x005BF81u, 0x005BF88u, 0x005BF8Du, 0x005BF90u, 0x005C001u, 0x0061FE0u, 0x0062001u,
+    0x0063358u, 0x0063401u, 0x0063424u, 0x006BFC1u, 0x006BFD0u, 0x006BFD5u, 0x006BFF0u, 0x006BFF5u,
+    0x006BFFCu, 0x006C001u, 0x006C48Cu, 0x006C541u, 0x006C54Cu, 0x006C591u, 0x006C5A0u, 0x006C5C1u,
+    0x006CBF0u, 0x006F001u, 0x006F1ACu, 0x006F1C1u, 0x006F1F4u, 0x006F201u, 0x006F224u, 0x006F241u,
+    0x006F268u, 0x0074B82u, 0x0074BD0u, 0x0074D82u, 0x0074DE4u, 0x0075001u, 0x0075154u, 0x0075159u,
+    0x0075274u, 0x0075279u, 0x0075280u, 0x0075289u, 0x007528Cu, 0x0075295u, 0x007529Cu, 0x00752A5u,
+    0x00752B4u, 0x00752B9u, 0x00752E8u, 0x00752EDu, 0x00752F0u, 0x00752F5u, 0x0075310u, 0x0075315u,
+    0x0075418u, 0x007541Du, 0x007542Cu, 0x0075435u, 0x0075454u, 0x0075459u, 0x0075474u, 0x0075479u,
+    0x00754E8u, 0x00754EDu, 0x00754FCu, 0x0075501u, 0x0075514u, 0x0075519u, 0x007551Cu, 0x0075529u,
+    0x0075544u, 0x0075549u, 0x0075A98u, 0x0075AA1u, 0x0075B04u, 0x0075B09u, 0x0075B6Cu, 0x0075B71u,
+    0x0075BECu, 0x0075BF1u, 0x0075C54u, 0x0075C59u, 0x0075CD4u, 0x0075CD9u, 0x0075D3Cu, 0x0075D41u,
+    0x0075DBCu, 0x0075DC1u, 0x0075E24u, 0x0075E29u, 0x0075EA4u, 0x0075EA9u, 0x0075F0Cu, 0x0075F11u,
+    0x0075F30u, 0x0075F3Au, 0x0076000u, 0x0077C01u, 0x0077C7Cu, 0x0078401u, 0x00784B4u, 0x00784DDu,
+    0x00784F8u, 0x0078502u, 0x0078528u, 0x0078539u, 0x007853Cu, 0x0078A41u, 0x0078AB8u, 0x0078B01u,
+    0x0078BB0u, 0x0078BC2u, 0x0078BE8u, 0x0079F81u, 0x0079F9Cu, 0x0079FA1u, 0x0079FB0u, 0x0079FB5u,
+    0x0079FBCu, 0x0079FC1u, 0x0079FFCu, 0x007A001u, 0x007A314u, 0x007A31Eu, 0x007A340u, 0x007A401u,
+    0x007A510u, 0x007A52Du, 0x007A530u, 0x007A542u, 0x007A568u, 0x007B1C6u, 0x007B2B0u, 0x007B2B6u,
+    0x007B2C0u, 0x007B2C6u, 0x007B2D4u, 0x007B406u, 0x007B4B8u, 0x007B4BEu, 0x007B4F8u, 0x007B801u,
+    0x007B810u, 0x007B815u, 0x007B880u, 0x007B885u, 0x007B88Cu, 0x007B891u, 0x007B894u, 0x007B89Du,
+    0x007B8A0u, 0x007B8A5u, 0x007B8CCu, 0x007B8D1u, 0x007B8E0u, 0x007B8E5u, 0x007B8E8u, 0x007B8EDu,
+    0x007B8F0u, 0x007B909u, 0x007B90Cu, 0x007B91Du, 0x007B920u, 0x007B925u, 0x007B928u, 0x007B92Du,
+    0x007B930u, 0x007B935u, 0x007B940u, 0x007B945u, 0x007B94Cu, 0x007B951u, 0x007B954u, 0x007B95Du,
+    0x007B960u, 0x007B965u, 0x007B968u, 0x007B96Du, 0x007B970u, 0x007B975u, 0x007B978u, 0x007B97Du,
+    0x007B980u, 0x007B985u, 0x007B98Cu, 0x007B991u, 0x007B994u, 0x007B99Du, 0x007B9ACu, 0x007B9B1u,
+    0x007B9CCu, 0x007B9D1u, 0x007B9E0u, 0x007B9E5u, 0x007B9F4u, 0x007B9F9u, 0x007B9FCu, 0x007BA01u,
+    0x007BA28u, 0x007BA2Du, 0x007BA70u, 0x007BA85u, 0x007BA90u, 0x007BA95u, 0x007BAA8u, 0x007BAADu,
+    0x007BAF0u, 0x007C402u, 0x007C434u, 0x007EFC2u, 0x007EFE8u, 0x0080001u, 0x00A9B80u, 0x00A9C01u,
+    0x00ADCE4u, 0x00ADD01u, 0x00AE078u, 0x00AE081u, 0x00B3A88u, 0x00B3AC1u, 0x00BAF84u, 0x00BE001u,
+    0x00BE878u, 0x00C0001u, 0x00C4D2Cu,
+};
+/* END generated */
+
+enum {
+    GEMINI__TOK_OTHER = 0, GEMINI__TOK_LETTER = 1, GEMINI__TOK_NUMBER = 2, GEMINI__TOK_SPACE = 3
+};
+
+/* \s of the regex engines the references use: the Unicode White_Space property. */
+static int gemini__tok_is_white_space(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 ||
+           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+static int gemini__tok_char_class(uint32_t cp)
+{
+    size_t lo = 0, hi = sizeof gemini__tok_class_table / sizeof gemini__tok_class_table[0];
+    if (cp < 0x80) {
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return GEMINI__TOK_LETTER;
+        if (cp >= '0' && cp <= '9') return GEMINI__TOK_NUMBER;
+        return gemini__tok_is_white_space(cp) ? GEMINI__TOK_SPACE : GEMINI__TOK_OTHER;
+    }
+    if (gemini__tok_is_white_space(cp)) return GEMINI__TOK_SPACE;
+    while (lo < hi) { /* the last entry that starts at or before cp */
+        size_t mid = lo + (hi - lo) / 2;
+        if ((gemini__tok_class_table[mid] >> 2) <= cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo == 0 ? GEMINI__TOK_OTHER : (int)(gemini__tok_class_table[lo - 1] & 3u);
+}
+
+/* The code point at s[0..n) of text already made valid UTF-8, and its length in *len. */
+static uint32_t gemini__tok_code_point(const unsigned char *s, size_t n, size_t *len)
+{
+    size_t k = gemini__tok_char_len(s[0]);
+    if (k > n || s[0] < 0xC0) k = 1;
+    *len = k;
+    if (k == 1) return s[0];
+    if (k == 2) return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3Fu);
+    if (k == 3)
+        return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3Fu);
+    return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+           ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3Fu);
+}
+
+/* The end of the pre-tokenisation chunk that starts at s[p], for the GPT-2 pattern
+       's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+   tried in that order at each position, as a backtracking regex engine does. */
+static size_t gemini__tok_gpt2_chunk(const char *text, size_t p, size_t end)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t len, q, last;
+    uint32_t cp = gemini__tok_code_point(s + p, end - p, &len);
+    int kind = gemini__tok_char_class(cp);
+
+    if (cp == '\'' && p + 1 < end) {
+        unsigned char c = s[p + 1], d = p + 2 < end ? s[p + 2] : 0;
+        if (c == 's' || c == 't' || c == 'm' || c == 'd') return p + 2;
+        if ((c == 'r' && d == 'e') || (c == 'v' && d == 'e') || (c == 'l' && d == 'l'))
+            return p + 3;
+    }
+    q = p + len;
+    if (cp == ' ' && q < end) {
+        /* " ?X+": one space (U+0020 only) may lead a run of letters, numbers or others */
+        size_t next_len;
+        int next = gemini__tok_char_class(gemini__tok_code_point(s + q, end - q, &next_len));
+        if (next != GEMINI__TOK_SPACE) {
+            kind = next;
+            q += next_len;
+        }
+    }
+    if (kind != GEMINI__TOK_SPACE) {
+        while (q < end) {
+            size_t k;
+            if (gemini__tok_char_class(gemini__tok_code_point(s + q, end - q, &k)) != kind) break;
+            q += k;
+        }
+        return q;
+    }
+    /* Whitespace: a run that reaches the end is one chunk. Before other text \s+(?!\S) backs
+       off one character, so the last one can lead the next chunk (" ?\p{L}+" for a space);
+       a run of one character is taken whole by the final \s+. */
+    last = p;
+    while (q < end) {
+        size_t k;
+        if (gemini__tok_char_class(gemini__tok_code_point(s + q, end - q, &k)) !=
+            GEMINI__TOK_SPACE)
+            break;
+        last = q;
+        q += k;
+    }
+    return (q == end || last == p) ? q : last;
+}
+
+static size_t gemini__tok_merge_slot(uint64_t key, size_t mask)
+{
+    key *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(key >> 32 ^ key) & mask;
+}
+
+/* The rank of the merge of left and right, or -1. */
+static int32_t gemini__tok_merge_rank(const gemini_tok *tok, int32_t left, int32_t right)
+{
+    uint64_t key = ((uint64_t)(uint32_t)left << 32 | (uint32_t)right) + 1u;
+    size_t i = gemini__tok_merge_slot(key, tok->merge_mask);
+    while (tok->merge_keys[i] != 0) {
+        if (tok->merge_keys[i] == key) return tok->merge_ranks[i];
+        i = (i + 1) & tok->merge_mask;
+    }
+    return -1;
+}
+
+/* Finds the one-byte pieces and checks and indexes the merges. */
+static gemini_result gemini__tok_bytebpe_init(gemini_tok *tok, const int32_t *merges,
+                                              int32_t n_merges)
+{
+    size_t cap = 16, i;
+    int32_t k, b;
+    gemini__tok_buf both;
+    if (n_merges < 0 || n_merges > (1 << 24))
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "tokenizer: %d merges (at most 2^24)",
+                            (int)n_merges);
+    for (b = 0; b < 256; b++) {
+        char c = (char)b;
+        int32_t id = gemini__tok_map_find(tok, &tok->normal_map, &c, 1);
+        if (id < 0 || tok->types[id] != GEMINI_TOK_NORMAL)
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: byte-level BPE has no piece for "
+                                "byte 0x%02X", (unsigned)b);
+        tok->byte_ids[b] = id;
+    }
+    while (cap < (size_t)n_merges * 2) cap *= 2;
+    tok->n_merges = n_merges;
+    tok->merges = (int32_t *)gemini__tok_malloc_array((size_t)n_merges, 2 * sizeof(int32_t));
+    tok->merge_result = (int32_t *)gemini__tok_malloc_array((size_t)n_merges, sizeof(int32_t));
+    tok->merge_keys = (uint64_t *)gemini__tok_malloc_array(cap, sizeof(uint64_t));
+    tok->merge_ranks = (int32_t *)gemini__tok_malloc_array(cap, sizeof(int32_t));
+    if (!tok->merges || !tok->merge_result || !tok->merge_keys || !tok->merge_ranks)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer: no memory for %d merges",
+                            (int)n_merges);
+    memset(tok->merge_keys, 0, cap * sizeof(uint64_t));
+    tok->merge_mask = cap - 1;
+    memset(&both, 0, sizeof both);
+    for (k = 0; k < n_merges; k++) {
+        int32_t left = merges[2 * k], right = merges[2 * k + 1], id;
+        uint64_t key;
+        if (left < 0 || left >= tok->n_pieces || right < 0 || right >= tok->n_pieces ||
+            tok->types[left] != GEMINI_TOK_NORMAL || tok->types[right] != GEMINI_TOK_NORMAL) {
+            gemini__tok_buf_free(&both);
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: merge %d joins ids %d and %d, "
+                                "which are not both vocabulary pieces", (int)k, (int)left,
+                                (int)right);
+        }
+        both.len = 0;
+        gemini__tok_buf_append(&both, tok->pieces[left], tok->piece_lengths[left]);
+        gemini__tok_buf_append(&both, tok->pieces[right], tok->piece_lengths[right]);
+        if (both.failed) {
+            gemini__tok_buf_free(&both);
+            return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer: no memory");
+        }
+        id = gemini__tok_map_find(tok, &tok->normal_map, both.data ? both.data : "", both.len);
+        if (id < 0 || tok->types[id] != GEMINI_TOK_NORMAL || both.len == 0) {
+            gemini__tok_buf_free(&both);
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: merge %d (ids %d + %d) makes a "
+                                "piece that is not in the vocabulary", (int)k, (int)left,
+                                (int)right);
+        }
+        tok->merges[2 * k] = left;
+        tok->merges[2 * k + 1] = right;
+        tok->merge_result[k] = id;
+        /* A repeated pair takes the later rank, as the tokenizers library's map does. */
+        key = ((uint64_t)(uint32_t)left << 32 | (uint32_t)right) + 1u;
+        i = gemini__tok_merge_slot(key, tok->merge_mask);
+        while (tok->merge_keys[i] != 0 && tok->merge_keys[i] != key)
+            i = (i + 1) & tok->merge_mask;
+        tok->merge_keys[i] = key;
+        tok->merge_ranks[i] = k;
+    }
+    gemini__tok_buf_free(&both);
+    return GEMINI_OK;
+}
+
+static void gemini__tok_bytebpe_candidate(const gemini_tok *tok, gemini__tok_work *w,
+                                          int32_t left, int32_t right)
+{
+    gemini__tok_pair p;
+    int32_t rank;
+    if (left < 0 || right < 0) return;
+    rank = gemini__tok_merge_rank(tok, w->symbols[left].id, w->symbols[right].id);
+    if (rank < 0) return;
+    p.score = -(float)rank;   /* exact: ranks are below 2^24 */
+    p.left = left;
+    p.right = right;
+    p.size = w->symbols[left].len + w->symbols[right].len;
+    p.id = tok->merge_result[rank];
+    gemini__tok_heap_push(w, p);
+}
+
+/* Merges the bytes of one chunk norm[begin, end) by rank: always the lowest-ranked adjacent
+   pair, the leftmost of equals, until no pair has a merge. */
+static void gemini__tok_bytebpe_chunk(const gemini_tok *tok, gemini__tok_work *w,
+                                      uint32_t begin, uint32_t end)
+{
+    const unsigned char *s = (const unsigned char *)w->norm.data;
+    void *symbols = w->symbols;
+    int32_t n = (int32_t)(end - begin), i;
+    if (n == 1) {
+        gemini__tok_emit(w, tok->byte_ids[s[begin]], begin, 1);
+        return;
+    }
+    if (!gemini__tok_grow(w, &symbols, &w->cap_symbols, (size_t)n, sizeof(gemini__tok_symbol)))
+        return;
+    w->symbols = (gemini__tok_symbol *)symbols;
+    for (i = 0; i < n; i++) {
+        gemini__tok_symbol *sym = &w->symbols[i];
+        sym->prev = i - 1;
+        sym->next = i + 1 < n ? i + 1 : -1;
+        sym->id = tok->byte_ids[s[begin + (uint32_t)i]];
+        sym->start = begin + (uint32_t)i;
+        sym->len = 1;
+        sym->freeze = 0;
+    }
+    w->n_heap = 0;
+    for (i = 1; i < n; i++) gemini__tok_bytebpe_candidate(tok, w, i - 1, i);
+
+    /* A stale pair has a symbol that was absorbed (len 0) or has grown (size differs). */
+    while (w->n_heap > 0 && !w->failed) {
+        gemini__tok_pair top = gemini__tok_heap_pop(w);
+        gemini__tok_symbol *l = &w->symbols[top.left], *r = &w->symbols[top.right];
+        if (l->len == 0 || r->len == 0 || l->len + r->len != top.size) continue;
+        l->len += r->len;
+        l->id = top.id;
+        l->next = r->next;
+        if (r->next >= 0) w->symbols[r->next].prev = top.left;
+        r->len = 0;
+        gemini__tok_bytebpe_candidate(tok, w, l->prev, top.left);
+        gemini__tok_bytebpe_candidate(tok, w, top.left, l->next);
+    }
+    for (i = 0; i >= 0 && !w->failed; i = w->symbols[i].next)
+        gemini__tok_emit(w, w->symbols[i].id, w->symbols[i].start, w->symbols[i].len);
+}
+
+/* Encodes text that holds no added token: invalid UTF-8 bytes become U+FFFD, then each
+   pre-tokenisation chunk is merged on its own. */
+static void gemini__tok_bytebpe_segment(const gemini_tok *tok, const char *text, size_t len,
+                                        gemini__tok_work *w)
+{
+    gemini__tok_buf *b = &w->norm;
+    size_t i = 0, begin = b->len, p;
+    if (len == 0) return;
+    if (!gemini__tok_buf_reserve(b, len * 3)) { w->failed = 1; return; }
+    while (i < len) {
+        size_t run = i, k;
+        while (run < len && (unsigned char)text[run] < 0x80) run++;
+        while (run < len && (k = gemini__tok_utf8_valid((const unsigned char *)text + run,
+                                                        len - run)) > 0)
+            run += k;
+        memcpy(b->data + b->len, text + i, run - i);
+        b->len += run - i;
+        if (run < len) {
+            memcpy(b->data + b->len, gemini__tok_replacement, 3);
+            b->len += 3;
+            run++;
+        }
+        i = run;
+    }
+    if (b->len > 0xFFFFFFF0u) { w->failed = 1; return; }
+    for (p = begin; p < b->len && !w->failed;) {
+        size_t q = gemini__tok_gpt2_chunk(b->data, p, b->len);
+        gemini__tok_bytebpe_chunk(tok, w, (uint32_t)p, (uint32_t)q);
+        p = q;
+    }
+}
+
 /* ---- Encode one segment: normalise, run the model, apply byte fallback ----------------- */
 
 static void gemini__tok_encode_segment(const gemini_tok *tok, const char *text, size_t len,
@@ -1432,6 +2050,10 @@ static void gemini__tok_encode_segment(const gemini_tok *tok, const char *text, 
     size_t first, i, out;
     int prev_unk = 0;
 
+    if (tok->model_type == GEMINI_TOK_BYTE_BPE) {
+        gemini__tok_bytebpe_segment(tok, text, len, w);
+        return;
+    }
     gemini__tok_normalize(tok, text, len, w);
     if (w->failed) return;
     if (w->norm.len > 0xFFFFFFF0u) { w->failed = 1; return; }
@@ -1618,12 +2240,39 @@ static void gemini__tok_stream_bytes(gemini_tok_stream *s, int final)
     }
 }
 
+/* Byte-level BPE: every piece but a CONTROL one adds its bytes; whole valid characters pass
+   straight through, the rest goes through the pending bytes one at a time. */
+static void gemini__tok_stream_raw(gemini_tok_stream *s, int32_t id)
+{
+    const unsigned char *p = (const unsigned char *)s->tok->pieces[id];
+    size_t n = s->tok->piece_lengths[id], i = 0;
+    if (s->tok->types[id] == GEMINI_TOK_CONTROL) return;
+    while (i < n) {
+        if (s->n_pending == 0) {
+            size_t j = i, k;
+            while (j < n && (k = gemini__tok_utf8_valid(p + j, n - j)) > 0) j += k;
+            if (j > i) {
+                gemini__tok_stream_emit(s, (const char *)p + i, j - i);
+                i = j;
+                continue;
+            }
+        }
+        s->pending[s->n_pending++] = p[i++];
+        gemini__tok_stream_bytes(s, 0);
+    }
+}
+
 static void gemini__tok_stream_piece(gemini_tok_stream *s, int32_t id)
 {
     const gemini_tok *tok = s->tok;
     const char *p = tok->pieces[id];
     size_t n = tok->piece_lengths[id], i;
     int type = tok->types[id];
+
+    if (tok->model_type == GEMINI_TOK_BYTE_BPE) {
+        gemini__tok_stream_raw(s, id);
+        return;
+    }
 
     if (type == GEMINI_TOK_BYTE) {
         s->pending[s->n_pending++] = (unsigned char)gemini__tok_byte_of_piece(p, n);
@@ -1955,7 +2604,7 @@ static gemini_result gemini__tok_load_proto(const uint8_t *data, size_t size, ge
     d.eos_id = gemini__tok_find_typed(&d, eos_piece, GEMINI_TOK_CONTROL);
     d.pad_id = gemini__tok_find_typed(&d, pad_piece, GEMINI_TOK_CONTROL);
     if (d.unk_id < 0) d.unk_id = -1;
-    res = gemini__tok_create(&d, unk_surface.p, unk_surface.n, out);
+    res = gemini__tok_create(&d, unk_surface.p, unk_surface.n, NULL, 0, out);
 
 done:
     GEMINI_FREE((void *)pieces);
@@ -2416,6 +3065,247 @@ static gemini_result gemini__tok_hf_normalizer(const gemini__tok_json *j, int64_
                         pre ? "pre_tokenizer" : "normalizer");
 }
 
+/* ---- Byte-level BPE tokenizer.json -------------------------------------------------------- */
+
+/* GPT-2 writes each byte of a piece as one character: the printable bytes 0x21-0x7E,
+   0xA1-0xAC and 0xAE-0xFF as the code point of the same value, the other 68 bytes, in
+   increasing order, as U+0100 onwards. Fills the inverse: code point -> byte, or -1. */
+static void gemini__tok_byte_level_table(int16_t from_cp[0x144])
+{
+    int b, extra = 0;
+    for (b = 0; b < 0x144; b++) from_cp[b] = -1;
+    for (b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        from_cp[printable ? b : 0x100 + extra++] = (int16_t)b;
+    }
+}
+
+/* Turns the byte-level text in b into raw bytes, in place; 0 if a character is not one of
+   the 256 that stand for bytes. */
+static int gemini__tok_unbyte(const int16_t from_cp[0x144], gemini__tok_buf *b)
+{
+    size_t i = 0, out = 0;
+    while (i < b->len) {
+        size_t len;
+        uint32_t cp;
+        if (gemini__tok_utf8_valid((const unsigned char *)b->data + i, b->len - i) == 0) return 0;
+        cp = gemini__tok_code_point((const unsigned char *)b->data + i, b->len - i, &len);
+        if (cp >= 0x144 || from_cp[cp] < 0) return 0;
+        b->data[out++] = (char)from_cp[cp];
+        i += len;
+    }
+    b->len = out;
+    return 1;
+}
+
+/* The left and right parts of merge node item ("a b" or ["a", "b"]) as raw bytes. */
+static int gemini__tok_merge_parts(const gemini__tok_json *j, int64_t item,
+                                   const int16_t from_cp[0x144], gemini__tok_buf *a,
+                                   gemini__tok_buf *b)
+{
+    if (j->nodes[item].type == GEMINI__TOK_JARRAY && j->nodes[item].count == 2) {
+        if (!gemini__tok_json_text(j, item + 1, a) ||
+            !gemini__tok_json_text(j, j->nodes[item + 1].next, b))
+            return 0;
+    } else {
+        char *space;
+        size_t left;
+        if (!gemini__tok_json_text(j, item, a) || !(space = (char *)memchr(a->data, ' ', a->len)))
+            return 0;
+        left = (size_t)(space - a->data);
+        b->len = 0;
+        gemini__tok_buf_append(b, space + 1, a->len - left - 1);
+        a->len = left;
+        if (b->failed || memchr(b->data, ' ', b->len)) return 0;
+    }
+    return gemini__tok_unbyte(from_cp, a) && gemini__tok_unbyte(from_cp, b);
+}
+
+/* Loads the model of a tokenizer.json whose pre_tokenizer is ByteLevel. */
+static gemini_result gemini__tok_load_bytelevel(const gemini__tok_json *j, int64_t root,
+                                                int64_t model, gemini_tok **out)
+{
+    int16_t from_cp[0x144];
+    int64_t pre = gemini__tok_json_get(j, root, "pre_tokenizer");
+    int64_t norm = gemini__tok_json_get(j, root, "normalizer");
+    int64_t vocab = gemini__tok_json_get(j, model, "vocab");
+    int64_t merges = gemini__tok_json_get(j, model, "merges");
+    int64_t added = gemini__tok_json_get(j, root, "added_tokens");
+    int64_t item, max_id = -1, i, prefix, suffix;
+    gemini__tok_hf h;
+    gemini__tok_buf a, b;
+    gemini__tok_map map;
+    gemini_tok fake;
+    gemini_tok_bpe_desc d;
+    int32_t *pairs = NULL;
+    uint32_t k, n_merges = 0;
+    gemini_result r = GEMINI_OK;
+
+    gemini__tok_byte_level_table(from_cp);
+    memset(&h, 0, sizeof h);
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&map, 0, sizeof map);
+    memset(&d, 0, sizeof d);
+    prefix = gemini__tok_json_get(j, model, "continuing_subword_prefix");
+    suffix = gemini__tok_json_get(j, model, "end_of_word_suffix");
+    if (norm >= 0 && j->nodes[norm].type != GEMINI__TOK_JNULL)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "tokenizer.json: a normalizer before a "
+                            "ByteLevel pre_tokenizer is not supported");
+    if (gemini__tok_json_bool(j, gemini__tok_json_get(j, pre, "add_prefix_space"), 1) ||
+        !gemini__tok_json_bool(j, gemini__tok_json_get(j, pre, "use_regex"), 1))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "tokenizer.json: ByteLevel with "
+                            "add_prefix_space or without use_regex is not supported");
+    if ((prefix >= 0 && j->nodes[prefix].type != GEMINI__TOK_JNULL &&
+         !gemini__tok_json_is(j, prefix, "")) ||
+        (suffix >= 0 && j->nodes[suffix].type != GEMINI__TOK_JNULL &&
+         !gemini__tok_json_is(j, suffix, "")))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "tokenizer.json: BPE subword prefixes or "
+                            "suffixes are not supported with ByteLevel");
+    if (vocab < 0 || j->nodes[vocab].type != GEMINI__TOK_JOBJECT ||
+        (merges >= 0 && j->nodes[merges].type != GEMINI__TOK_JARRAY))
+        return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: model.vocab or model.merges "
+                            "is missing or has the wrong kind");
+
+    /* Count the ids (vocab values and added token ids). */
+    for (k = 0, item = vocab + 1; k < j->nodes[vocab].count; k += 2) {
+        double v;
+        if (!gemini__tok_json_number_value(j, item + 1, &v) || v < 0 || v >= 16777216.0 ||
+            v != (double)(int64_t)v)
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: a vocab id is not an "
+                                "integer in [0, 2^24)");
+        if ((int64_t)v > max_id) max_id = (int64_t)v;
+        item = j->nodes[item + 1].next;
+    }
+    for (k = 0, item = gemini__tok_json_first(j, added, GEMINI__TOK_JARRAY);
+         item >= 0 && k < j->nodes[added].count; k++, item = j->nodes[item].next) {
+        double v;
+        if (!gemini__tok_json_number_value(j, gemini__tok_json_get(j, item, "id"), &v) || v < 0 ||
+            v >= 16777216.0 || v != (double)(int64_t)v)
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: added token %u has no "
+                                "integer id in [0, 2^24)", (unsigned)k);
+        if ((int64_t)v > max_id) max_id = (int64_t)v;
+    }
+    if (max_id < 255)
+        return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: %lld ids cannot hold the 256 "
+                            "byte pieces", (long long)(max_id + 1));
+
+    h.d.n_pieces = (int32_t)(max_id + 1);
+    h.offsets = (size_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(size_t));
+    h.lengths = (uint32_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(uint32_t));
+    h.scores = (float *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(float));
+    h.types = (uint8_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, 1);
+    h.pieces = (const char **)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(char *));
+    if (!h.offsets || !h.lengths || !h.scores || !h.types || !h.pieces) {
+        r = gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer.json: no memory");
+        goto done;
+    }
+    for (i = 0; i < h.d.n_pieces; i++) {
+        h.offsets[i] = (size_t)-1;
+        h.types[i] = GEMINI_TOK_NORMAL;
+    }
+
+    /* Vocabulary pieces are in byte-level form; added tokens are plain text. */
+    for (k = 0, item = vocab + 1; r == GEMINI_OK && k < j->nodes[vocab].count; k += 2) {
+        double v;
+        gemini__tok_json_number_value(j, item + 1, &v);
+        if (!gemini__tok_json_text(j, item, &a) || !gemini__tok_unbyte(from_cp, &a))
+            r = gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: vocab entry %u (id %lld) is "
+                             "not in byte-level form", (unsigned)(k / 2), (long long)v);
+        else r = gemini__tok_hf_set(&h, (int64_t)v, a.data ? a.data : "", a.len, 0.0);
+        item = j->nodes[item + 1].next;
+    }
+    for (k = 0, item = gemini__tok_json_first(j, added, GEMINI__TOK_JARRAY);
+         r == GEMINI_OK && item >= 0 && k < j->nodes[added].count;
+         k++, item = j->nodes[item].next) {
+        double v;
+        gemini__tok_json_number_value(j, gemini__tok_json_get(j, item, "id"), &v);
+        if (!gemini__tok_json_text(j, gemini__tok_json_get(j, item, "content"), &a) ||
+            a.len == 0) {
+            r = gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: added token %u lacks content",
+                             (unsigned)k);
+            break;
+        }
+        r = gemini__tok_hf_set(&h, (int64_t)v, a.data, a.len, 0.0);
+        if (r == GEMINI_OK)
+            h.types[(int64_t)v] =
+                gemini__tok_json_bool(j, gemini__tok_json_get(j, item, "special"), 0) ?
+                GEMINI_TOK_CONTROL : GEMINI_TOK_USER_DEFINED;
+    }
+    if (r != GEMINI_OK) goto done;
+    for (i = 0; i < h.d.n_pieces; i++) {
+        if (h.offsets[i] == (size_t)-1) {
+            r = gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: no piece has id %lld",
+                             (long long)i);
+            goto done;
+        }
+    }
+    for (i = 0; i < h.d.n_pieces; i++)
+        h.pieces[i] = h.text.data ? h.text.data + h.offsets[i] : "";
+
+    /* Merges: both parts must be vocabulary pieces. */
+    memset(&fake, 0, sizeof fake);
+    fake.n_pieces = h.d.n_pieces;
+    fake.pieces = h.pieces;
+    fake.piece_lengths = h.lengths;
+    fake.types = h.types;
+    r = gemini__tok_map_build(&map, &fake, 1u << GEMINI_TOK_NORMAL, "piece");
+    if (r != GEMINI_OK) goto done;
+    n_merges = merges >= 0 ? j->nodes[merges].count : 0;
+    pairs = (int32_t *)gemini__tok_malloc_array((size_t)n_merges, 2 * sizeof(int32_t));
+    if (!pairs) {
+        r = gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer.json: no memory for the merges");
+        goto done;
+    }
+    for (k = 0, item = gemini__tok_json_first(j, merges, GEMINI__TOK_JARRAY); item >= 0 &&
+         k < n_merges; k++, item = j->nodes[item].next) {
+        if (!gemini__tok_merge_parts(j, item, from_cp, &a, &b)) {
+            r = gemini__fail(a.failed || b.failed ? GEMINI_ERR_OUT_OF_MEMORY : GEMINI_ERR_FORMAT,
+                             "tokenizer.json: merge %u is not two byte-level pieces", k);
+            goto done;
+        }
+        pairs[2 * k] = gemini__tok_map_find(&fake, &map, a.data ? a.data : "", a.len);
+        pairs[2 * k + 1] = gemini__tok_map_find(&fake, &map, b.data ? b.data : "", b.len);
+        if (pairs[2 * k] < 0 || pairs[2 * k + 1] < 0) {
+            r = gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.json: merge %u names a piece that "
+                             "is not in the vocabulary", k);
+            goto done;
+        }
+    }
+
+    d.n_pieces = h.d.n_pieces;
+    d.pieces = h.pieces;
+    d.piece_lengths = h.lengths;
+    d.types = h.types;
+    d.n_merges = (int32_t)n_merges;
+    d.merges = pairs;
+    d.bos_id = d.pad_id = -1;
+    {
+        gemini__tok_str eot = {"<|endoftext|>", 13};
+        gemini_tok_spm_desc view;
+        memset(&view, 0, sizeof view);
+        view.n_pieces = h.d.n_pieces;
+        view.pieces = h.pieces;
+        view.piece_lengths = h.lengths;
+        view.types = h.types;
+        d.eos_id = gemini__tok_find_typed(&view, eot, GEMINI_TOK_CONTROL);
+    }
+    r = gemini_tok_create_bpe(&d, out);
+
+done:
+    GEMINI_FREE(pairs);
+    gemini__tok_map_free(&map);
+    gemini__tok_buf_free(&a);
+    gemini__tok_buf_free(&b);
+    gemini__tok_buf_free(&h.text);
+    GEMINI_FREE(h.offsets);
+    GEMINI_FREE(h.lengths);
+    GEMINI_FREE(h.scores);
+    GEMINI_FREE(h.types);
+    GEMINI_FREE((void *)h.pieces);
+    return r;
+}
+
 static gemini_result gemini__tok_load_json(const char *text, size_t size, gemini_tok **out)
 {
     gemini__tok_json j;
@@ -2450,6 +3340,11 @@ static gemini_result gemini__tok_load_json(const char *text, size_t size, gemini
     vocab = gemini__tok_json_get(&j, model, "vocab");
     added = gemini__tok_json_get(&j, root, "added_tokens");
     is_bpe = gemini__tok_json_is(&j, mtype, "BPE");
+    if (is_bpe && gemini__tok_json_is(&j, gemini__tok_json_get(&j, gemini__tok_json_get(
+            &j, root, "pre_tokenizer"), "type"), "ByteLevel")) {
+        r = gemini__tok_load_bytelevel(&j, root, model, out);
+        goto done;
+    }
     if (!is_bpe && !gemini__tok_json_is(&j, mtype, "Unigram")) {
         r = gemini__fail(GEMINI_ERR_UNSUPPORTED, "tokenizer.json: model type is not BPE or "
                          "Unigram");
@@ -2656,7 +3551,7 @@ static gemini_result gemini__tok_load_json(const char *text, size_t size, gemini
                 *ids[s] = gemini__tok_find_typed(&h.d, name, GEMINI_TOK_CONTROL);
             }
     }
-    r = gemini__tok_create(&h.d, NULL, 0, out);
+    r = gemini__tok_create(&h.d, NULL, 0, NULL, 0, out);
 
 done:
     GEMINI_FREE(j.nodes);

@@ -10,6 +10,11 @@
      models/gemma3-rebuilt.model             made by tools/tokenizer_fixtures.py
      models/gemma3-rebuilt.tokenizer.json    made by tools/tokenizer_fixtures.py
    all compared with tests/tokenizer/gemma3_expected_ids.txt (Python sentencepiece).
+   Whisper check, skipped with a message when the file is absent:
+     models/whisper-base/tokenizer.json      made by tools/fetch_whisper_base.sh
+   compared with tests/tokenizer/whisper_expected_*.txt (tokenizers and tiktoken, made by
+   tools/whisper_tokenizer_fixtures.py). A byte-level tokenizer.json written here is always
+   checked. test_tokenizer --bench-whisper ROOT prints the Whisper encode throughput.
    Prints one line per check and ends with "N passed, M failed".
 */
 #define GEMINI_TOKENIZER_IMPLEMENTATION
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int n_passed, n_failed;
 
@@ -924,6 +930,431 @@ static void check_gemma_gguf(const char *root)
     free(types);
 }
 
+/* ---- Whisper's byte-level BPE (models/whisper-base/tokenizer.json) ----
+   Expected ids and decodes come from the tokenizers and tiktoken packages
+   (tools/whisper_tokenizer_fixtures.py), for tests/tokenizer/corpus.txt followed by
+   tests/tokenizer/whisper_extra.txt; "plain" encodes without GEMINI_TOK_PARSE_SPECIAL. */
+
+/* Joins two line lists into one (the pointers still point into a and b). */
+static void join_lines(const lines *a, const lines *b, lines *out)
+{
+    size_t i;
+    memset(out, 0, sizeof *out);
+    out->n = a->n + b->n;
+    out->line = (char **)calloc(out->n + 1, sizeof(char *));
+    out->len = (size_t *)calloc(out->n + 1, sizeof(size_t));
+    for (i = 0; i < out->n; i++) {
+        out->line[i] = i < a->n ? a->line[i] : b->line[i - a->n];
+        out->len[i] = i < a->n ? a->len[i] : b->len[i - a->n];
+    }
+}
+
+/* Decodes the expected ids of every line; 1 when all equal want and every stream agrees. */
+static int whisper_decodes_ok(const gemini_tok *tok, const lines *ids, const lines *want,
+                              int *stream_ok)
+{
+    size_t i;
+    int ok = ids->n == want->n, s_ok;
+    *stream_ok = 1;
+    for (i = 0; i < ids->n && i < want->n; i++) {
+        size_t n = parse_ids(ids->line[i], ids->len[i], g_expected, MAX_IDS);
+        if (!decode_both(tok, g_expected, n, want->line[i], want->len[i], &s_ok)) {
+            if (ok) printf("     (first decode mismatch: line %zu)\n", i + 1);
+            ok = 0;
+        }
+        if (!s_ok) *stream_ok = 0;
+    }
+    return ok;
+}
+
+static void concat_piece(void *user, int32_t id, const char *piece, size_t len)
+{
+    (void)id;
+    append((piece_sink *)user, piece, len);
+}
+
+static void check_whisper_round_trip(const gemini_tok *tok, const lines *text)
+{
+    size_t i, len;
+    int ok = 1, pieces_ok = 1, n_valid = 0;
+    char *out = NULL;
+    for (i = 0; i < text->n; i++) {
+        int32_t n = 0;
+        piece_sink sink = {NULL, 0, 0};
+        if (!utf8_ok(text->line[i], text->len[i])) continue;
+        n_valid++;
+        gemini_tok_encode(tok, text->line[i], text->len[i], 0, g_ids, MAX_IDS, &n);
+        out = (char *)realloc(out, text->len[i] + 1);
+        if (gemini_tok_decode(tok, g_ids, (size_t)n, out, text->len[i] + 1, &len) != GEMINI_OK ||
+            len != text->len[i] || memcmp(out, text->line[i], len) != 0)
+            ok = 0;
+        /* The pieces of a plain encoding are the raw bytes of the text, in order. */
+        gemini_tok_encode_pieces(tok, text->line[i], text->len[i], 0, concat_piece, &sink);
+        if (sink.len != text->len[i] || (sink.len && memcmp(sink.buf, text->line[i], sink.len)))
+            pieces_ok = 0;
+        free(sink.buf);
+    }
+    free(out);
+    check(ok && n_valid > 60, "whisper: decode(encode(x)) == x for every valid UTF-8 line", NULL);
+    check(pieces_ok, "whisper: encode_pieces gives the bytes of the text", NULL);
+}
+
+/* Random byte strings: a plain encoding decodes back to the text with one U+FFFD per bad
+   byte, and parse_special encodes without error. */
+static void check_whisper_random(const gemini_tok *tok)
+{
+    static const char *const pool[] = {"a", "Z", " ", "  ", "\t", "\n", "'s", "'", "1", "\xFF",
+        "\xC3", "\xA9", "\xE2\x82", "\xAC", "\xF0\x9F\x98\x80", "\xE4\xB8\xAD",
+        "\xE3\x80\x80", "<|en|>", "<|0.00|>", "<|endoftext|>", "<|", "|>", "\x00", ".", "!?"};
+    unsigned seed = 12345;
+    int round, ok = 1, special_ok = 1;
+    char text[256], want[1024], *got = (char *)malloc(4096);
+    for (round = 0; round < 500; round++) {
+        size_t len = 0, n_want = 0, i, got_len = 0;
+        int32_t n = 0;
+        int parts;
+        seed = seed * 1103515245u + 12345u;
+        parts = (int)((seed >> 16) % 40);
+        while (parts-- > 0) {
+            const char *p;
+            seed = seed * 1103515245u + 12345u;
+            p = pool[(seed >> 16) % (sizeof pool / sizeof pool[0])];
+            if (p[0] == 0) text[len++] = 0; /* the NUL entry */
+            else {
+                memcpy(text + len, p, strlen(p));
+                len += strlen(p);
+            }
+        }
+        for (i = 0; i < len;) {
+            size_t k = gemini__tok_utf8_valid((const unsigned char *)text + i, len - i);
+            if (k == 0) {
+                memcpy(want + n_want, "\xEF\xBF\xBD", 3);
+                n_want += 3;
+                i++;
+            } else {
+                memcpy(want + n_want, text + i, k);
+                n_want += k;
+                i += k;
+            }
+        }
+        if (gemini_tok_encode(tok, text, len, 0, g_ids, MAX_IDS, &n) != GEMINI_OK ||
+            gemini_tok_decode(tok, g_ids, (size_t)n, got, 4096, &got_len) != GEMINI_OK ||
+            got_len != n_want || memcmp(got, want, n_want) != 0)
+            ok = 0;
+        if (gemini_tok_encode(tok, text, len, GEMINI_TOK_PARSE_SPECIAL, g_ids, MAX_IDS, &n) !=
+            GEMINI_OK)
+            special_ok = 0;
+    }
+    free(got);
+    check(ok && special_ok, "whisper: 500 random byte strings: decode(encode(x)) = x with "
+          "U+FFFD per bad byte", NULL);
+}
+
+static void check_whisper(const char *root)
+{
+    static const struct { const char *piece; int32_t id; } known[] = {
+        {"<|endoftext|>", 50257}, {"<|startoftranscript|>", 50258}, {"<|en|>", 50259},
+        {"<|ja|>", 50266}, {"<|translate|>", 50358}, {"<|transcribe|>", 50359},
+        {"<|startoflm|>", 50360}, {"<|startofprev|>", 50361}, {"<|nospeech|>", 50362},
+        {"<|notimestamps|>", 50363}, {"<|0.00|>", 50364}, {"<|30.00|>", 51864},
+        {" the", 264}, {"Hello", 15947}};
+    char path[1024], name[256];
+    gemini_tok *tok = NULL, *copy = NULL;
+    gemini_tok_bpe_desc desc;
+    lines corpus, extra, text, ids, ids_sp, dec, dec_sp;
+    size_t i;
+    int known_ok = 1, stream_ok;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/models/whisper-base/tokenizer.json", root);
+    f = fopen(path, "rb");
+    if (!f) {
+        printf("skip whisper: models/whisper-base/tokenizer.json not found "
+               "(sh tools/fetch_whisper_base.sh models)\n");
+        return;
+    }
+    fclose(f);
+    check(gemini_tok_load(path, &tok) == GEMINI_OK, "whisper: load tokenizer.json",
+          gemini_last_error());
+    if (!tok) return;
+    check(gemini_tok_model_type(tok) == GEMINI_TOK_BYTE_BPE && gemini_tok_vocab_size(tok) == 51865
+          && gemini_tok_eos_id(tok) == 50257 && gemini_tok_bos_id(tok) == -1 &&
+          gemini_tok_unk_id(tok) == -1, "whisper: byte-level BPE, 51865 ids, eos 50257", NULL);
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (gemini_tok_id_of(tok, known[i].piece, strlen(known[i].piece)) != known[i].id) {
+            printf("     (%s is not %d)\n", known[i].piece, (int)known[i].id);
+            known_ok = 0;
+        }
+    check(known_ok && gemini_tok_piece_type(tok, 50258) == GEMINI_TOK_CONTROL &&
+          gemini_tok_piece_type(tok, 50364) == GEMINI_TOK_USER_DEFINED,
+          "whisper: special, language, task and timestamp ids (REFERENCE 3.3)", NULL);
+
+    snprintf(path, sizeof path, "%s/tests/tokenizer/corpus.txt", root);
+    read_lines(path, &corpus);
+    snprintf(path, sizeof path, "%s/tests/tokenizer/whisper_extra.txt", root);
+    read_lines(path, &extra);
+    join_lines(&corpus, &extra, &text);
+    snprintf(path, sizeof path, "%s/tests/tokenizer/whisper_expected_ids.txt", root);
+    read_lines(path, &ids);
+    snprintf(path, sizeof path, "%s/tests/tokenizer/whisper_expected_ids_special.txt", root);
+    read_lines(path, &ids_sp);
+    snprintf(path, sizeof path, "%s/tests/tokenizer/whisper_expected_decode.txt", root);
+    read_lines(path, &dec);
+    snprintf(path, sizeof path, "%s/tests/tokenizer/whisper_expected_decode_special.txt", root);
+    read_lines(path, &dec_sp);
+
+    snprintf(name, sizeof name, "whisper: ids = tokenizers/tiktoken on %zu lines, plain",
+             text.n);
+    check(text.n > 60 && compare_ids(tok, &text, &ids, 0, g_ids, g_expected) < 0, name, NULL);
+    snprintf(name, sizeof name, "whisper: ids = tokenizers/tiktoken on %zu lines, "
+             "parse_special", text.n);
+    check(text.n > 60 && compare_ids(tok, &text, &ids_sp, GEMINI_TOK_PARSE_SPECIAL, g_ids,
+                                     g_expected) < 0, name, NULL);
+    check(whisper_decodes_ok(tok, &ids, &dec, &stream_ok),
+          "whisper: decode = tokenizers decode, plain ids", NULL);
+    check(stream_ok, "whisper: stream = decode, whole characters, plain ids", NULL);
+    check(whisper_decodes_ok(tok, &ids_sp, &dec_sp, &stream_ok),
+          "whisper: decode = tokenizers decode (skip special), parse_special ids", NULL);
+    check(stream_ok, "whisper: stream = decode, whole characters, parse_special ids", NULL);
+    check_whisper_round_trip(tok, &text);
+    check_whisper_random(tok);
+
+    /* Arrays out, arrays in: the same tokenizer (the .gemini path). */
+    gemini_tok_describe_bpe(tok, &desc);
+    check(desc.n_merges == 50000 && gemini_tok_create_bpe(&desc, &copy) == GEMINI_OK &&
+          compare_ids(copy, &text, &ids, 0, g_ids, g_expected) < 0 &&
+          compare_ids(copy, &text, &ids_sp, GEMINI_TOK_PARSE_SPECIAL, g_ids, g_expected) < 0,
+          "whisper: create_bpe from describe_bpe gives the same ids", gemini_last_error());
+    gemini_tok_free(copy);
+
+    /* Four threads on one tokenizer. */
+    {
+        thread_job jobs[4];
+        pthread_t threads[4];
+        int k, ok = 1;
+        for (k = 0; k < 4; k++) {
+            jobs[k].tok = tok;
+            jobs[k].text = &text;
+            jobs[k].expected = &ids;
+            pthread_create(&threads[k], NULL, thread_main, &jobs[k]);
+        }
+        for (k = 0; k < 4; k++) {
+            pthread_join(threads[k], NULL);
+            ok = ok && jobs[k].ok;
+        }
+        check(ok, "whisper: 4 threads encode one tokenizer, same ids", NULL);
+    }
+
+    /* Cut files fail cleanly (the sanitizer run catches bad reads). */
+    {
+        char *data;
+        size_t size, cut;
+        int ok = 1;
+        snprintf(path, sizeof path, "%s/models/whisper-base/tokenizer.json", root);
+        if (read_file(path, &data, &size)) {
+            for (cut = 1; cut < size; cut += size / 7) {
+                gemini_tok *bad = NULL;
+                if (gemini_tok_load_memory(data, cut, &bad) != GEMINI_ERR_FORMAT) ok = 0;
+                gemini_tok_free(bad);
+            }
+            free(data);
+        }
+        check(ok, "whisper: truncated tokenizer.json files fail with GEMINI_ERR_FORMAT", NULL);
+    }
+    free_lines(&corpus);
+    free_lines(&extra);
+    free(text.line);
+    free(text.len);
+    free_lines(&ids);
+    free_lines(&ids_sp);
+    free_lines(&dec);
+    free_lines(&dec_sp);
+    gemini_tok_free(tok);
+}
+
+/* ---- A byte-level tokenizer.json written here: works without the Whisper download ---- */
+
+/* Appends GPT-2's byte-level character for byte b as a JSON \u escape. */
+static void append_byte_level(piece_sink *out, unsigned b)
+{
+    unsigned cp = b, k, extra = 0;
+    char esc[8];
+    if (!((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE)) {
+        for (k = 0; k < b; k++)
+            if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || k >= 0xAE)) extra++;
+        cp = 0x100 + extra;
+    }
+    snprintf(esc, sizeof esc, "\\u%04x", cp);
+    append(out, esc, 6);
+}
+
+/* 256 byte pieces, then "ab" 256, " a" 257, " ab" 258 (merges "Ġ a", "a b", then merge3,
+   normally ["Ġa", "b"]), added tokens <|endoftext|> 259 (special) and <|0.00|> 260 (not
+   special). pre is the pre_tokenizer and vocab_extra is appended to the vocab: the hostile
+   cases change these. */
+static char *byte_level_json(const char *pre, const char *merge3, const char *vocab_extra)
+{
+    piece_sink js = {NULL, 0, 0};
+    unsigned b;
+    char num[32];
+    append_z(&js, "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":259,\"content\":"
+                  "\"<|endoftext|>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
+                  "\"normalized\":false,\"special\":true},{\"id\":260,\"content\":"
+                  "\"<|0.00|>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
+                  "\"normalized\":true,\"special\":false}],\"normalizer\":null,"
+                  "\"pre_tokenizer\":");
+    append_z(&js, pre);
+    append_z(&js, ",\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\","
+                  "\"dropout\":null,\"unk_token\":null,\"vocab\":{");
+    for (b = 0; b < 256; b++) {
+        append_z(&js, b ? ",\"" : "\"");
+        append_byte_level(&js, b);
+        snprintf(num, sizeof num, "\":%u", b);
+        append_z(&js, num);
+    }
+    append_z(&js, ",\"ab\":256,\"\\u0120a\":257,\"\\u0120ab\":258");
+    append_z(&js, vocab_extra);
+    append_z(&js, "},\"merges\":[\"\\u0120 a\",\"a b\",");
+    append_z(&js, merge3);
+    append_z(&js, "]}}");
+    append(&js, "", 1);
+    return js.buf;
+}
+
+static void check_byte_level_json(void)
+{
+    static const char level[] = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                                "\"trim_offsets\":true,\"use_regex\":true}";
+    static const int32_t want_special[] = {256, 258, 259, 32, 260};
+    char *js = byte_level_json(level, "[\"\\u0120a\",\"b\"]", "");
+    gemini_tok *tok = NULL;
+    int32_t ids[64], n = 0;
+    char text[64];
+    size_t len = 0;
+    gemini_result r = gemini_tok_load_memory(js, strlen(js), &tok);
+    check(r == GEMINI_OK && gemini_tok_model_type(tok) == GEMINI_TOK_BYTE_BPE,
+          "byte-level tokenizer.json loads (merges as strings and pairs)", gemini_last_error());
+    free(js);
+    if (r == GEMINI_OK) {
+        gemini_tok_encode(tok, "ab ab<|endoftext|> <|0.00|>", 27, GEMINI_TOK_PARSE_SPECIAL,
+                          ids, 64, &n);
+        check(n == 5 && memcmp(ids, want_special, sizeof want_special) == 0,
+              "byte-level: merges by rank, added tokens with parse_special", NULL);
+        gemini_tok_encode(tok, "ab ab<|endoftext|> <|0.00|>", 27, 0, ids, 64, &n);
+        check(n == 2 + 13 + 1 + 8 && ids[0] == 256 && ids[1] == 258 && ids[2] == '<',
+              "byte-level: added tokens are text without parse_special", NULL);
+        check(gemini_tok_decode(tok, want_special, 5, text, sizeof text, &len) == GEMINI_OK &&
+              len == 14 && memcmp(text, "ab ab <|0.00|>", 14) == 0,
+              "byte-level: decode drops special tokens, keeps the others", text);
+        ids[0] = 0xE2;
+        ids[1] = 259;
+        ids[2] = 0x82;
+        ids[3] = 0xAC;
+        ids[4] = 0xE2;
+        ids[5] = 'x';
+        check(gemini_tok_decode(tok, ids, 6, text, sizeof text, &len) == GEMINI_OK && len == 7 &&
+              memcmp(text, "\xE2\x82\xAC\xEF\xBF\xBDx", 7) == 0,
+              "byte-level: bytes join across a special token; one U+FFFD per bad byte", NULL);
+        gemini_tok_encode(tok, "\xFF" "a", 2, 0, ids, 64, &n);
+        check(n == 4 && ids[0] == 0xEF && ids[3] == 'a',
+              "byte-level: an invalid byte is encoded as U+FFFD", NULL);
+        gemini_tok_free(tok);
+    }
+
+    /* Scribbled files load or fail cleanly (the sanitizer run catches bad reads). */
+    {
+        static const char scribble[] = "{}[]\":,\\ u0123456789abzGx-e.";
+        char *good = byte_level_json(level, "[\"\\u0120a\",\"b\"]", "");
+        size_t size = strlen(good), k;
+        unsigned seed = 99;
+        int round, ok = 1;
+        for (round = 0; round < 300; round++) {
+            gemini_tok *bad = NULL;
+            js = (char *)malloc(size + 1);
+            memcpy(js, good, size + 1);
+            for (k = 0; k < 4; k++) {
+                seed = seed * 1103515245u + 12345u;
+                js[(seed >> 8) % size] = scribble[(seed >> 24) % (sizeof scribble - 1)];
+            }
+            r = gemini_tok_load_memory(js, size, &bad);
+            if (r == GEMINI_OK) {
+                if (gemini_tok_encode(bad, "ab ab<|endoftext|>", 18, GEMINI_TOK_PARSE_SPECIAL,
+                                      ids, 64, &n) != GEMINI_OK)
+                    ok = 0;
+                gemini_tok_free(bad);
+            } else if (r != GEMINI_ERR_FORMAT && r != GEMINI_ERR_UNSUPPORTED) {
+                ok = 0;
+            }
+            free(js);
+        }
+        free(good);
+        check(ok, "byte-level tokenizer.json: 300 scribbled copies load or fail cleanly", NULL);
+    }
+
+    /* Hostile or unsupported variants fail cleanly, with the right code. */
+    {
+        static const struct { const char *pre, *merge3, *extra; gemini_result want;
+                              const char *what; } cases[] = {
+            {level, "[\"\\u0120a\",\"zz\"]", "", GEMINI_ERR_FORMAT, "a merge of an unknown piece"},
+            {level, "\"a b c\"", "", GEMINI_ERR_FORMAT, "a merge of three parts"},
+            {level, "[\"b\",\"a\"]", "", GEMINI_ERR_FORMAT, "a merge whose result is not a piece"},
+            {level, "\"a b\"", ",\"\\u4e00\":261", GEMINI_ERR_FORMAT, "a piece not in byte form"},
+            {level, "\"a b\"", ",\"x\":1e9", GEMINI_ERR_FORMAT, "an id out of range"},
+            {level, "\"a b\"", ",\"zz\":262", GEMINI_ERR_FORMAT, "a gap in the ids"},
+            {"{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", "\"a b\"", "",
+             GEMINI_ERR_UNSUPPORTED, "add_prefix_space"}};
+        size_t k;
+        for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            char name[160];
+            gemini_tok *bad = NULL;
+            js = byte_level_json(cases[k].pre, cases[k].merge3, cases[k].extra);
+            r = gemini_tok_load_memory(js, strlen(js), &bad);
+            snprintf(name, sizeof name, "byte-level tokenizer.json with %s fails with %s",
+                     cases[k].what, gemini_result_string(cases[k].want));
+            check(r == cases[k].want && bad == NULL, name, gemini_last_error());
+            gemini_tok_free(bad);
+            free(js);
+        }
+    }
+}
+
+/* --bench-whisper ROOT: plain-mode encode throughput on the corpus (information only). */
+static int bench_whisper(const char *root)
+{
+    char path[1024];
+    gemini_tok *tok;
+    lines text;
+    size_t i, bytes = 0;
+    int rounds = 0;
+    clock_t start;
+    double seconds;
+    snprintf(path, sizeof path, "%s/models/whisper-base/tokenizer.json", root);
+    start = clock();
+    if (gemini_tok_load(path, &tok) != GEMINI_OK) {
+        printf("bench: %s\n", gemini_last_error());
+        return 1;
+    }
+    printf("bench whisper: load tokenizer.json %.0f ms\n",
+           1000.0 * (double)(clock() - start) / CLOCKS_PER_SEC);
+    snprintf(path, sizeof path, "%s/tests/tokenizer/corpus.txt", root);
+    read_lines(path, &text);
+    for (i = 0; i < text.n; i++) bytes += text.len[i];
+    start = clock();
+    do {
+        for (i = 0; i < text.n; i++) {
+            int32_t n;
+            gemini_tok_encode(tok, text.line[i], text.len[i], 0, g_ids, MAX_IDS, &n);
+        }
+        rounds++;
+        seconds = (double)(clock() - start) / CLOCKS_PER_SEC;
+    } while (seconds < 1.0);
+    printf("bench whisper: %.2f MB/s on the corpus (line by line, one thread)\n",
+           (double)bytes * rounds / seconds / 1e6);
+    free_lines(&text);
+    gemini_tok_free(tok);
+    return 0;
+}
+
 /* ---- A model with UNUSED pieces, for spm_encode to encode: --mark-unused IN OUT ----
    Writes IN again as a .model protobuf with every fifth multi-character NORMAL piece made
    UNUSED, so that BPE must split those pieces again and unigram must avoid them. */
@@ -1026,6 +1457,7 @@ int main(int argc, char **argv)
     int i;
     const char *root = argc > 2 ? argv[2] : ".";
     if (argc == 4 && strcmp(argv[1], "--mark-unused") == 0) return mark_unused(argv[2], argv[3]);
+    if (argc == 3 && strcmp(argv[1], "--bench-whisper") == 0) return bench_whisper(argv[2]);
     if (argc <= 3)
         printf("skip the spm_encode comparisons: tests/tokenizer/run.sh trains the models and "
                "runs them\n");
@@ -1041,6 +1473,8 @@ int main(int argc, char **argv)
     check_gemma(root, "gemma3-rebuilt.model", ".model");
     check_gemma(root, "gemma3-rebuilt.tokenizer.json", "tokenizer.json");
     check_gemma_gguf(root);
+    check_byte_level_json();
+    check_whisper(root);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

@@ -1,7 +1,11 @@
 #!/bin/sh
 # Tokenizer tests: trains small SentencePiece models with spm_train, records what spm_encode
 # and spm_decode make of the test inputs, then checks that gemini-tokenize (the CLI) and
-# test_tokenizer (the C API) give exactly the same, line for line.
+# test_tokenizer (the C API) give exactly the same, line for line. test_tokenizer also checks
+# Whisper's byte-level BPE against tests/tokenizer/whisper_expected_*.txt (made with the
+# tokenizers and tiktoken packages by tools/whisper_tokenizer_fixtures.py) when
+# models/whisper-base/tokenizer.json exists (sh tools/fetch_whisper_base.sh models), and prints
+# its throughput (information only).
 #
 # Usage: tests/tokenizer/run.sh [--asan]     (from anywhere; needs spm_train, spm_encode,
 #                                             spm_decode and python3)
@@ -24,7 +28,8 @@ done
 mkdir -p "$OUT"
 
 # Build the CLI and the test program.
-$CC $CFLAGS -I"$ROOT" "$ROOT/examples/gemini-tokenize.c" -o "$OUT/gemini-tokenize" -lm -lpthread || exit 1
+$CC $CFLAGS -I"$ROOT" "$ROOT/examples/gemini-tokenize.c" -o "$OUT/gemini-tokenize" -lm -lpthread \
+    || exit 1
 $CC $CFLAGS -I"$ROOT" "$ROOT/tests/test_tokenizer.c" -o "$OUT/test_tokenizer" -lpthread || exit 1
 
 # Inputs: the corpus, malformed UTF-8, and random bytes (no NUL, no newline).
@@ -128,5 +133,25 @@ if [ -z "$api_passed" ]; then
 fi
 passed=$((passed + api_passed))
 failed=$((failed + api_failed))
+
+# The Unicode letter/number table in the header is generated from Python's unicodedata: check
+# it is up to date when this Python has the Unicode version it was made with.
+table_version=$(sed -n 's/^#define GEMINI__TOK_UNICODE_VERSION "\(.*\)"$/\1/p' \
+    "$ROOT/gemini_tokenizer.h")
+if [ "$(python3 -c 'import unicodedata; print(unicodedata.unidata_version)')" = \
+     "$table_version" ]; then
+    if python3 "$HERE/gen_unicode_classes.py" --check; then
+        echo "ok   Unicode $table_version class table = gen_unicode_classes.py"
+        passed=$((passed + 1))
+    else
+        echo "FAIL Unicode class table differs from gen_unicode_classes.py's"
+        failed=$((failed + 1))
+    fi
+else
+    echo "skip Unicode class table check: this Python's Unicode is not $table_version"
+fi
+if [ "${1:-}" != "--asan" ] && [ -f "$ROOT/models/whisper-base/tokenizer.json" ]; then
+    "$OUT/test_tokenizer" --bench-whisper "$ROOT"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
