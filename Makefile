@@ -12,14 +12,15 @@ MODELS   := models
 HEADERS  := gemini.h gemini_tokenizer.h gemini_audio.h gemini_vision.h
 PROGRAMS := $(BUILD)/gemini-convert $(BUILD)/gemini-generate $(BUILD)/gemini-tokenize
 TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BUILD)/test_real \
-            $(BUILD)/test_audio $(BUILD)/test_vision $(BUILD)/test_real_reference
+            $(BUILD)/test_audio $(BUILD)/test_vision $(BUILD)/test_real_reference \
+            $(BUILD)/test_faults
 
 GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
 GEMMA_F32  := $(MODELS)/gemma-3-270m-f32.gemini
 WHISPER    := $(MODELS)/whisper-base/tokenizer.json
 
-.PHONY: all help test test-asan test-ubsan test-cxx models demo bench clean
+.PHONY: all help test test-asan test-ubsan test-cxx fuzz models demo bench clean
 
 all: $(PROGRAMS)
 
@@ -31,6 +32,7 @@ help:
 	@echo "make demo       make models, then generate text with it"
 	@echo "make test-asan  the tests under AddressSanitizer"
 	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
+	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 10) each"
 	@echo "make bench      benchmarks (not part of the tests)"
 
 $(BUILD):
@@ -62,6 +64,10 @@ test-asan:
 test-ubsan:
 	$(MAKE) BUILD=build-ubsan CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
 
+FUZZ_SECONDS ?= 10
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+
 models: $(GEMMA_Q8) $(GEMMA_F32) $(WHISPER)
 
 $(GEMMA_GGUF):
@@ -86,4 +92,4 @@ bench: all
 	sh bench/run.sh
 
 clean:
-	rm -rf build build-asan build-ubsan tests/out
+	rm -rf build build-asan build-ubsan build-fuzz tests/out

@@ -652,8 +652,10 @@ static gemini_result gemini__tok_map_build(gemini__tok_map *map, const gemini_to
         uint64_t h;
         if (!(type_mask & (1u << tok->types[id]))) continue;
         if (gemini__tok_map_find(tok, map, tok->pieces[id], tok->piece_lengths[id]) >= 0)
-            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: piece %d \"%.40s\" is defined "
-                                "twice", (int)id, tok->pieces[id]);
+            return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer: piece %d \"%.*s\" is defined "
+                                "twice", (int)id,
+                                (int)(tok->piece_lengths[id] < 40 ? tok->piece_lengths[id] : 40),
+                                tok->pieces[id]);
         h = gemini__tok_hash(tok->pieces[id], tok->piece_lengths[id]);
         map->bloom[(h >> 6) & map->bloom_mask] |= (uint64_t)1 << (h & 63);
         map->bloom[(h >> 38) & map->bloom_mask] |= (uint64_t)1 << ((h >> 20) & 63);
@@ -1495,14 +1497,15 @@ static void gemini__tok_unigram_encode(const gemini_tok *tok, gemini__tok_work *
                                        uint32_t begin, uint32_t end)
 {
     const gemini__tok_trie *trie = &tok->piece_trie;
-    const char *s = w->norm.data + begin;
+    const char *s;
     const uint32_t size = end - begin;
     const float unk_score = tok->min_score - 10.0f;
     void *best_mem = w->best;
     gemini__tok_best *best;
     uint32_t starts_at = 0, i, ends_at, first;
 
-    if (begin >= end) return;
+    if (begin >= end) return; /* nothing to do; norm.data may even be NULL */
+    s = w->norm.data + begin;
     if (!gemini__tok_grow(w, &best_mem, &w->cap_best, (size_t)size + 1, sizeof(gemini__tok_best)))
         return;
     best = w->best = (gemini__tok_best *)best_mem;

@@ -2365,7 +2365,8 @@ static gemini_result cv_hf_tokenizer_json(cv_tokenizer *t, const char *path,
             t->types[i] = cv_is_byte_piece(cv_jstr(&j, piece), piece->str_len) ? CV_PIECE_BYTE
                                                                                : CV_PIECE_NORMAL;
         }
-        if (unk_id && unk_id->type == CV_JNUM && unk_id->is_int && unk_id->uint_value < n)
+        if (unk_id && unk_id->type == CV_JNUM && unk_id->is_int && !unk_id->negative &&
+            unk_id->uint_value < n)
             t->unk_id = (int64_t)unk_id->uint_value;
     }
     if (r != GEMINI_OK)
