@@ -13,14 +13,14 @@ HEADERS  := gemini.h gemini_tokenizer.h gemini_audio.h gemini_vision.h
 PROGRAMS := $(BUILD)/gemini-convert $(BUILD)/gemini-generate $(BUILD)/gemini-tokenize
 TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BUILD)/test_real \
             $(BUILD)/test_audio $(BUILD)/test_vision $(BUILD)/test_real_reference \
-            $(BUILD)/test_faults
+            $(BUILD)/test_faults $(BUILD)/test_offload
 
 GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
 GEMMA_F32  := $(MODELS)/gemma-3-270m-f32.gemini
 WHISPER    := $(MODELS)/whisper-base/tokenizer.json
 
-.PHONY: all help test test-asan test-ubsan test-cxx fuzz models demo bench clean
+.PHONY: all help test test-asan test-ubsan test-cxx fuzz cuda models demo bench clean
 
 all: $(PROGRAMS)
 
@@ -33,6 +33,7 @@ help:
 	@echo "make test-asan  the tests under AddressSanitizer"
 	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 10) each"
+	@echo "make cuda       compile the optional CUDA backend (needs nvcc)"
 	@echo "make bench      benchmarks (not part of the tests)"
 
 $(BUILD):
@@ -63,6 +64,10 @@ test-asan:
 
 test-ubsan:
 	$(MAKE) BUILD=build-ubsan CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
+
+# The optional CUDA backend of the offload hook (backends/README.md); built only on request.
+cuda: | $(BUILD)
+	nvcc -O2 -c backends/gemini_cuda.cu -I. -o $(BUILD)/gemini_cuda.o
 
 FUZZ_SECONDS ?= 10
 fuzz:

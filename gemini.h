@@ -53,6 +53,12 @@
    sliding-window layers, used as a ring) and activations for n_batch tokens;
    gemini_context_memory_size() tells the total before creating one.
 
+   Offload: gemini_context_params.backend registers an accelerator backend, a struct of
+   callbacks that takes weight matrices at context creation and computes their products (and,
+   optionally, attention), declining any op it likes back to the CPU. gemini.h includes no
+   vendor header; backends are separate files (backends/gemini_cuda.cu). The contract (layouts,
+   quantised blocks, lifetime, threads) is in the "Accelerator offload hook" section below.
+
    Limitations
        - Text only: no vision or audio yet, no speculative decoding, one sequence per context.
        - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
@@ -327,6 +333,111 @@ GEMINI_API gemini_result gemini_model_tokenizer_desc(const gemini_model *model,
    does not know, or the errors of gemini_tok_create_spm; *out is then NULL. */
 GEMINI_API gemini_result gemini_model_tokenizer(const gemini_model *model, gemini_tok **out);
 
+/* ---- Accelerator offload hook -------------------------------------------------------------- */
+
+/* A backend computes some of a context's weight matrix products (and optionally its attention)
+   on other hardware. It is a struct of callbacks plus a user pointer, registered through
+   gemini_context_params.backend. gemini.h includes no vendor header and knows no device: a
+   backend is a separate, optional file (backends/gemini_cuda.cu is one; see backends/README.md)
+   or the caller's own code. Without a backend nothing changes.
+
+   Ownership. gemini_context_create copies the struct and, after its own allocations, offers
+   every weight matrix of the model to take_tensor once: per layer attn_q, attn_k, attn_v,
+   attn_out, ffn_gate, ffn_up, ffn_down, then the output head ("output", or "token_embd" when the
+   embeddings are tied; the embedding lookup itself stays on the CPU). take_tensor may upload the
+   matrix and keep it in any layout of its own; it returns 1 to accept (and sets *handle, passed
+   back on every product with that matrix) or 0 to leave the matrix to the CPU. Norm vectors are
+   not offered. release is called exactly once for every gemini_context_create call made with a
+   backend: by gemini_context_free, or before gemini_context_create returns an error (also when
+   it fails on its arguments). It frees everything the backend holds, handles included.
+
+   How a matrix is presented (gemini_backend_tensor). Row-major [out, in] = [rows, cols]: row r
+   holds the weights of output r, row_bytes = gemini_type_row_bytes(type, cols) bytes, rows
+   back to back without padding. f32, f16 (IEEE binary16) and bf16 are little-endian values.
+   q8_0 and q4_0 are the block layouts of format.md §3: 32 values per block, in order along the
+   row; a q8_0 block is 34 bytes, an f16 scale d then 32 int8 q (value d * q); a q4_0 block is
+   18 bytes, d then 16 bytes whose low nibbles are values 0-15 and high nibbles values 16-31
+   (value d * (nibble - 8)). `data` is 64-byte aligned (the file's alignment); blocks inside a
+   row are not, so read a block's scale bytewise. The bytes are the model's (usually the mapped
+   file): read-only, valid until gemini_model_free, which comes after every context's free, so a
+   backend with access to host memory may compute from them in place instead of copying. The
+   CPU keeps them too: it computes every product the backend declines.
+
+   Products. For an accepted matrix W, gemini_decode calls matvec when a step has one token
+   (decode) and matmul when it has more (prefill, up to n_batch tokens):
+       matvec: y[r] = sum_c W[r][c] * x[c]                       x: cols floats, y: rows floats
+       matmul: y[t * y_stride + r] = sum_c W[r][c] * x[t * x_stride + c]   for t < n_tokens
+   Inputs and outputs are f32 host memory; strides are in floats. The call is synchronous: on
+   GEMINI_BACKEND_DONE, y holds the result. Any other return value (GEMINI_BACKEND_DECLINE)
+   makes the CPU compute that one product, overwriting all of y; the next product is offered
+   again, so a backend may decline op by op (say, when busy or out of memory). A NULL matvec or
+   matmul declines all such calls. The arithmetic is the backend's choice: the CPU rounds the
+   activations to q8_0 for q8_0/q4_0 weights, a backend may keep them f32, so logits differ by
+   rounding (a backend that does the CPU's scalar arithmetic in the CPU's order matches it bit
+   for bit; tests/test_offload.c has one).
+
+   Attention (optional, NULL: the CPU does it). Called once per layer per step with the step's
+   q, k and v after QK-norm and RoPE (gemini_backend_attention). The backend keeps its own KV
+   storage: it must store k and v at positions first_position .. first_position + n_tokens - 1
+   on every call, also when it then declines, since later steps read them; first_position 0
+   means the sequence restarted (gemini_context_reset). The context keeps its CPU cache as well,
+   so a decline is always safe. On GEMINI_BACKEND_DONE `out` holds, for token t at position
+   p = first_position + t and head h, softmax over keys j in [max(0, p - window + 1), p]
+   (window 0: [0, p]) of s_j = softcap(q.k_j * query_scale), applied to v_j, where
+   softcap(s) = cap * tanh(s / cap) when cap > 0, and head h reads KV head
+   h / (n_heads / n_kv_heads).
+
+   Threads. Every callback of a context runs on the thread that called gemini_context_create,
+   gemini_decode or gemini_context_free on it, one call at a time, never on the context's worker
+   threads (they are idle meanwhile). Different contexts may call their backends at the same
+   time, so a backend instance shared by several contexts (the same user_data) must be
+   thread-safe and receives take_tensor calls from each; the simple rule is one backend instance
+   per context. */
+
+enum {
+    GEMINI_BACKEND_DONE = 0,        /* the backend computed the result */
+    GEMINI_BACKEND_DECLINE = 1      /* the CPU computes this one (so does any nonzero value) */
+};
+
+/* One weight matrix offered to take_tensor; the pointers are valid during that call only,
+   except `data` (valid until gemini_model_free). */
+typedef struct gemini_backend_tensor {
+    const char *name;               /* NUL-terminated: "blk.3.attn_q", "output", "token_embd" */
+    gemini_type type;
+    int64_t rows;                   /* out */
+    int64_t cols;                   /* in; a multiple of 32 for q8_0 and q4_0 */
+    int64_t row_bytes;              /* gemini_type_row_bytes(type, cols) */
+    const void *data;               /* rows * row_bytes bytes, 64-byte aligned, read-only */
+} gemini_backend_tensor;
+
+/* One attention step of one layer (see above); valid during the call only. */
+typedef struct gemini_backend_attention {
+    int32_t layer;                  /* 0 .. num_layers - 1 */
+    int32_t n_tokens;               /* tokens in this step */
+    int32_t first_position;         /* position of token 0; 0: the sequence restarted */
+    int32_t n_ctx;                  /* positions the context holds (an upper bound) */
+    int32_t n_heads, n_kv_heads, head_dim;
+    int32_t window;                 /* keys visible including the current one; 0: all */
+    float query_scale;
+    float softcap;                  /* 0: off */
+    const float *q;                 /* (n_tokens, n_heads * head_dim) */
+    const float *k;                 /* (n_tokens, n_kv_heads * head_dim) */
+    const float *v;                 /* (n_tokens, n_kv_heads * head_dim) */
+    float *out;                     /* (n_tokens, n_heads * head_dim) */
+} gemini_backend_attention;
+
+typedef struct gemini_backend {
+    const char *name;               /* for the log; may be NULL */
+    void *user_data;                /* passed to every callback */
+    /* 1: accepted (*handle set, may be NULL), 0: the CPU keeps it. May be NULL (takes none). */
+    int (*take_tensor)(void *user_data, const gemini_backend_tensor *tensor, void **handle);
+    int (*matvec)(void *user_data, void *handle, const float *x, float *y);
+    int (*matmul)(void *user_data, void *handle, const float *x, int64_t x_stride,
+                  int32_t n_tokens, float *y, int64_t y_stride);
+    int (*attention)(void *user_data, const gemini_backend_attention *step);
+    void (*release)(void *user_data);   /* may be NULL */
+} gemini_backend;
+
 /* ---- Context and decoding ------------------------------------------------------------------- */
 
 typedef struct gemini_context gemini_context;
@@ -339,6 +450,7 @@ typedef struct gemini_context_params {
                                        their own seed */
     gemini_log_callback log_callback; /* default: the global default hook; NULL = silent */
     void *log_user_data;
+    const gemini_backend *backend;  /* offload hook, copied at creation; NULL (default): CPU */
 } gemini_context_params;
 
 /* Defaults as documented on each field. Cannot fail. */
@@ -347,12 +459,14 @@ GEMINI_API gemini_context_params gemini_context_default_params(void);
 /* Creates a context (KV cache, scratch, thread pool) for `model`, which must outlive it. params
    may be NULL for the defaults. On failure *out is NULL: GEMINI_ERR_INVALID_ARGUMENT (NULL model
    or out, a parameter out of range), GEMINI_ERR_OUT_OF_MEMORY. A thread that fails to start
-   only reduces the thread count (logged as a warning). */
+   only reduces the thread count (logged as a warning). With params->backend set, the backend is
+   offered the weight matrices last; on failure its release has been called. */
 GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
                                                const gemini_context_params *params,
                                                gemini_context **out);
 
-/* Bytes a context with these parameters (NULL: defaults) would allocate, into *bytes.
+/* Bytes a context with these parameters (NULL: defaults) would allocate, into *bytes (host
+   memory of the library; a backend's own allocations are not counted).
    GEMINI_ERR_INVALID_ARGUMENT as gemini_context_create. */
 GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
                                                     const gemini_context_params *params,
@@ -2942,6 +3056,13 @@ static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 
 /* ---- Context --------------------------------------------------------------------------------- */
 
+/* A weight matrix as the context's backend sees it. */
+typedef struct gemini__backend_slot {
+    void *handle;                   /* from take_tensor */
+    int offered;
+    int owned;                      /* take_tensor accepted it */
+} gemini__backend_slot;
+
 struct gemini_context {
     const gemini_model *model;
     gemini_log_callback log_callback;
@@ -2975,6 +3096,11 @@ struct gemini_context {
     float *inv_freq_local;          /* (D/2) */
     float *cos_global, *sin_global; /* (B, D/2) */
     float *cos_local, *sin_local;   /* (B, D/2) */
+
+    /* offload hook: a copy of params.backend, and per tensor whether it took it */
+    int has_backend;
+    gemini_backend backend;
+    gemini__backend_slot *slots;    /* (n_tensors) by index in model->tensors, or NULL */
 };
 
 GEMINI_API gemini_context_params gemini_context_default_params(void)
@@ -2995,6 +3121,9 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     int32_t i;
     if (ctx == NULL) return;
     gemini__pool_stop(&ctx->pool);
+    if (ctx->has_backend && ctx->backend.release != NULL)
+        ctx->backend.release(ctx->backend.user_data);
+    GEMINI_FREE(ctx->slots);
     if (ctx->k_cache != NULL)
         for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->k_cache[i]);
     if (ctx->v_cache != NULL)
@@ -3086,8 +3215,69 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
     total += B * (max_in / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
     total += (int64_t)params.n_threads * params.n_ctx * 4;
     total += (4 * B + 2) * (hp->head_dim / 2) * 4;
+    if (params.backend != NULL)
+        total += model->n_tensors * (int64_t)sizeof(gemini__backend_slot);
     *bytes = (uint64_t)total;
     return GEMINI_OK;
+}
+
+/* Offers one weight matrix to the backend (once, even where two roles share it). */
+static void gemini__backend_offer(gemini_context *ctx, const gemini__tensor *w, int *n_taken)
+{
+    gemini__backend_slot *slot = &ctx->slots[w - ctx->model->tensors];
+    gemini_backend_tensor info;
+    char name[GEMINI__MAX_NAME + 1];
+    size_t length = w->name_length < GEMINI__MAX_NAME ? w->name_length : GEMINI__MAX_NAME;
+    if (slot->offered) return;
+    slot->offered = 1;
+    memcpy(name, w->name, length);
+    name[length] = '\0';
+    info.name = name;
+    info.type = (gemini_type)w->type;
+    info.rows = w->dims[0];
+    info.cols = w->dims[1];
+    info.row_bytes = gemini_type_row_bytes(info.type, info.cols);
+    info.data = w->data;
+    slot->handle = NULL;
+    slot->owned = ctx->backend.take_tensor(ctx->backend.user_data, &info, &slot->handle) != 0;
+    *n_taken += slot->owned;
+}
+
+/* Offers every weight matrix to the backend, in the documented order. 0 on no memory. */
+static int gemini__backend_take(gemini_context *ctx)
+{
+    const gemini_model *model = ctx->model;
+    int32_t i, n_taken = 0, n_offered = 0;
+    ctx->slots = (gemini__backend_slot *)GEMINI_MALLOC(sizeof(gemini__backend_slot) *
+                                                       (size_t)model->n_tensors);
+    if (ctx->slots == NULL) return 0;
+    memset(ctx->slots, 0, sizeof(gemini__backend_slot) * (size_t)model->n_tensors);
+    if (ctx->backend.take_tensor != NULL) {
+        for (i = 0; i < model->hparams.num_layers; i++) {
+            const gemini__layer *layer = &model->layers[i];
+            gemini__backend_offer(ctx, layer->attn_q, &n_taken);
+            gemini__backend_offer(ctx, layer->attn_k, &n_taken);
+            gemini__backend_offer(ctx, layer->attn_v, &n_taken);
+            gemini__backend_offer(ctx, layer->attn_out, &n_taken);
+            gemini__backend_offer(ctx, layer->ffn_gate, &n_taken);
+            gemini__backend_offer(ctx, layer->ffn_up, &n_taken);
+            gemini__backend_offer(ctx, layer->ffn_down, &n_taken);
+        }
+        gemini__backend_offer(ctx, model->output, &n_taken);
+        n_offered = 7 * model->hparams.num_layers + 1;
+    }
+    gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
+                "backend %s took %d of %d weight matrices%s",
+                ctx->backend.name != NULL ? ctx->backend.name : "(unnamed)", (int)n_taken,
+                (int)n_offered, ctx->backend.attention != NULL ? ", and offers attention" : "");
+    return 1;
+}
+
+/* Before a context exists, a failed gemini_context_create still releases the backend. */
+static void gemini__backend_release_params(const gemini_context_params *params)
+{
+    if (params != NULL && params->backend != NULL && params->backend->release != NULL)
+        params->backend->release(params->backend->user_data);
 }
 
 GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
@@ -3102,16 +3292,28 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     gemini_result result;
 
     if (out != NULL) *out = NULL;
-    if (model == NULL || out == NULL)
+    if (model == NULL || out == NULL) {
+        gemini__backend_release_params(params_in);
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_create: NULL argument");
+    }
     params = params_in != NULL ? *params_in : gemini_context_default_params();
     hp = &model->hparams;
-    if ((result = gemini__check_context_params(&params)) != GEMINI_OK) return result;
+    if ((result = gemini__check_context_params(&params)) != GEMINI_OK) {
+        gemini__backend_release_params(&params);
+        return result;
+    }
 
     ctx = (gemini_context *)GEMINI_MALLOC(sizeof(gemini_context));
-    if (ctx == NULL) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for a context");
+    if (ctx == NULL) {
+        gemini__backend_release_params(&params);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for a context");
+    }
     memset(ctx, 0, sizeof *ctx);
     ctx->model = model;
+    if (params.backend != NULL) { /* from here on gemini_context_free releases it */
+        ctx->has_backend = 1;
+        ctx->backend = *params.backend;
+    }
     ctx->log_callback = params.log_callback;
     ctx->log_user_data = params.log_user_data;
     ctx->dot = gemini__select_kernels(&ctx->axpy, &ctx->dot2x2);
@@ -3176,6 +3378,9 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
                     "started %d of %d threads", n_threads, params.n_threads);
     ctx->scores = gemini__alloc_floats((int64_t)n_threads * params.n_ctx);
     if (ctx->scores == NULL) goto out_of_memory;
+
+    /* The backend takes the weight matrices it wants, last: nothing can fail after it */
+    if (ctx->has_backend && !gemini__backend_take(ctx)) goto out_of_memory;
 
     if (params.n_ctx > hp->max_position)
         gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_WARN,
@@ -3295,11 +3500,22 @@ static void gemini__rows_worker(void *arg, int thread_index, int n_threads)
 }
 
 /* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T, split over weight rows. Quantised weights
-   take a q8_0 copy of x. */
+   take a q8_0 copy of x. A backend that took W computes it unless it declines. */
 static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const float *x,
                            int64_t x_stride, int32_t n_tokens, float *y, int64_t y_stride)
 {
     gemini__matmul_task task;
+    if (ctx->slots != NULL && ctx->slots[w - ctx->model->tensors].owned) {
+        const gemini_backend *backend = &ctx->backend;
+        void *handle = ctx->slots[w - ctx->model->tensors].handle;
+        if (n_tokens == 1 && backend->matvec != NULL &&
+            backend->matvec(backend->user_data, handle, x, y) == GEMINI_BACKEND_DONE)
+            return;
+        if (n_tokens > 1 && backend->matmul != NULL &&
+            backend->matmul(backend->user_data, handle, x, x_stride, n_tokens, y, y_stride) ==
+                GEMINI_BACKEND_DONE)
+            return;
+    }
     task.dot = ctx->dot[w->type];
     task.dot2x2 = ctx->dot2x2[w->type];
     task.w = w->data;
@@ -3451,6 +3667,7 @@ static void gemini__layer_forward(gemini_context *ctx, int32_t layer_index, int3
     const float *sin_table = layer->is_local ? ctx->sin_local : ctx->sin_global;
     gemini__attention_task attention;
     gemini__rows_task rows;
+    int backend_attended = 0;
     int64_t h, i;
 
     /* pre-attention norm */
@@ -3485,7 +3702,26 @@ static void gemini__layer_forward(gemini_context *ctx, int32_t layer_index, int3
                (size_t)kv_dim * sizeof(float));
     }
 
-    /* attention over the cache */
+    /* attention over the cache, unless the backend does it over its own */
+    if (ctx->has_backend && ctx->backend.attention != NULL) {
+        gemini_backend_attention step;
+        step.layer = layer_index;
+        step.n_tokens = n;
+        step.first_position = first_position;
+        step.n_ctx = ctx->n_ctx;
+        step.n_heads = hp->num_heads;
+        step.n_kv_heads = hp->num_kv_heads;
+        step.head_dim = hp->head_dim;
+        step.window = layer->is_local ? hp->sliding_window : 0;
+        step.query_scale = hp->query_scale;
+        step.softcap = hp->attn_softcap;
+        step.q = ctx->q;
+        step.k = ctx->k;
+        step.v = ctx->v;
+        step.out = ctx->attn;
+        backend_attended = ctx->backend.attention(ctx->backend.user_data, &step) ==
+                           GEMINI_BACKEND_DONE;
+    }
     attention.ctx = ctx;
     attention.k_cache = ctx->k_cache[layer_index];
     attention.v_cache = ctx->v_cache[layer_index];
@@ -3493,7 +3729,7 @@ static void gemini__layer_forward(gemini_context *ctx, int32_t layer_index, int3
     attention.window = layer->is_local ? hp->sliding_window : 0;
     attention.first_position = first_position;
     attention.n_tokens = n;
-    gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
+    if (!backend_attended) gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
 
     /* output projection, post-attention norm (Gemma 2/3), residual */
     gemini__matmul(ctx, layer->attn_out, ctx->attn, q_dim, n, ctx->proj, d);

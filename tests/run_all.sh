@@ -40,6 +40,7 @@ run_suite tokenizer "$BUILD/test_tokenizer"
 [ -f tests/test_convert.sh ] && run_suite convert sh tests/test_convert.sh
 run_suite parity sh tests/test_parity.sh
 run_suite faults "$BUILD/test_faults" tests/out/parity/gemma3-q8_0.gemini
+run_suite offload "$BUILD/test_offload"
 run_suite audio "$BUILD/test_audio"
 run_suite audio-compile sh tests/audio/compile_check.sh
 run_suite vision "$BUILD/test_vision"
