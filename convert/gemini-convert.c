@@ -3,7 +3,7 @@
    Usage (--help has the details)
        gemini-convert [--type T] [-o OUT.gemini] [-q] INPUT     INPUT: HF directory or .gguf file
        gemini-convert --info [--full] FILE                      metadata and tensor table
-       gemini-convert --verify FILE                             check every CRC, then load it
+       gemini-convert --verify FILE                             load it, then check every CRC
 
    Inputs
        - A Hugging Face directory: config.json, model.safetensors or model.safetensors.index.json
@@ -3566,109 +3566,16 @@ done:
 }
 
 /* ============================================================================================
-   Reading .gemini files back: --info and --verify
+   Reading .gemini files back: --info and --verify, through gemini.h's reader
+
+   gemini_model_load parses and validates the header and directory (format.md §2: bounds,
+   alignment, directory CRC, value encodings, tensor sizes, duplicates, overlaps) as well as
+   the keys and tensors a model needs; the commands below only display what it accepted.
    ============================================================================================ */
 
-typedef struct cv_cursor {
-    const unsigned char *p, *end;
-    int bad;
-} cv_cursor;
-
-static const unsigned char *cv_take(cv_cursor *c, uint64_t n)
+static void cv_print_string(const char *s, uint64_t n, uint64_t max)
 {
-    const unsigned char *at = c->p;
-    if (c->bad || n > (uint64_t)(c->end - c->p)) {
-        c->bad = 1;
-        return NULL;
-    }
-    c->p += n;
-    return at;
-}
-
-static uint32_t cv_take_u32(cv_cursor *c)
-{
-    const unsigned char *p = cv_take(c, 4);
-    return p ? cv_rd32(p) : 0;
-}
-
-static uint64_t cv_take_u64(cv_cursor *c)
-{
-    const unsigned char *p = cv_take(c, 8);
-    return p ? cv_rd64(p) : 0;
-}
-
-static const char *cv_take_str(cv_cursor *c, uint32_t *len)
-{
-    *len = cv_take_u32(c);
-    return (const char *)cv_take(c, *len);
-}
-
-typedef struct cv_gemini_file {
-    cv_file file;
-    uint32_t version, alignment, flags, dir_crc;
-    uint64_t n_kv, n_tensors, dir_size, data_offset, data_size;
-    unsigned char *dir;      /* the dir_size bytes at offset 64 */
-    int dir_crc_ok;
-} cv_gemini_file;
-
-static gemini_result cv_gemini_open(cv_gemini_file *g, const char *path)
-{
-    unsigned char h[64];
-    gemini_result r;
-    memset(g, 0, sizeof *g);
-    r = cv_file_open(&g->file, path);
-    if (r == GEMINI_OK)
-        r = cv_file_read(&g->file, 0, h, 64, "header");
-    if (r != GEMINI_OK)
-        return r;
-    if (memcmp(h, "GMNI", 4) != 0)
-        return gemini__fail(GEMINI_ERR_FORMAT, "%s: not a .gemini file (magic %02X %02X %02X "
-                            "%02X)", path, h[0], h[1], h[2], h[3]);
-    g->version = cv_rd32(h + 4);
-    g->alignment = cv_rd32(h + 8);
-    g->flags = cv_rd32(h + 12);
-    g->n_kv = cv_rd64(h + 16);
-    g->n_tensors = cv_rd64(h + 24);
-    g->dir_size = cv_rd64(h + 32);
-    g->data_offset = cv_rd64(h + 40);
-    g->data_size = cv_rd64(h + 48);
-    g->dir_crc = cv_rd32(h + 56);
-    if (g->version != 1)
-        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: version %u (this tool reads 1)", path,
-                            g->version);
-    if (g->alignment < 64 || (g->alignment & (g->alignment - 1)) != 0)
-        return gemini__fail(GEMINI_ERR_FORMAT, "%s: alignment %u", path, g->alignment);
-    if (g->flags != 0)
-        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: unknown flags 0x%X", path, g->flags);
-    if (g->dir_size > g->file.size || g->data_offset < 64 + g->dir_size ||
-        g->data_offset % g->alignment != 0 || g->data_offset > g->file.size ||
-        g->data_size != g->file.size - g->data_offset)
-        return gemini__fail(GEMINI_ERR_FORMAT,
-                            "%s: dir_size %llu, data_offset %llu, data_size %llu do not fit a "
-                            "file of %llu bytes",
-                            path, (unsigned long long)g->dir_size,
-                            (unsigned long long)g->data_offset, (unsigned long long)g->data_size,
-                            (unsigned long long)g->file.size);
-    g->dir = (unsigned char *)cv_alloc(g->dir_size, path);
-    if (!g->dir)
-        return GEMINI_ERR_OUT_OF_MEMORY;
-    r = cv_file_read(&g->file, 64, g->dir, g->dir_size, "directory");
-    if (r != GEMINI_OK)
-        return r;
-    g->dir_crc_ok = gemini_crc32(0, g->dir, (size_t)g->dir_size) == g->dir_crc;
-    return GEMINI_OK;
-}
-
-static void cv_gemini_close(cv_gemini_file *g)
-{
-    cv_file_close(&g->file);
-    free(g->dir);
-    memset(g, 0, sizeof *g);
-}
-
-static void cv_print_string(const char *s, uint32_t n, uint32_t max)
-{
-    uint32_t i;
+    uint64_t i;
     putchar('"');
     for (i = 0; i < n && i < max; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -3682,268 +3589,165 @@ static void cv_print_string(const char *s, uint32_t n, uint32_t max)
     printf(n > max ? "\"..." : "\"");
 }
 
-/* Prints one scalar value and advances the cursor. */
-static void cv_print_scalar(cv_cursor *c, uint32_t type)
+/* Prints one encoded array element of `type` (strings: u32 length, then bytes) from the n bytes
+   at p. Returns the bytes it took; 0 if it does not fit (gemini_model_load has ruled that out,
+   but nothing here reads past the record). */
+static uint64_t cv_print_element(const unsigned char *p, uint64_t n, uint32_t type)
 {
-    const unsigned char *p;
-    uint32_t len;
-    const char *s;
-    switch (type) {
-    case CV_GV_U8: p = cv_take(c, 1); if (p) printf("%u", p[0]); break;
-    case CV_GV_I8: p = cv_take(c, 1); if (p) printf("%d", (int8_t)p[0]); break;
-    case CV_GV_U16: p = cv_take(c, 2); if (p) printf("%u", cv_rd16(p)); break;
-    case CV_GV_I16: p = cv_take(c, 2); if (p) printf("%d", (int16_t)cv_rd16(p)); break;
-    case CV_GV_U32: p = cv_take(c, 4); if (p) printf("%lu", (unsigned long)cv_rd32(p)); break;
-    case CV_GV_I32: p = cv_take(c, 4); if (p) printf("%ld", (long)(int32_t)cv_rd32(p)); break;
-    case CV_GV_F32: p = cv_take(c, 4); if (p) printf("%.9g", cv_f32_from_bits(cv_rd32(p))); break;
-    case CV_GV_BOOL: p = cv_take(c, 1); if (p) printf(p[0] ? "true" : "false"); break;
-    case CV_GV_STRING: s = cv_take_str(c, &len); if (s) cv_print_string(s, len, 200); break;
-    case CV_GV_U64: p = cv_take(c, 8); if (p) printf("%llu", (unsigned long long)cv_rd64(p)); break;
-    case CV_GV_I64: p = cv_take(c, 8); if (p) printf("%lld", (long long)cv_rd64(p)); break;
-    case CV_GV_F64:
-        p = cv_take(c, 8);
-        if (p) {
-            uint64_t bits = cv_rd64(p);
-            double d;
-            memcpy(&d, &bits, 8);
-            printf("%.17g", d);
-        }
-        break;
-    default: c->bad = 1; break;
+    uint64_t size = cv_gv_size(type);
+    if (type == CV_GV_STRING) {
+        uint32_t len;
+        if (n < 4 || (len = cv_rd32(p)) > n - 4)
+            return 0;
+        cv_print_string((const char *)p + 4, len, 200);
+        return 4 + (uint64_t)len;
     }
+    if (size == 0 || size > n)
+        return 0;
+    switch (type) {
+    case CV_GV_U8: printf("%u", p[0]); break;
+    case CV_GV_I8: printf("%d", (int8_t)p[0]); break;
+    case CV_GV_U16: printf("%u", cv_rd16(p)); break;
+    case CV_GV_I16: printf("%d", (int16_t)cv_rd16(p)); break;
+    case CV_GV_U32: printf("%lu", (unsigned long)cv_rd32(p)); break;
+    case CV_GV_I32: printf("%ld", (long)(int32_t)cv_rd32(p)); break;
+    case CV_GV_F32: printf("%.9g", cv_f32_from_bits(cv_rd32(p))); break;
+    case CV_GV_BOOL: printf(p[0] ? "true" : "false"); break;
+    case CV_GV_U64: printf("%llu", (unsigned long long)cv_rd64(p)); break;
+    case CV_GV_I64: printf("%lld", (long long)cv_rd64(p)); break;
+    case CV_GV_F64: {
+        uint64_t bits = cv_rd64(p);
+        double d;
+        memcpy(&d, &bits, 8);
+        printf("%.17g", d);
+        break;
+    }
+    default: return 0;
+    }
+    return size;
 }
 
-/* Parses (and with `print`, prints) the metadata; leaves the cursor at the directory. */
-static gemini_result cv_gemini_metadata(cv_gemini_file *g, cv_cursor *c, int print)
+/* One metadata line: key, type, value (arrays: element type, count, the first 8 elements or,
+   with --full, all of them). */
+static void cv_print_meta(const gemini_meta_info *m)
 {
-    uint64_t i, k;
-    for (i = 0; i < g->n_kv && !c->bad; i++) {
-        uint32_t key_len, type;
-        const char *key = cv_take_str(c, &key_len);
-        type = cv_take_u32(c);
-        if (c->bad || key_len > 256 || type >= CV_GV_COUNT)
-            break;
-        if (print)
-            printf("  %-40.*s %-6s ", (int)key_len, key, cv_gv_names[type]);
-        if (type == CV_GV_ARRAY) {
-            uint32_t elem = cv_take_u32(c);
-            uint64_t count = cv_take_u64(c);
-            if (c->bad || elem >= CV_GV_COUNT || elem == CV_GV_ARRAY ||
-                count > (uint64_t)(c->end - c->p)) {
-                c->bad = 1;
+    const unsigned char *p = (const unsigned char *)m->value;
+    uint64_t left = m->value_bytes, k;
+    printf("  %-40.*s %-6s ", (int)m->key_length, m->key,
+           (uint32_t)m->type < CV_GV_COUNT ? cv_gv_names[m->type] : "?");
+    if (m->type == GEMINI_META_STRING) {
+        cv_print_string((const char *)p, m->value_bytes, 200);
+    } else if (m->type == GEMINI_META_ARRAY) {
+        printf("%s[%llu] =", (uint32_t)m->elem_type < CV_GV_COUNT ? cv_gv_names[m->elem_type]
+                                                                  : "?",
+               (unsigned long long)m->count);
+        for (k = 0; k < m->count && (k < 8 || cv_info_full); k++) {
+            uint64_t took;
+            putchar(' ');
+            took = cv_print_element(p, left, (uint32_t)m->elem_type);
+            if (took == 0) {
+                putchar('?');
                 break;
             }
-            if (print)
-                printf("%s[%llu] =", cv_gv_names[elem], (unsigned long long)count);
-            for (k = 0; k < count && !c->bad; k++) {
-                if (print && (k < 8 || cv_info_full)) {
-                    putchar(' ');
-                    cv_print_scalar(c, elem);
-                } else {
-                    cv_cursor quiet = *c;
-                    uint32_t len;
-                    if (elem == CV_GV_STRING)
-                        cv_take_str(&quiet, &len);
-                    else
-                        cv_take(&quiet, cv_gv_size(elem));
-                    *c = quiet;
-                }
-            }
-            if (print && count > 8 && !cv_info_full)
-                printf(" ...");
-        } else if (print) {
-            cv_print_scalar(c, type);
-        } else {
-            cv_cursor quiet = *c;
-            uint32_t len;
-            if (type == CV_GV_STRING)
-                cv_take_str(&quiet, &len);
-            else
-                cv_take(&quiet, cv_gv_size(type));
-            *c = quiet;
+            p += took;
+            left -= took;
         }
-        if (print)
-            putchar('\n');
+        if (k < m->count)
+            printf(" ...");
+    } else if (cv_print_element(p, left, (uint32_t)m->type) == 0) {
+        putchar('?');
     }
-    if (c->bad || i < g->n_kv)
-        return gemini__fail(GEMINI_ERR_FORMAT, "%s: metadata record %llu is malformed",
-                            g->file.path, (unsigned long long)i);
-    return GEMINI_OK;
+    putchar('\n');
 }
 
-typedef struct cv_dir_entry {
-    const char *name;
-    uint32_t name_len, type, n_dims, crc;
-    uint64_t dims[4], offset, size;
-} cv_dir_entry;
-
-/* Reads one tensor record and checks it against the data section. */
-static gemini_result cv_gemini_entry(cv_gemini_file *g, cv_cursor *c, uint64_t index,
-                                     cv_dir_entry *e)
+/* The header fields gemini.h does not expose (format.md §2.1), read back for display only:
+   gemini_model_load has already checked them. */
+static gemini_result cv_print_header(const char *path)
 {
-    uint32_t d;
-    uint64_t n_values = 1, cols, expect;
-    int64_t row_bytes;
-    memset(e, 0, sizeof *e);
-    e->name = cv_take_str(c, &e->name_len);
-    e->type = cv_take_u32(c);
-    e->n_dims = cv_take_u32(c);
-    if (c->bad || e->name_len > 256 || e->n_dims < 1 || e->n_dims > 4)
-        return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor record %llu is malformed",
-                            g->file.path, (unsigned long long)index);
-    for (d = 0; d < e->n_dims; d++) {
-        e->dims[d] = cv_take_u64(c);
-        if (e->dims[d] > CV_MAX_DIM || !cv_mul_u64(n_values, e->dims[d], &n_values))
-            c->bad = 1;
+    unsigned char h[64];
+    cv_file f;
+    gemini_result r = cv_file_open(&f, path);
+    if (r == GEMINI_OK)
+        r = cv_file_read(&f, 0, h, 64, "header");
+    if (r == GEMINI_OK) {
+        printf("file        %s (%llu bytes)\n", path, (unsigned long long)f.size);
+        printf("version     %lu, alignment %lu, flags %lu\n", (unsigned long)cv_rd32(h + 4),
+               (unsigned long)cv_rd32(h + 8), (unsigned long)cv_rd32(h + 12));
+        printf("directory   %llu bytes at 64, CRC-32 %08lX (ok)\n",
+               (unsigned long long)cv_rd64(h + 32), (unsigned long)cv_rd32(h + 56));
+        printf("data        %llu bytes at %llu\n", (unsigned long long)cv_rd64(h + 48),
+               (unsigned long long)cv_rd64(h + 40));
     }
-    e->offset = cv_take_u64(c);
-    e->size = cv_take_u64(c);
-    e->crc = cv_take_u32(c);
-    if (c->bad)
-        return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor record %llu is malformed",
-                            g->file.path, (unsigned long long)index);
-    if (e->offset % g->alignment != 0 || e->offset > g->data_size ||
-        e->size > g->data_size - e->offset)
-        return gemini__fail(GEMINI_ERR_FORMAT,
-                            "%s: tensor %.*s: offset %llu size %llu outside the data section "
-                            "(%llu bytes)",
-                            g->file.path, (int)e->name_len, e->name,
-                            (unsigned long long)e->offset, (unsigned long long)e->size,
-                            (unsigned long long)g->data_size);
-    cols = e->dims[e->n_dims - 1];
-    if (e->type < GEMINI_TYPE_COUNT) {
-        row_bytes = gemini_type_row_bytes((gemini_type)e->type, (int64_t)cols);
-        if (row_bytes < 0 || (cols && !cv_mul_u64(n_values / cols, (uint64_t)row_bytes, &expect)) ||
-            (cols && expect != e->size) || (!cols && e->size != 0))
-            return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor %.*s: size %llu does not match "
-                                "its type and shape", g->file.path, (int)e->name_len, e->name,
-                                (unsigned long long)e->size);
-    }
-    return GEMINI_OK;
+    cv_file_close(&f);
+    return r;
 }
 
-static int cv_cmd_info(const char *path)
+static gemini_result cv_print_info(const char *path, const gemini_model *model)
 {
-    cv_gemini_file g;
-    cv_cursor c;
-    uint64_t i;
-    gemini_result r = cv_gemini_open(&g, path);
+    int64_t n_kv = gemini_model_meta_count(model), n_tensors = gemini_model_tensor_count(model);
+    int64_t i;
+    gemini_result r = cv_print_header(path);
     if (r != GEMINI_OK)
-        goto fail;
-    printf("file        %s (%llu bytes)\n", path, (unsigned long long)g.file.size);
-    printf("version     %u, alignment %u, flags %u\n", g.version, g.alignment, g.flags);
-    printf("directory   %llu bytes at 64, CRC-32 %08lX (%s)\n", (unsigned long long)g.dir_size,
-           (unsigned long)g.dir_crc, g.dir_crc_ok ? "ok" : "MISMATCH");
-    printf("data        %llu bytes at %llu\n", (unsigned long long)g.data_size,
-           (unsigned long long)g.data_offset);
-    printf("\nmetadata (%llu keys)\n", (unsigned long long)g.n_kv);
-    c.p = g.dir;
-    c.end = g.dir + g.dir_size;
-    c.bad = 0;
-    r = cv_gemini_metadata(&g, &c, 1);
-    if (r != GEMINI_OK)
-        goto fail;
-    printf("\ntensors (%llu)\n", (unsigned long long)g.n_tensors);
+        return r;
+    printf("model       %s, %ld embedding rows (gemini_model_load ok)\n",
+           gemini_model_architecture(model), (long)gemini_model_vocab_size(model));
+    printf("\nmetadata (%lld keys)\n", (long long)n_kv);
+    for (i = 0; i < n_kv; i++) {
+        gemini_meta_info m;
+        if ((r = gemini_model_meta_at(model, i, &m)) != GEMINI_OK)
+            return r;
+        cv_print_meta(&m);
+    }
+    printf("\ntensors (%lld)\n", (long long)n_tensors);
     printf("  %-28s %-5s %-20s %12s %12s %8s\n", "name", "type", "shape", "offset", "size",
            "crc32");
-    for (i = 0; i < g.n_tensors; i++) {
-        cv_dir_entry e;
-        char shape[96];
+    for (i = 0; i < n_tensors; i++) {
+        gemini_tensor_info t;
+        char shape[96], type_name[16];
         size_t used = 0;
         uint32_t d;
-        const char *type_name;
-        r = cv_gemini_entry(&g, &c, i, &e);
-        if (r != GEMINI_OK)
-            goto fail;
+        if ((r = gemini_model_tensor_at(model, i, &t)) != GEMINI_OK)
+            return r;
         used += (size_t)snprintf(shape, sizeof shape, "[");
-        for (d = 0; d < e.n_dims && used < sizeof shape; d++)
-            used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%llu", d ? ", " : "",
-                                     (unsigned long long)e.dims[d]);
+        for (d = 0; d < t.n_dims && d < 4 && used < sizeof shape; d++)
+            used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%lld", d ? ", " : "",
+                                     (long long)t.dims[d]);
         if (used < sizeof shape)
             snprintf(shape + used, sizeof shape - used, "]");
-        type_name = e.type < GEMINI_TYPE_COUNT ? gemini_type_name((gemini_type)e.type) : "?";
-        printf("  %-28.*s %-5s %-20s %12llu %12llu %08lX\n", (int)e.name_len, e.name, type_name,
-               shape, (unsigned long long)e.offset, (unsigned long long)e.size,
-               (unsigned long)e.crc);
+        if (t.type < GEMINI_TYPE_COUNT)
+            snprintf(type_name, sizeof type_name, "%s", gemini_type_name((gemini_type)t.type));
+        else
+            snprintf(type_name, sizeof type_name, "?%lu", (unsigned long)t.type);
+        printf("  %-28.*s %-5s %-20s %12llu %12llu %08lX\n", (int)t.name_length, t.name,
+               type_name, shape, (unsigned long long)t.offset, (unsigned long long)t.size,
+               (unsigned long)t.crc32);
     }
-    cv_gemini_close(&g);
-    return 0;
-fail:
-    fprintf(stderr, "gemini-convert: error: %s\n", gemini_last_error());
-    cv_gemini_close(&g);
-    return 1;
+    return GEMINI_OK;
 }
 
-static int cv_cmd_verify(const char *path)
+/* --info and/or --verify of one file: one gemini_model_load, which must accept the file. */
+static int cv_cmd_read(const char *path, int info, int verify)
 {
-    cv_gemini_file g;
-    cv_cursor c;
-    uint64_t i, bad = 0;
-    unsigned char *buf = NULL;
-    const uint64_t step = (uint64_t)1 << 22;
     gemini_model *model = NULL;
-    gemini_result r = cv_gemini_open(&g, path);
+    int name_path = 0;      /* gemini_model_verify's message does not name the file */
+    gemini_result r = gemini_model_load(path, &model);
+    if (r == GEMINI_OK && info)
+        r = cv_print_info(path, model);
+    if (r == GEMINI_OK && verify) {
+        printf("%s: gemini_model_load ok (%s, %ld embedding rows; structure and directory CRC "
+               "checked)\n", path, gemini_model_architecture(model),
+               (long)gemini_model_vocab_size(model));
+        r = gemini_model_verify(model);
+        name_path = 1;
+        if (r == GEMINI_OK)
+            printf("%s: %lld tensor CRCs ok\n", path,
+                   (long long)gemini_model_tensor_count(model));
+    }
     if (r != GEMINI_OK)
-        goto fail;
-    if (!g.dir_crc_ok) {
-        printf("directory: CRC MISMATCH (stored %08lX, computed %08lX)\n",
-               (unsigned long)g.dir_crc, (unsigned long)gemini_crc32(0, g.dir, (size_t)g.dir_size));
-        bad++;
-    }
-    c.p = g.dir;
-    c.end = g.dir + g.dir_size;
-    c.bad = 0;
-    r = cv_gemini_metadata(&g, &c, 0);
-    if (r != GEMINI_OK)
-        goto fail;
-    buf = (unsigned char *)cv_alloc(step, "verify");
-    if (!buf) {
-        r = GEMINI_ERR_OUT_OF_MEMORY;
-        goto fail;
-    }
-    for (i = 0; i < g.n_tensors; i++) {
-        cv_dir_entry e;
-        uint64_t pos;
-        uint32_t crc = 0;
-        r = cv_gemini_entry(&g, &c, i, &e);
-        if (r != GEMINI_OK)
-            goto fail;
-        for (pos = 0; pos < e.size; pos += step) {
-            uint64_t n = e.size - pos < step ? e.size - pos : step;
-            r = cv_file_read(&g.file, g.data_offset + e.offset + pos, buf, n, "tensor data");
-            if (r != GEMINI_OK)
-                goto fail;
-            crc = gemini_crc32(crc, buf, (size_t)n);
-        }
-        if (crc != e.crc) {
-            printf("tensor %.*s: CRC MISMATCH (stored %08lX, computed %08lX)\n",
-                   (int)e.name_len, e.name, (unsigned long)e.crc, (unsigned long)crc);
-            bad++;
-        }
-    }
-    if (bad) {
-        printf("%s: %llu checksum(s) differ\n", path, (unsigned long long)bad);
-        free(buf);
-        cv_gemini_close(&g);
-        return 1;
-    }
-    printf("%s: directory and %llu tensor CRCs ok\n", path, (unsigned long long)g.n_tensors);
-
-    /* The structure is sound; now let the library check keys and shapes as a loader would. */
-    r = gemini_model_load(path, &model);
-    if (r != GEMINI_OK)
-        goto fail;
-    printf("%s: gemini_model_load ok (%s, %ld embedding rows)\n", path,
-           gemini_model_architecture(model), (long)gemini_model_vocab_size(model));
+        fprintf(stderr, "gemini-convert: error: %s%s%s\n", name_path ? path : "",
+                name_path ? ": " : "", gemini_last_error());
     gemini_model_free(model);
-    free(buf);
-    cv_gemini_close(&g);
-    return 0;
-fail:
-    fprintf(stderr, "gemini-convert: error: %s\n", gemini_last_error());
-    free(buf);
-    cv_gemini_close(&g);
-    return 1;
+    return r == GEMINI_OK ? 0 : 1;
 }
 
 /* ============================================================================================
@@ -4180,11 +3984,16 @@ static void cv_usage(FILE *fp)
         "                    the directory's path plus .gemini. Written to OUT.tmp, then\n"
         "                    renamed.\n"
         "  -q, --quiet       no progress or summary on stderr (warnings and errors remain).\n"
-        "  --info FILE       print FILE's header, metadata and tensor table (name, type, shape,\n"
-        "                    offset from the data section, size, CRC-32). Arrays show their\n"
-        "                    first 8 elements; with --full, all of them.\n"
-        "  --verify FILE     check the directory CRC and every tensor CRC of FILE, then load it\n"
-        "                    with gemini_model_load; exit status 1 on any failure.\n"
+        "  --info FILE       load FILE with gemini_model_load and print its header, every\n"
+        "                    metadata key with type and value (arrays: the first 8 elements;\n"
+        "                    with --full, all of them) and the tensor table (name, type, shape,\n"
+        "                    offset from the data section, size, CRC-32 as stored; --verify\n"
+        "                    checks them). A file gemini_model_load refuses (bad structure,\n"
+        "                    directory CRC, a missing key or tensor, an unsupported architecture)\n"
+        "                    is not shown: the error is printed and the exit status is 1.\n"
+        "  --verify FILE     load FILE with gemini_model_load, as --info does, then check\n"
+        "                    every tensor's CRC with gemini_model_verify, which names the\n"
+        "                    first tensor that differs; exit status 1 on any failure.\n"
         "  -h, --help        this text.  --version  the converter's version.\n"
         "\n"
         "Exit status: 0 on success, 1 on any error (with a message on stderr), 2 on bad usage.\n",
@@ -4243,14 +4052,8 @@ int main(int argc, char **argv)
             input = a;
         }
     }
-    if ((info || verify) && input) {
-        int status = 0;
-        if (info)
-            status |= cv_cmd_info(input);
-        if (verify)
-            status |= cv_cmd_verify(input);
-        return status;
-    }
+    if ((info || verify) && input)
+        return cv_cmd_read(input, info, verify);
     if (!input) {
         cv_usage(stderr);
         return 2;

@@ -389,14 +389,26 @@ gemini_hostile() {
     [ $? -eq 1 ] || { echo "--info on a truncated file"; return 1; }
     "$CONVERT" --verify "$OUT/cut.gemini" >/dev/null 2>&1
     [ $? -eq 1 ] || { echo "--verify on a truncated file"; return 1; }
-    cp "$f" "$OUT/flip.gemini" && patch "$OUT/flip.gemini" $((size - 100)) 5a
+    # A flipped data byte: --verify fails naming the tensor whose bytes hold it (found from the
+    # intact file's data offset and tensor table: offset and size are the 3rd and 2nd last).
+    pos=$((size - 100))
+    want=$("$CONVERT" --info "$f" | awk -v p=$pos '
+        /^data / { base = $NF } /^tensors/ { t = 1; next }
+        t && $1 != "name" && p >= base + $(NF - 2) && p < base + $(NF - 2) + $(NF - 1) {
+            print $1 }')
+    [ -n "$want" ] || { echo "no tensor holds byte $pos"; return 1; }
+    cp "$f" "$OUT/flip.gemini" && patch "$OUT/flip.gemini" $pos 5a
     "$CONVERT" --verify "$OUT/flip.gemini" >"$OUT/v.log" 2>&1
-    [ $? -eq 1 ] && grep -q 'CRC MISMATCH' "$OUT/v.log" ||
-        { echo "flipped data byte"; return 1; }
+    [ $? -eq 1 ] && grep -q "error: .*tensor '$want': CRC-32 mismatch" "$OUT/v.log" ||
+        { echo "flipped data byte (in $want)"; return 1; }
+    # A flipped directory byte: gemini_model_load refuses the file, for --verify and --info.
     cp "$f" "$OUT/flip.gemini" && patch "$OUT/flip.gemini" 100 5a
     "$CONVERT" --verify "$OUT/flip.gemini" >"$OUT/v.log" 2>&1
-    [ $? -eq 1 ] && grep -q 'directory: CRC MISMATCH' "$OUT/v.log" ||
+    [ $? -eq 1 ] && grep -q 'error: .*directory CRC-32 mismatch' "$OUT/v.log" ||
         { echo "flipped dir byte"; return 1; }
+    "$CONVERT" --info "$OUT/flip.gemini" >"$OUT/v.log" 2>&1
+    [ $? -eq 1 ] && grep -q 'error: .*directory CRC-32 mismatch' "$OUT/v.log" ||
+        { echo "--info on a flipped dir byte"; return 1; }
     cp "$f" "$OUT/flip.gemini" && patch "$OUT/flip.gemini" 32 ffffffffffffff7f
     "$CONVERT" --info "$OUT/flip.gemini" >/dev/null 2>&1
     [ $? -eq 1 ]
