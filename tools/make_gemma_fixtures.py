@@ -15,6 +15,14 @@ For every variant (gemma1, gemma2, gemma3, gemma3/rope_linear8) it writes into O
     logits_<seq>_greedy.f32   the same for the 32 greedy steps [32, vocab] (last position each)
     reference.json            input ids, logits file names and shapes, greedy continuations with
                               top-1/top-2 gaps, the config values that matter, versions
+    reference.txt             the part of reference.json the C tests read (write_reference_text)
+    bf16w/                    the same model with its weights rounded to bf16 as
+                              `gemini-convert --type bf16` rounds them (every tensor except the
+                              norm weights), run in float32: logits_<seq>_bf16w.f32,
+                              logits_<seq>_bf16w_greedy.f32, reference.json, reference.txt.
+                              No hf/ of its own: the test converts ../hf with --type bf16.
+
+`--bf16w-only` writes only the bf16w/ folders, from the hf/ already on disk.
 
 Everything is computed from the model reloaded from hf/, so the files on disk are what is tested.
 The script also runs `numpy_forward`, an independent NumPy (float64) forward pass that reads only
@@ -281,16 +289,34 @@ def bf16_round(value):
     return float(np.array([bits], dtype=np.uint32).view(np.float32)[0])
 
 
-def numpy_forward(hf_dir, ids, ablation=None, stats=None):
+def bf16_round_array(values):
+    """Round a float32 array to the nearest bf16 (ties to even), returned as float32."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def stored_as_bf16(name):
+    """Whether `gemini-convert --type bf16` stores this HF tensor as bf16: everything but the
+    RMSNorm weights (which it writes as f32 1 + w). The token embedding (the tied LM head) is
+    rounded too."""
+    return not name.endswith("norm.weight")
+
+
+def numpy_forward(hf_dir, ids, ablation=None, stats=None, bf16_weights=False):
     """Float64 NumPy forward pass of a tiny Gemma 1/2/3 model; returns logits [T, vocab].
 
     `ablation` names one entry of ABLATIONS to get deliberately wrong. If `stats` is a dict it
     receives the largest pre-cap attention score and final logit, and how far tanh bends them.
+    `bf16_weights` first rounds every tensor that stored_as_bf16 to bf16.
     """
     with open(os.path.join(hf_dir, "config.json")) as f:
         cfg = read_config(json.load(f))
-    weights = {k: v.astype(np.float64) for k, v in
-               safetensors.numpy.load_file(os.path.join(hf_dir, "model.safetensors")).items()}
+    weights = safetensors.numpy.load_file(os.path.join(hf_dir, "model.safetensors"))
+    if bf16_weights:
+        weights = {k: bf16_round_array(v) if stored_as_bf16(k) else v
+                   for k, v in weights.items()}
+    weights = {k: v.astype(np.float64) for k, v in weights.items()}
     gemma1 = cfg["model_type"] == "gemma"
     gemma3 = cfg["model_type"].startswith("gemma3")
     heads, kv_heads, head_dim = cfg["heads"], cfg["kv_heads"], cfg["head_dim"]
@@ -602,6 +628,130 @@ def make_variant(variant, outdir):
     return reference
 
 
+BF16W_DIR = "bf16w"
+
+
+def round_model_weights_bf16(model):
+    """Round in place, to bf16 and back to float32 (round to nearest even), every parameter that
+    gemini-convert --type bf16 stores as bf16; returns (rounded names, names kept float32)."""
+    assert (model.get_output_embeddings().weight.data_ptr()
+            == model.get_input_embeddings().weight.data_ptr()), "LM head is not tied"
+    rounded, kept = [], []
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if stored_as_bf16(name):
+                param.copy_(param.to(torch.bfloat16).to(torch.float32))
+                rounded.append(name)
+            else:
+                kept.append(name)
+    return sorted(rounded), sorted(kept)
+
+
+def make_bf16w(variant, outdir):
+    """The bf16-weights reference: transformers in float32 on the variant's hf/ weights rounded
+    to bf16 exactly as gemini-convert --type bf16 rounds them (bf16 weights, f32 activations,
+    which is what our bf16 path computes). Written to OUTDIR/<variant>/bf16w/."""
+    name = variant["name"]
+    parent = os.path.join(outdir, name)
+    hf_dir = os.path.join(parent, "hf")
+    target = os.path.join(parent, BF16W_DIR)
+    os.makedirs(target, exist_ok=True)
+    for stale in os.listdir(target):
+        if stale.startswith("logits_") or stale in ("reference.json", "reference.txt"):
+            os.remove(os.path.join(target, stale))
+
+    model = load_model(variant, hf_dir)
+    impls = attention_implementations(model)
+    assert impls == ["eager"], f"attention implementation is {impls}, not eager"
+    rounded, kept = round_model_weights_bf16(model)
+    # torch's rounding must be the plain round-to-nearest-even one (NumPy, bit arithmetic).
+    stored = safetensors.numpy.load_file(os.path.join(hf_dir, "model.safetensors"))
+    params = dict(model.named_parameters())
+    for tensor_name in rounded:
+        assert np.array_equal(params[tensor_name].detach().numpy(),
+                              bf16_round_array(stored[tensor_name])), tensor_name
+    for tensor_name in kept:
+        assert np.array_equal(params[tensor_name].detach().numpy(), stored[tensor_name])
+    with open(os.path.join(parent, "reference.json")) as f:
+        f32_reference = {s["name"]: s for s in json.load(f)["sequences"]}
+
+    sequences = []
+    for seq_name, ids in SEQUENCES.items():
+        logits = forward_logits(model, ids)
+        file_name = f"logits_{seq_name}_bf16w.f32"
+        logits.astype("<f4").tofile(os.path.join(target, file_name))
+
+        np_logits = numpy_forward(hf_dir, ids, bf16_weights=True)
+        err = relative_error(np_logits, logits)
+        assert err < MATCH_TOL, f"[{name}/bf16w/{seq_name}] NumPy vs HF relative error {err:.2e}"
+
+        f32_seq = f32_reference[seq_name]
+        f32_logits = np.fromfile(os.path.join(parent, f32_seq["logits_file"]), dtype="<f4")
+        f32_logits = f32_logits.reshape(len(ids), VOCAB)
+        moved = relative_error(logits, f32_logits)
+
+        hand_tokens, hand_gaps, hand_step_logits = hand_greedy(model, ids, NEW_TOKENS)
+        greedy_file = f"logits_{seq_name}_bf16w_greedy.f32"
+        hand_step_logits.astype("<f4").tofile(os.path.join(target, greedy_file))
+        gen_tokens, gen_step_logits = hf_generate(model, ids, NEW_TOKENS)
+        assert attention_implementations(model) == ["eager"]
+        gen_vs_hand = relative_error(gen_step_logits, hand_step_logits)
+        agree = gen_tokens == hand_tokens
+        f32_tokens = f32_seq["greedy"]["new_tokens"]
+        same_prefix = next((i for i, (a, b) in enumerate(zip(hand_tokens, f32_tokens))
+                            if a != b), NEW_TOKENS)
+        print(f"[{name}/bf16w/{seq_name}] numpy rel err {err:.2e}, vs f32 reference "
+              f"{moved:.2e}, generate vs hand {gen_vs_hand:.2e}, tokens agree {agree}, "
+              f"min gap {min(hand_gaps):.4f}, first {same_prefix} tokens as f32")
+        sequences.append({
+            "name": seq_name,
+            "input_ids": ids,
+            "logits_file": file_name,
+            "logits_shape": [len(ids), VOCAB],
+            "logits_max_abs": float(np.max(np.abs(logits))),
+            "numpy_vs_hf_rel_err": err,
+            "rel_err_vs_f32_reference": moved,
+            "greedy": {
+                "new_tokens": hand_tokens,
+                "top1_minus_top2": hand_gaps,
+                "min_gap": min(hand_gaps),
+                "all_gaps_above_min_gap": min(hand_gaps) > MIN_GAP,
+                "step_logits_file": greedy_file,
+                "step_logits_shape": [NEW_TOKENS, VOCAB],
+                "step_logits_note": "row s = logits of the last position after feeding "
+                                    "input_ids + new_tokens[:s]; new_tokens[s] = argmax(row s)",
+                "source": "hand argmax loop, full re-forward every step",
+                "generate_new_tokens": gen_tokens,
+                "generate_agrees": agree,
+                "generate_vs_hand_step_logits_rel_err": gen_vs_hand,
+                "leading_tokens_equal_to_f32_continuation": same_prefix,
+            },
+        })
+
+    reference = {
+        "variant": name + "/" + BF16W_DIR,
+        "model_class": variant["model_class"].__name__,
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__,
+                     "numpy": np.__version__, "python": sys.version.split()[0]},
+        "dtype": "float32",
+        "weights": "../hf/model.safetensors with every tensor but the norm weights rounded to "
+                   "bf16 (round to nearest even, .to(torch.bfloat16).to(torch.float32)), as "
+                   "gemini-convert --type bf16 stores them; arithmetic in float32",
+        "rounded_to_bf16": rounded,
+        "kept_float32": kept,
+        "min_gap_wanted": MIN_GAP,
+        "attn_implementation": impls[0],
+        "hf_dir": "../hf",
+        "logits_format": "raw little-endian IEEE float32, row-major [T, vocab], no header",
+        "sequences": sequences,
+    }
+    with open(os.path.join(target, "reference.json"), "w") as f:
+        json.dump(reference, f, indent=1)
+        f.write("\n")
+    write_reference_text(reference, os.path.join(target, "reference.txt"))
+    return reference
+
+
 def write_reference_text(reference, path):
     """Writes the part of reference.json the C tests read, in a line format needing no JSON:
 
@@ -627,6 +777,8 @@ def main():
     parser.add_argument("--only", action="append", help="variant name(s) to build")
     parser.add_argument("--text-only", action="store_true",
                         help="only rewrite reference.txt from existing reference.json files")
+    parser.add_argument("--bf16w-only", action="store_true",
+                        help="only write the bf16w/ folders, from the hf/ folders on disk")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.text_only:
@@ -638,7 +790,9 @@ def main():
     for variant in VARIANTS:
         if args.only and variant["name"] not in args.only:
             continue
-        make_variant(variant, args.outdir)
+        if not args.bf16w_only:
+            make_variant(variant, args.outdir)
+        make_bf16w(variant, args.outdir)
 
 
 if __name__ == "__main__":
