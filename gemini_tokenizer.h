@@ -1348,6 +1348,31 @@ static gemini__tok_pair gemini__tok_heap_pop(gemini__tok_work *w)
     return top;
 }
 
+/* Pushes the merge candidate of the adjacent symbols left and right (if any) onto the heap. */
+typedef void (*gemini__tok_candidate_fn)(const gemini_tok *tok, gemini__tok_work *w,
+                                         int32_t left, int32_t right);
+
+/* The merge loop shared by SentencePiece BPE and byte-level BPE, which differ only in how a
+   pair's candidate is found: pop the best pair, skip it if stale (a symbol was absorbed, len 0,
+   or has grown since the pair was pushed, so the sizes no longer add up), merge the right symbol
+   into the left, and push the two new neighbour pairs. */
+static void gemini__tok_merge_pairs(const gemini_tok *tok, gemini__tok_work *w,
+                                    gemini__tok_candidate_fn push_candidate)
+{
+    while (w->n_heap > 0 && !w->failed) {
+        gemini__tok_pair top = gemini__tok_heap_pop(w);
+        gemini__tok_symbol *l = &w->symbols[top.left], *r = &w->symbols[top.right];
+        if (l->len == 0 || r->len == 0 || l->len + r->len != top.size) continue;
+        l->len += r->len;
+        l->id = top.id;
+        l->next = r->next;
+        if (r->next >= 0) w->symbols[r->next].prev = top.left;
+        r->len = 0;
+        push_candidate(tok, w, l->prev, top.left);
+        push_candidate(tok, w, top.left, l->next);
+    }
+}
+
 /* Remembers how an UNUSED piece was formed (the latest candidate wins, as in SentencePiece's
    rev_merge map), so that it can be split again at the end. */
 static void gemini__tok_split_put(gemini__tok_work *w, int32_t id, uint32_t left_len)
@@ -1472,19 +1497,7 @@ static void gemini__tok_bpe_encode(const gemini_tok *tok, gemini__tok_work *w, u
 
     for (i = 1; i < n; i++) gemini__tok_bpe_candidate(tok, w, i - 1, i);
 
-    /* Merge the best pair until none is left; stale pairs are recognised by their size. */
-    while (w->n_heap > 0 && !w->failed) {
-        gemini__tok_pair top = gemini__tok_heap_pop(w);
-        gemini__tok_symbol *l = &w->symbols[top.left], *r = &w->symbols[top.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != top.size) continue;
-        l->len += r->len;
-        l->id = top.id;
-        l->next = r->next;
-        if (r->next >= 0) w->symbols[r->next].prev = top.left;
-        r->len = 0;
-        gemini__tok_bpe_candidate(tok, w, l->prev, top.left);
-        gemini__tok_bpe_candidate(tok, w, top.left, l->next);
-    }
+    gemini__tok_merge_pairs(tok, w, gemini__tok_bpe_candidate);
 
     for (i = 0; i >= 0 && !w->failed; i = w->symbols[i].next)
         gemini__tok_bpe_resegment(tok, w, w->symbols[i].start, w->symbols[i].len,
@@ -1995,19 +2008,7 @@ static void gemini__tok_bytebpe_chunk(const gemini_tok *tok, gemini__tok_work *w
     w->n_heap = 0;
     for (i = 1; i < n; i++) gemini__tok_bytebpe_candidate(tok, w, i - 1, i);
 
-    /* A stale pair has a symbol that was absorbed (len 0) or has grown (size differs). */
-    while (w->n_heap > 0 && !w->failed) {
-        gemini__tok_pair top = gemini__tok_heap_pop(w);
-        gemini__tok_symbol *l = &w->symbols[top.left], *r = &w->symbols[top.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != top.size) continue;
-        l->len += r->len;
-        l->id = top.id;
-        l->next = r->next;
-        if (r->next >= 0) w->symbols[r->next].prev = top.left;
-        r->len = 0;
-        gemini__tok_bytebpe_candidate(tok, w, l->prev, top.left);
-        gemini__tok_bytebpe_candidate(tok, w, top.left, l->next);
-    }
+    gemini__tok_merge_pairs(tok, w, gemini__tok_bytebpe_candidate);
     for (i = 0; i >= 0 && !w->failed; i = w->symbols[i].next)
         gemini__tok_emit(w, w->symbols[i].id, w->symbols[i].start, w->symbols[i].len);
 }
