@@ -2949,6 +2949,25 @@ typedef struct gemini__tok_hf {
     int has_score;               /* unigram: scores come from the file */
 } gemini__tok_hf;
 
+/* Allocates the per-id arrays for h->d.n_pieces ids: no piece yet, type NORMAL. The caller's
+   cleanup frees whatever was allocated, also on failure. */
+static gemini_result gemini__tok_hf_alloc(gemini__tok_hf *h)
+{
+    size_t n = (size_t)h->d.n_pieces, i;
+    h->offsets = (size_t *)gemini__tok_malloc_array(n, sizeof(size_t));
+    h->lengths = (uint32_t *)gemini__tok_malloc_array(n, sizeof(uint32_t));
+    h->scores = (float *)gemini__tok_malloc_array(n, sizeof(float));
+    h->types = (uint8_t *)gemini__tok_malloc_array(n, 1);
+    h->pieces = (const char **)gemini__tok_malloc_array(n, sizeof(char *));
+    if (!h->offsets || !h->lengths || !h->scores || !h->types || !h->pieces)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer.json: no memory");
+    for (i = 0; i < n; i++) {
+        h->offsets[i] = (size_t)-1;
+        h->types[i] = GEMINI_TOK_NORMAL;
+    }
+    return GEMINI_OK;
+}
+
 static gemini_result gemini__tok_hf_set(gemini__tok_hf *h, int64_t id, const char *p, size_t n,
                                         double score)
 {
@@ -3195,19 +3214,9 @@ static gemini_result gemini__tok_load_bytelevel(const gemini__tok_json *j, int64
                             "byte pieces", (long long)(max_id + 1));
 
     h.d.n_pieces = (int32_t)(max_id + 1);
-    h.offsets = (size_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(size_t));
-    h.lengths = (uint32_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(uint32_t));
-    h.scores = (float *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(float));
-    h.types = (uint8_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, 1);
-    h.pieces = (const char **)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(char *));
-    if (!h.offsets || !h.lengths || !h.scores || !h.types || !h.pieces) {
-        r = gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer.json: no memory");
+    r = gemini__tok_hf_alloc(&h);
+    if (r != GEMINI_OK)
         goto done;
-    }
-    for (i = 0; i < h.d.n_pieces; i++) {
-        h.offsets[i] = (size_t)-1;
-        h.types[i] = GEMINI_TOK_NORMAL;
-    }
 
     /* Vocabulary pieces are in byte-level form; added tokens are plain text. */
     for (k = 0, item = vocab + 1; r == GEMINI_OK && k < j->nodes[vocab].count; k += 2) {
@@ -3393,19 +3402,9 @@ static gemini_result gemini__tok_load_json(const char *text, size_t size, gemini
     h.d.n_pieces = (int32_t)(max_id + 1);
     h.d.model_type = is_bpe ? GEMINI_TOK_BPE : GEMINI_TOK_UNIGRAM;
     h.d.unk_id = h.d.bos_id = h.d.eos_id = h.d.pad_id = -1;
-    h.offsets = (size_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(size_t));
-    h.lengths = (uint32_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(uint32_t));
-    h.scores = (float *)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(float));
-    h.types = (uint8_t *)gemini__tok_malloc_array((size_t)h.d.n_pieces, 1);
-    h.pieces = (const char **)gemini__tok_malloc_array((size_t)h.d.n_pieces, sizeof(char *));
-    if (!h.offsets || !h.lengths || !h.scores || !h.types || !h.pieces) {
-        r = gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "tokenizer.json: no memory");
+    r = gemini__tok_hf_alloc(&h);
+    if (r != GEMINI_OK)
         goto done;
-    }
-    for (i = 0; i < h.d.n_pieces; i++) {
-        h.offsets[i] = (size_t)-1;
-        h.types[i] = GEMINI_TOK_NORMAL;
-    }
 
     /* The pieces. */
     if (is_bpe) {
