@@ -3879,18 +3879,21 @@ typedef struct gemini__matmul_task {
 } gemini__matmul_task;
 
 #define GEMINI__ROW_BLOCK 16  /* weight rows kept hot in cache while a tile of tokens passes */
-#define GEMINI__TOKEN_TILE 64 /* tokens whose inputs stay in cache while the weights pass; even,
-                                 so that the token pairs of dot2x2 do not depend on it */
+#define GEMINI__TILE_BYTES (512 << 10) /* inputs of one tile of tokens, kept in cache while the
+                                          thread's weight rows pass (the 1500-frame encoder) */
 
 static void gemini__matmul_worker(void *arg, int thread_index, int n_threads)
 {
     const gemini__matmul_task *task = (const gemini__matmul_task *)arg;
     int64_t begin, end, block, r, block_end;
-    int32_t tile, tile_end, t;
+    int32_t tile, tile_end, t, tile_tokens;
+
+    /* an even number of tokens per tile, so that dot2x2's token pairs do not depend on it */
+    tile_tokens = (int32_t)(GEMINI__TILE_BYTES / task->x_stride) & ~1;
+    if (tile_tokens < 2) tile_tokens = 2;
     gemini__split(task->rows, thread_index, n_threads, &begin, &end);
-    for (tile = 0; tile < task->n_tokens; tile += GEMINI__TOKEN_TILE) {
-        tile_end = task->n_tokens - tile < GEMINI__TOKEN_TILE ? task->n_tokens
-                                                              : tile + GEMINI__TOKEN_TILE;
+    for (tile = 0; tile < task->n_tokens; tile += tile_tokens) {
+        tile_end = task->n_tokens - tile < tile_tokens ? task->n_tokens : tile + tile_tokens;
         for (block = begin; block < end; block += GEMINI__ROW_BLOCK) {
             block_end = block + GEMINI__ROW_BLOCK < end ? block + GEMINI__ROW_BLOCK : end;
             for (t = tile; t < tile_end; t++) {
