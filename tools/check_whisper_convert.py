@@ -511,7 +511,7 @@ def main():
         scale = float(np.max(np.abs(values))) or 1.0
         w = worst.setdefault(tname, [0.0, 0.0, "", 0])
         w[3] += 1
-        if diff > w[0]:
+        if diff > w[0] or not w[2]:
             w[0], w[1], w[2] = diff, diff / scale, name
     for tname, (diff, rel, name, count) in sorted(worst.items()):
         print(f"{tname}: {count} tensors, largest |file - source| {diff:.3g} "
