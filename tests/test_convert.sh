@@ -540,14 +540,47 @@ whisper_ct2_bare() {
 }
 check "Whisper CTranslate2 model.bin alone: converts, no optional keys" whisper_ct2_bare
 
-# ---- Whisper: hostile CTranslate2 and Hugging Face inputs ---------------------------------------
-
 off() {
     awk -v k="$1" '$1 == k { print $2 }' "$FX/convert/whisper-tiny-ct2.offsets"
 }
 BIN=$WC/model.bin
 mkdir -p "$OUT/ct2"
 cp "$WC/config.json" "$WC/tokenizer.json" "$OUT/ct2/"
+
+# ct2_string TEXT: a CTranslate2 string (u16 length counting the NUL, the bytes, the NUL).
+ct2_string() {
+    n=$((${#1} + 1))
+    printf "\\$(printf %o $((n % 256)))\\$(printf %o $((n / 256)))%s\\000" "$1"
+}
+
+# with_alias TARGET: the fixture's model.bin with its one alias, decoder/projection/weight,
+# naming TARGET instead; no TARGET: no alias (an absent head).
+with_alias() {
+    head -c "$(off alias_count)" "$BIN"
+    if [ -n "$1" ]; then
+        printf '\001\000\000\000'
+        ct2_string decoder/projection/weight
+        ct2_string "$1"
+    else
+        printf '\000\000\000\000'
+    fi
+}
+
+whisper_head_absent() {
+    with_alias "" >"$OUT/ct2/model.bin" && with_alias decoder/embeddings/weight |
+        cmp -s - "$BIN" || { echo "with_alias does not rebuild the fixture"; return 1; }
+    "$CONVERT" -q -t f32 -o "$OUT/noalias.gemini" "$OUT/ct2" || return 1
+    tensor_types_crcs "$OUT/wh-ct2-f32.gemini" >"$OUT/a"
+    tensor_types_crcs "$OUT/noalias.gemini" >"$OUT/b"
+    same_files "$OUT/a" "$OUT/b" && meta_is "$OUT/noalias.gemini" model.tied_embeddings true
+}
+check "Whisper CTranslate2 without decoder/projection (head absent): the same tensors" \
+    whisper_head_absent
+
+# ---- Whisper: hostile CTranslate2 and Hugging Face inputs ---------------------------------------
+
+with_alias decoder/layer_0/attention/linear_2/weight >"$OUT/ct2/model.bin"
+hostile "model.bin whose head is not the token embedding (untied)" "$OUT/ct2"
 bin_size=$(wc -c <"$BIN")
 for n in 3 10 30 $(($(off variable_count) + 4)) 5000 $(($(off alias_count) + 6)) \
     $((bin_size - 1)); do
