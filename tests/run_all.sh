@@ -39,6 +39,7 @@ run_suite tokenizer "$BUILD/test_tokenizer"
 [ -f tests/tokenizer/run.sh ] && run_suite tokenizer-spm sh tests/tokenizer/run.sh
 [ -f tests/test_convert.sh ] && run_suite convert sh tests/test_convert.sh
 run_suite parity sh tests/test_parity.sh
+run_suite whisper-parity sh tests/test_whisper_parity.sh
 run_suite faults "$BUILD/test_faults" tests/out/parity/gemma3-q8_0.gemini
 run_suite offload "$BUILD/test_offload"
 run_suite audio "$BUILD/test_audio"
