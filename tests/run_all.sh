@@ -46,6 +46,7 @@ run_suite audio "$BUILD/test_audio"
 run_suite audio-compile sh tests/audio/compile_check.sh
 run_suite vision "$BUILD/test_vision"
 run_suite vision-model sh tests/test_vision_model.sh
+run_suite neon sh tests/test_neon.sh
 [ -f tests/test_real_model.sh ] && run_suite real-model sh tests/test_real_model.sh
 
 echo
