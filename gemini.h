@@ -3537,6 +3537,130 @@ GEMINI__AVX512_TARGET static float gemini__dot_half_avx512(const uint8_t *a, con
     return gemini__hsum_avx512(_mm512_add_ps(acc0, acc1));
 }
 
+/* Two rows by two tokens of gemini__dot_half_avx512: each of the four sums is accumulated in
+   exactly its order (so a matmul gives the single dot's bits), while every weight vector is
+   converted once for both tokens. */
+GEMINI__AVX512_TARGET static void gemini__dot2x2_half_avx512(const uint8_t *w0, const uint8_t *w1,
+                                                             const float *x0, const float *x1,
+                                                             int64_t n, int bf16, float *out)
+{
+    const __mmask16 all = 0xffff;
+    __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), b00 = _mm512_setzero_ps();
+    __m512 b01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(), a11 = _mm512_setzero_ps();
+    __m512 b10 = _mm512_setzero_ps(), b11 = _mm512_setzero_ps();
+    __m512 r0, r1, y0, y1;
+    __mmask16 tail;
+    int64_t i = 0;
+
+#define GEMINI__HALF16(p, mask) (bf16 ? gemini__load_bf16x16_avx512(p, mask) \
+                                      : gemini__load_f16x16_avx512(p, mask))
+    /* a: accumulator 0 of the single dot, b: accumulator 1; first digit row, second token */
+    for (; i + 32 <= n; i += 32) {
+        r0 = GEMINI__HALF16(w0 + 2 * i, all);
+        r1 = GEMINI__HALF16(w1 + 2 * i, all);
+        y0 = _mm512_loadu_ps(x0 + i);
+        y1 = _mm512_loadu_ps(x1 + i);
+        a00 = _mm512_fmadd_ps(r0, y0, a00);
+        a01 = _mm512_fmadd_ps(r0, y1, a01);
+        a10 = _mm512_fmadd_ps(r1, y0, a10);
+        a11 = _mm512_fmadd_ps(r1, y1, a11);
+        r0 = GEMINI__HALF16(w0 + 2 * i + 32, all);
+        r1 = GEMINI__HALF16(w1 + 2 * i + 32, all);
+        y0 = _mm512_loadu_ps(x0 + i + 16);
+        y1 = _mm512_loadu_ps(x1 + i + 16);
+        b00 = _mm512_fmadd_ps(r0, y0, b00);
+        b01 = _mm512_fmadd_ps(r0, y1, b01);
+        b10 = _mm512_fmadd_ps(r1, y0, b10);
+        b11 = _mm512_fmadd_ps(r1, y1, b11);
+    }
+    for (; i + 16 <= n; i += 16) {
+        r0 = GEMINI__HALF16(w0 + 2 * i, all);
+        r1 = GEMINI__HALF16(w1 + 2 * i, all);
+        y0 = _mm512_loadu_ps(x0 + i);
+        y1 = _mm512_loadu_ps(x1 + i);
+        a00 = _mm512_fmadd_ps(r0, y0, a00);
+        a01 = _mm512_fmadd_ps(r0, y1, a01);
+        a10 = _mm512_fmadd_ps(r1, y0, a10);
+        a11 = _mm512_fmadd_ps(r1, y1, a11);
+    }
+    if (i < n) {
+        tail = gemini__tail_mask_avx512(n - i);
+        r0 = GEMINI__HALF16(w0 + 2 * i, tail);
+        r1 = GEMINI__HALF16(w1 + 2 * i, tail);
+        y0 = _mm512_maskz_loadu_ps(tail, x0 + i);
+        y1 = _mm512_maskz_loadu_ps(tail, x1 + i);
+        b00 = _mm512_fmadd_ps(r0, y0, b00);
+        b01 = _mm512_fmadd_ps(r0, y1, b01);
+        b10 = _mm512_fmadd_ps(r1, y0, b10);
+        b11 = _mm512_fmadd_ps(r1, y1, b11);
+    }
+#undef GEMINI__HALF16
+    out[0] = gemini__hsum_avx512(_mm512_add_ps(a00, b00));
+    out[1] = gemini__hsum_avx512(_mm512_add_ps(a01, b01));
+    out[2] = gemini__hsum_avx512(_mm512_add_ps(a10, b10));
+    out[3] = gemini__hsum_avx512(_mm512_add_ps(a11, b11));
+}
+
+GEMINI__AVX512_TARGET static void gemini__dot2x2_f16_avx512(const uint8_t *w0, const uint8_t *w1,
+                                                            const uint8_t *x0, const uint8_t *x1,
+                                                            int64_t n, float *out)
+{
+    gemini__dot2x2_half_avx512(w0, w1, (const float *)(const void *)x0,
+                               (const float *)(const void *)x1, n, 0, out);
+}
+
+GEMINI__AVX512_TARGET static void gemini__dot2x2_bf16_avx512(const uint8_t *w0,
+                                                             const uint8_t *w1,
+                                                             const uint8_t *x0,
+                                                             const uint8_t *x1, int64_t n,
+                                                             float *out)
+{
+    gemini__dot2x2_half_avx512(w0, w1, (const float *)(const void *)x0,
+                               (const float *)(const void *)x1, n, 1, out);
+}
+
+/* Two rows by two tokens of gemini__dot_f32_avx2, in its order for each of the four sums (four
+   accumulators per sum: sixteen registers, which the AVX-512 target's 32 ymm registers hold). */
+GEMINI__AVX512_TARGET static void gemini__dot2x2_f32_avx512(const uint8_t *w0, const uint8_t *w1,
+                                                            const uint8_t *x0, const uint8_t *x1,
+                                                            int64_t n, float *out)
+{
+    const float *r[2], *y[2];
+    __m256 acc[4][4];
+    int64_t i = 0;
+    int j, k;
+    r[0] = (const float *)(const void *)w0;
+    r[1] = (const float *)(const void *)w1;
+    y[0] = (const float *)(const void *)x0;
+    y[1] = (const float *)(const void *)x1;
+    for (j = 0; j < 4; j++)
+        for (k = 0; k < 4; k++) acc[j][k] = _mm256_setzero_ps();
+
+    /* sum j = 2 * row + token */
+    for (; i + 32 <= n; i += 32)
+        for (k = 0; k < 4; k++) {
+            __m256 row0 = _mm256_loadu_ps(r[0] + i + 8 * k);
+            __m256 row1 = _mm256_loadu_ps(r[1] + i + 8 * k);
+            __m256 token0 = _mm256_loadu_ps(y[0] + i + 8 * k);
+            __m256 token1 = _mm256_loadu_ps(y[1] + i + 8 * k);
+            acc[0][k] = _mm256_fmadd_ps(row0, token0, acc[0][k]);
+            acc[1][k] = _mm256_fmadd_ps(row0, token1, acc[1][k]);
+            acc[2][k] = _mm256_fmadd_ps(row1, token0, acc[2][k]);
+            acc[3][k] = _mm256_fmadd_ps(row1, token1, acc[3][k]);
+        }
+    for (; i + 8 <= n; i += 8)
+        for (j = 0; j < 4; j++)
+            acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(r[j / 2] + i),
+                                        _mm256_loadu_ps(y[j % 2] + i), acc[j][0]);
+    for (j = 0; j < 4; j++) {
+        float sum = gemini__hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[j][0], acc[j][1]),
+                                                    _mm256_add_ps(acc[j][2], acc[j][3])));
+        int64_t t;
+        for (t = i; t < n; t++) sum += r[j / 2][t] * y[j % 2][t];
+        out[j] = sum;
+    }
+}
+
 GEMINI__AVX512_TARGET static float gemini__dot_f16_avx512(const void *w, const void *x,
                                                           int64_t n)
 {
@@ -3574,8 +3698,14 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m256i gemini__isum_avx512vnni(
 
 GEMINI__I8_KERNELS(avx512vnni, GEMINI__AVX512VNNI_TARGET, gemini__isum_avx512vnni)
 
+static const gemini__dot2x2_fn gemini__dot2x2_avx512[GEMINI_TYPE_COUNT] = {
+    gemini__dot2x2_f32_avx512, gemini__dot2x2_f16_avx512, gemini__dot2x2_bf16_avx512,
+    gemini__dot2x2_q8_0_avx2, gemini__dot2x2_q4_0_avx2
+};
+
 static const gemini__dot2x2_fn gemini__dot2x2_avx512vnni[GEMINI_TYPE_COUNT] = {
-    NULL, NULL, NULL, gemini__dot2x2_q8_0_avx512vnni, gemini__dot2x2_q4_0_avx512vnni
+    gemini__dot2x2_f32_avx512, gemini__dot2x2_f16_avx512, gemini__dot2x2_bf16_avx512,
+    gemini__dot2x2_q8_0_avx512vnni, gemini__dot2x2_q4_0_avx512vnni
 };
 
 static const gemini__dot_fn gemini__dot_avx512[GEMINI_TYPE_COUNT] = {
@@ -3848,7 +3978,7 @@ static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
     if (level >= GEMINI__CPU_AVX512) {
         *axpy = gemini__axpy_avx512;
         *dot2x2 = level == GEMINI__CPU_AVX512VNNI ? gemini__dot2x2_avx512vnni
-                                                  : gemini__dot2x2_avx2;
+                                                  : gemini__dot2x2_avx512;
         return level == GEMINI__CPU_AVX512VNNI ? gemini__dot_avx512vnni : gemini__dot_avx512;
     }
 #endif

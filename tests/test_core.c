@@ -810,19 +810,24 @@ static void test_kernels(void)
             check(exact, "integer dot is exact (unit scales, n = 32..1024)", detail);
         }
 
-        /* the 2x2 kernels give the one-row kernel's bits */
-        for (type = GEMINI_TYPE_Q8_0; type <= GEMINI_TYPE_Q4_0; type++) {
+        /* the 2x2 kernels give the one-row kernel's bits (float types: any length, f32
+           activations; quantised: whole blocks, q8_0 activations) */
+        for (type = GEMINI_TYPE_F32; type <= GEMINI_TYPE_Q4_0; type++) {
             static const int block_counts[] = {1, 2, 3, 4, 5, 21, 31};
+            static const int float_lengths[] = {1, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1000};
+            int quantised = type == GEMINI_TYPE_Q8_0 || type == GEMINI_TYPE_Q4_0;
+            int n_sizes = quantised ? 7 : 11;
             int same = 1;
             if (dot2x2[type] == NULL) continue;
-            for (s = 0; s < (int)(sizeof block_counts / sizeof block_counts[0]); s++) {
-                int n = 32 * block_counts[s];
+            for (s = 0; s < n_sizes; s++) {
+                int n = quantised ? 32 * block_counts[s] : float_lengths[s];
                 float out[4];
                 for (k = 0; k < 2; k++) {
                     for (i = 0; i < n; i++) w[i] = rng_uniform(-2, 2);
                     gemini_quantize_row((gemini_type)type, w, k ? w1 : wq, n);
                     for (i = 0; i < n; i++) x[i] = rng_uniform(-2, 2);
-                    gemini_quantize_row(GEMINI_TYPE_Q8_0, x, k ? x1 : xq, n);
+                    if (quantised) gemini_quantize_row(GEMINI_TYPE_Q8_0, x, k ? x1 : xq, n);
+                    else memcpy(k ? x1 : xq, x, sizeof(float) * (size_t)n);
                 }
                 dot2x2[type](wq, w1, xq, x1, n, out);
                 same &= out[0] == dot[type](wq, xq, n) && out[1] == dot[type](wq, x1, n) &&
