@@ -11,7 +11,8 @@
 #         rows need a multiple of 32 values, so this runs the quantised products on the tower's
 #         32-wide matrices and the f16 fallback on the rest
 # Gemma 3 also: the released layout (tests/fixtures/gemma3-vision/hf-released: Hub tensor names,
-# bf16 matrices) converts to the same bf16 tensors as the transformers 5.25 layout.
+# bf16 matrices) converts to the same bf16 tensors as the transformers 5.25 layout; and
+# examples/gemini-caption runs on the tiny model (two images) with a tiny tokenizer.
 BUILD=${BUILD:-build}
 out=tests/out/vision_model
 mkdir -p "$out"
@@ -84,6 +85,41 @@ if convert tests/fixtures/gemma3-vision/hf-released bf16 "$released"; then
     else
         echo "FAIL gemma3 released layout converts to other tensors:"
         diff "$out/a.txt" "$out/b.txt" | head -10
+        failed=$((failed + 1))
+    fi
+fi
+
+# examples/gemini-caption runs on the tiny Gemma 3 model with a tiny tokenizer (the answer is
+# noise; this checks the prompt is built and decoded for two images, and that PaliGemma refuses
+# a second image).
+caption() {
+    "$BUILD/gemini-caption" -t 1 -n 4 "$@" >"$out/caption.out" 2>"$out/caption.err"
+}
+captioned=$out/gemma3-vision-tok
+rm -rf "$captioned" && mkdir -p "$captioned"
+cp tests/fixtures/gemma3-vision/hf/config.json tests/fixtures/gemma3-vision/hf/model.safetensors \
+    tests/fixtures/convert/tokenizer.json "$captioned/"
+if [ ! -x "$BUILD/gemini-caption" ]; then
+    echo "FAIL $BUILD/gemini-caption is missing"
+    failed=$((failed + 1))
+elif convert "$captioned" f32 "$captioned.gemini"; then
+    if caption -m "$captioned.gemini" -i tests/vision/pre_src300.png \
+            -i tests/vision/pre_src96.png -p "What differs?" &&
+        grep -q "^2 image(s) encoded" "$out/caption.err" &&
+        caption -m "$captioned.gemini" -i tests/vision/pre_src96.png --no-chat; then
+        echo "ok   gemini-caption: Gemma 3 with two images, and with --no-chat"
+        passed=$((passed + 1))
+    else
+        cat "$out/caption.err"
+        echo "FAIL gemini-caption on the tiny Gemma 3 model"
+        failed=$((failed + 1))
+    fi
+    if ! caption -m "$out/paligemma-f32.gemini" -i tests/vision/pre_src300.png \
+            -i tests/vision/pre_src96.png && grep -q "one image" "$out/caption.err"; then
+        echo "ok   gemini-caption: PaliGemma refuses a second image"
+        passed=$((passed + 1))
+    else
+        echo "FAIL gemini-caption: PaliGemma took two images"
         failed=$((failed + 1))
     fi
 fi
