@@ -74,14 +74,14 @@ MATRIX_STD = 0.4
 EMBED_STD = 0.1
 NORM_STD = 0.3
 VISION_STD = 0.15
-SEED_SCAN = 16
+SEED_SCAN = 32
 SEED = 900
 
 VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
               image_size=IMAGE_SIZE, patch_size=14, hidden_act="gelu_pytorch_tanh",
               layer_norm_eps=1e-6, vision_use_head=False)
 
-TEXT = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+TEXT = dict(vocab_size=VOCAB, hidden_size=48, intermediate_size=64, num_hidden_layers=3,
             num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
             sliding_window=3, max_position_embeddings=256, rms_norm_eps=1e-6,
             layer_types=["sliding_attention", "full_attention", "sliding_attention"],
