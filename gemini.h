@@ -28,6 +28,8 @@
        GEMINI_STATIC            make every function static (private to one file)
        GEMINI_NO_AVX2           leave out the AVX2 (+FMA, F16C) and AVX-512 kernels; scalar only
        GEMINI_NO_AVX512         leave out the AVX-512 kernels (AVX2 and scalar remain)
+       GEMINI_NO_NEON           leave out the AArch64 NEON kernels (and NEON dotprod); scalar only
+       GEMINI_NO_NEON_DOTPROD   leave out the NEON kernels that use SDOT (NEON and scalar remain)
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
        GEMINI_MALLOC/REALLOC/FREE   override the allocator (all three or none)
 
@@ -49,7 +51,11 @@
    SIMD: on x86-64 with GCC or clang the best of AVX-512 (F, BW, VL; with AVX512_VNNI for the
    q8_0/q4_0 dot products where present), AVX2 (+FMA, F16C) and scalar kernels is chosen at
    run time (cpuid, and xgetbv for the OS saving YMM/ZMM state); the file needs no -m flags.
-   gemini_cpu_features() names the choice.
+   On AArch64 the NEON kernels (baseline ARMv8.0) are always used, and for q8_0/q4_0 the SDOT
+   ones (dotprod, ARMv8.2+) where the CPU has it: chosen at run time on Linux with GCC
+   (getauxval's HWCAP_ASIMDDP), elsewhere only when the compiler targets dotprod already (say
+   -march=armv8.2-a+dotprod). Both give the same bits. gemini_cpu_features() names the
+   choice.
 
    Memory: the weights stay in the mapped file. A context holds the KV cache (f32, per layer
    2 * Hkv * D floats per slot; n_ctx slots on global layers, min(n_ctx, W + n_batch - 1) on
@@ -68,7 +74,8 @@
          scan crops. No speculative decoding, one sequence per context.
        - The vision tower runs on the CPU; its matrices are not offered to a backend.
        - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
-       - SIMD kernels are x86-64 only (AVX2, AVX-512); other CPUs use the scalar kernels.
+       - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
+         the scalar kernels. The NEON ones are tested under qemu only, not timed on real ARM.
          Prefill reuses weight rows across a batch from cache but has no register-blocked
          GEMM kernel yet (PERF).
        - The Windows paths (file mapping, threads; Vista or later) are written but untested.
@@ -694,8 +701,9 @@ GEMINI_API gemini_result gemini_sample(gemini_sampler *sampler, const float *log
 GEMINI_API gemini_result gemini_chat_user_turn(const char *user_text, char *out, size_t out_size,
                                                size_t *out_length);
 
-/* CPU features the kernels use on this machine: "scalar", "avx2 fma f16c", "avx512f avx512bw
-   avx512vl avx2 fma f16c" or "avx512f avx512bw avx512vl avx512vnni avx2 fma f16c". Never NULL. */
+/* CPU features the kernels use on this machine: "scalar"; on x86 "avx2 fma f16c", "avx512f
+   avx512bw avx512vl avx2 fma f16c" or "avx512f avx512bw avx512vl avx512vnni avx2 fma f16c"; on
+   AArch64 "neon" or "neon dotprod". Never NULL. */
 GEMINI_API const char *gemini_cpu_features(void);
 
 #ifdef __cplusplus
@@ -1085,7 +1093,6 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #include <cpuid.h>
 #include <immintrin.h>
 #define GEMINI__AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
-#define GEMINI__INLINE __inline__ __attribute__((always_inline))
 /* AVX-512 needs GCC 8+ or clang 8+ (the VNNI intrinsics); it is built on top of AVX2. */
 #if !defined(GEMINI_NO_AVX512) && (__GNUC__ >= 8 || (defined(__clang__) && __clang_major__ >= 8))
 #define GEMINI__HAVE_AVX512 1
@@ -1095,11 +1102,48 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #endif
 #endif
 
-/* Kernel levels, lowest first; the best one the CPU, the OS and the build allow is used. */
+/* AArch64: Advanced SIMD (NEON) is part of the base architecture, so its kernels need no
+   target attribute; f16 to f32 (vcvt_f32_f16) is baseline too. The SDOT instruction
+   (dotprod, ARMv8.2 and an option there) is used where the compiler targets it already, or,
+   on Linux with GCC 8+, behind a target attribute and a run-time check of HWCAP_ASIMDDP.
+   (Clang's arm_neon.h long offered vdotq_s32 only under a -march that has it, so with clang
+   the SDOT kernels need such a -march, e.g. armv8.2-a+dotprod.) */
+#if !defined(GEMINI_NO_NEON) && defined(__aarch64__) && defined(__ARM_NEON) && \
+    (defined(__GNUC__) || defined(__clang__))
+#define GEMINI__HAVE_NEON 1
+#include <arm_neon.h>
+#define GEMINI__NEON_TARGET /* none: baseline */
+#if !defined(GEMINI_NO_NEON_DOTPROD) && defined(__ARM_FEATURE_DOTPROD)
+#define GEMINI__HAVE_NEON_DOTPROD 1
+#define GEMINI__NEON_DOTPROD_TARGET
+#elif !defined(GEMINI_NO_NEON_DOTPROD) && defined(__linux__) && !defined(__clang__) && \
+    __GNUC__ >= 8
+#define GEMINI__HAVE_NEON_DOTPROD 1
+#define GEMINI__NEON_DOTPROD_RUNTIME 1 /* selected by getauxval(AT_HWCAP) */
+#include <sys/auxv.h>
+/* The target GCC's arm_neon.h declares vdotq_s32 under (a bare "+dotprod" may not inline it);
+   safe, as only ARMv8.2 and later cores can have SDOT. */
+#define GEMINI__NEON_DOTPROD_TARGET __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+#endif
+
+#if defined(GEMINI__HAVE_AVX2) || defined(GEMINI__HAVE_NEON)
+#define GEMINI__INLINE __inline__ __attribute__((always_inline))
+#endif
+
+/* Kernel levels of this build's architecture, lowest first; the best one the CPU, the OS and
+   the build allow is used. GEMINI__CPU_TOP is the highest the architecture has. */
 #define GEMINI__CPU_SCALAR 0
-#define GEMINI__CPU_AVX2 1       /* AVX2 + FMA + F16C */
-#define GEMINI__CPU_AVX512 2     /* AVX-512 F, BW, VL (+ AVX2, FMA, F16C) */
-#define GEMINI__CPU_AVX512VNNI 3 /* the above + AVX512_VNNI */
+#define GEMINI__CPU_AVX2 1       /* x86: AVX2 + FMA + F16C */
+#define GEMINI__CPU_AVX512 2     /* x86: AVX-512 F, BW, VL (+ AVX2, FMA, F16C) */
+#define GEMINI__CPU_AVX512VNNI 3 /* x86: the above + AVX512_VNNI */
+#define GEMINI__CPU_NEON 1       /* AArch64: Advanced SIMD */
+#define GEMINI__CPU_NEON_DOTPROD 2 /* AArch64: the above + SDOT */
+#if defined(__aarch64__)
+#define GEMINI__CPU_TOP GEMINI__CPU_NEON_DOTPROD
+#else
+#define GEMINI__CPU_TOP GEMINI__CPU_AVX512VNNI
+#endif
 
 #define GEMINI__MAX_CTX 32768
 #define GEMINI__QUERY_BLOCK 256 /* queries per block of an encoder's attention */
@@ -1111,7 +1155,7 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 /* Tests set these before creating contexts to force a lower kernel level: the scalar kernels,
    or at most the level in gemini__cpu_limit (GEMINI__CPU_*). */
 static int gemini__force_scalar = 0;
-static int gemini__cpu_limit = GEMINI__CPU_AVX512VNNI;
+static int gemini__cpu_limit = GEMINI__CPU_TOP;
 
 static gemini_log_callback gemini__default_log = NULL;
 static void *gemini__default_log_user_data = NULL;
@@ -1168,10 +1212,14 @@ static float *gemini__alloc_floats(int64_t n)
     return p;
 }
 
-/* The best kernel level of this CPU and build: AVX2, FMA and F16C (cpuid leaves 1 and 7) with
-   the OS saving YMM state (XCR0 bits 1-2); AVX-512 F/BW/VL (leaf 7 EBX) with the OS also
-   saving the opmask and ZMM state (XCR0 bits 5-7); VNNI (leaf 7 ECX bit 11). Then capped by
-   the test hooks above. */
+/* Linux's HWCAP_ASIMDDP: the AT_HWCAP bit that says the CPU has SDOT/UDOT (AArch64). */
+#define GEMINI__HWCAP_ASIMDDP (1ul << 20)
+
+/* The best kernel level of this CPU and build. x86: AVX2, FMA and F16C (cpuid leaves 1 and 7)
+   with the OS saving YMM state (XCR0 bits 1-2); AVX-512 F/BW/VL (leaf 7 EBX) with the OS also
+   saving the opmask and ZMM state (XCR0 bits 5-7); VNNI (leaf 7 ECX bit 11). AArch64: NEON
+   always; dotprod where the build targets it, or where Linux reports it in AT_HWCAP. Then
+   capped by the test hooks above. */
 static int gemini__cpu_level(void)
 {
     int level = GEMINI__CPU_SCALAR;
@@ -1180,6 +1228,14 @@ static int gemini__cpu_level(void)
     int fma, osxsave, avx, f16c;
 #endif
     if (gemini__force_scalar) return level;
+#ifdef GEMINI__HAVE_NEON
+    level = GEMINI__CPU_NEON;
+#if defined(GEMINI__NEON_DOTPROD_RUNTIME)
+    if (getauxval(AT_HWCAP) & GEMINI__HWCAP_ASIMDDP) level = GEMINI__CPU_NEON_DOTPROD;
+#elif defined(GEMINI__HAVE_NEON_DOTPROD)
+    level = GEMINI__CPU_NEON_DOTPROD;
+#endif
+#endif
 #ifdef GEMINI__HAVE_AVX2
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return level;
     fma = (ecx >> 12) & 1;
@@ -1205,10 +1261,14 @@ static int gemini__cpu_level(void)
 
 static const char *gemini__cpu_level_name(int level)
 {
+#if defined(__aarch64__)
+    static const char *const names[] = {"scalar", "neon", "neon dotprod"};
+#else
     static const char *const names[] = {
         "scalar", "avx2 fma f16c", "avx512f avx512bw avx512vl avx2 fma f16c",
         "avx512f avx512bw avx512vl avx512vnni avx2 fma f16c"
     };
+#endif
     return names[level];
 }
 
@@ -3216,7 +3276,8 @@ static float gemini__dot_q4_0(const void *w, const void *x, int64_t n)
 }
 
 /* Two weight rows times two activation rows, out = {w0.x0, w0.x1, w1.x0, w1.x1}, in exactly
-   the one-row kernel's order (AVX2 q8_0/q4_0 only; elsewhere the one-row kernel is used). */
+   the one-row kernel's order (q8_0/q4_0 on AVX2 and NEON; elsewhere the one-row kernel is
+   used). */
 typedef void (*gemini__dot2x2_fn)(const uint8_t *w0, const uint8_t *w1, const uint8_t *x0,
                                   const uint8_t *x1, int64_t n, float *out);
 
@@ -3628,6 +3689,254 @@ static const gemini__dot_fn gemini__dot_avx512vnni[GEMINI_TYPE_COUNT] = {
 };
 #endif /* GEMINI__HAVE_AVX512 */
 
+#ifdef GEMINI__HAVE_NEON
+/* NEON kernels (AArch64). Loads are byte loads (vld1q_u8) wherever a row may sit at any
+   address. The q8_0/q4_0 kernels build, per block, four int32 lanes where lane i holds the
+   products of bytes 4i..4i+3 and 16+4i..16+4i+3, with SDOT (dotprod) or without it, so that
+   both levels give the same bits; the float side is then the AVX2 kernels' scheme (even and
+   odd blocks in two accumulators, then their sum), and the 2x2 kernels repeat it per pair. */
+static float gemini__dot_f32_neon(const void *w, const void *x, int64_t n)
+{
+    const float *a = (const float *)w, *b = (const float *)x;
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    float sum;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+        acc2 = vfmaq_f32(acc2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
+        acc3 = vfmaq_f32(acc3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+    sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+/* 4 f16 or bf16 values (8 bytes) as floats: vcvt_f32_f16, or the bits moved up 16 places. */
+static GEMINI__INLINE float32x4_t gemini__load_half4_neon(const uint8_t *p, int bf16)
+{
+    uint8x8_t bytes = vld1_u8(p);
+    if (bf16) return vreinterpretq_f32_u32(vshll_n_u16(vreinterpret_u16_u8(bytes), 16));
+    return vcvt_f32_f16(vreinterpret_f16_u8(bytes));
+}
+
+/* The f16 and bf16 dot products (bf16 = 1: bf16 weights). */
+static GEMINI__INLINE float gemini__dot_half_neon(const uint8_t *a, const float *b, int64_t n,
+                                                  int bf16)
+{
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    float sum;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = vfmaq_f32(acc0, gemini__load_half4_neon(a + 2 * i, bf16), vld1q_f32(b + i));
+        acc1 = vfmaq_f32(acc1, gemini__load_half4_neon(a + 2 * i + 8, bf16), vld1q_f32(b + i + 4));
+        acc2 = vfmaq_f32(acc2, gemini__load_half4_neon(a + 2 * i + 16, bf16),
+                         vld1q_f32(b + i + 8));
+        acc3 = vfmaq_f32(acc3, gemini__load_half4_neon(a + 2 * i + 24, bf16),
+                         vld1q_f32(b + i + 12));
+    }
+    for (; i + 4 <= n; i += 4)
+        acc0 = vfmaq_f32(acc0, gemini__load_half4_neon(a + 2 * i, bf16), vld1q_f32(b + i));
+    sum = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
+    for (; i < n; i++) {
+        uint16_t h = gemini__read_u16(a + 2 * i);
+        sum += (bf16 ? gemini_bf16_to_f32(h) : gemini_f16_to_f32(h)) * b[i];
+    }
+    return sum;
+}
+
+static float gemini__dot_f16_neon(const void *w, const void *x, int64_t n)
+{
+    return gemini__dot_half_neon((const uint8_t *)w, (const float *)x, n, 0);
+}
+
+static float gemini__dot_bf16_neon(const void *w, const void *x, int64_t n)
+{
+    return gemini__dot_half_neon((const uint8_t *)w, (const float *)x, n, 1);
+}
+
+static void gemini__axpy_neon(float *y, float a, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+        vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), vld1q_f32(x + i + 4), a));
+    }
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* A block's f16 scale, converted by the FPU. */
+static GEMINI__INLINE float gemini__block_scale_neon(const uint8_t *block)
+{
+    float16x4_t h = vreinterpret_f16_u16(vdup_n_u16(gemini__read_u16(block)));
+    return vgetq_lane_f32(vcvt_f32_f16(h), 0);
+}
+
+/* The 32 values of a q8_0 (q4 = 0) or q4_0 (q4 = 1) block as signed bytes in two halves:
+   values 0-15 in *low, 16-31 in *high. */
+static GEMINI__INLINE void gemini__block_values_neon(const uint8_t *block, int q4, int8x16_t *low,
+                                                     int8x16_t *high)
+{
+    if (q4) {
+        uint8x16_t packed = vld1q_u8(block + 2);
+        *low = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(packed, vdupq_n_u8(0x0f))), vdupq_n_s8(8));
+        *high = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(packed, 4)), vdupq_n_s8(8));
+    } else {
+        *low = vreinterpretq_s8_u8(vld1q_u8(block + 2));
+        *high = vreinterpretq_s8_u8(vld1q_u8(block + 18));
+    }
+}
+
+/* The four int32 lanes of one block's products without SDOT: vmull/vmlal put two products in
+   each int16 lane (at most 2 * 128 * 127 in size, no overflow, as q8_0 activations are
+   quantised to [-127, 127]), then two pairwise additions gather the lanes' products. */
+static GEMINI__INLINE int32x4_t gemini__isum_neon(int8x16_t w0, int8x16_t w1, int8x16_t x0,
+                                                  int8x16_t x1)
+{
+    int16x8_t low = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), vget_low_s8(w1),
+                             vget_low_s8(x1));
+    int16x8_t high = vmlal_high_s8(vmull_high_s8(w0, x0), w1, x1);
+    return vpaddq_s32(vpaddlq_s16(low), vpaddlq_s16(high));
+}
+
+#ifdef GEMINI__HAVE_NEON_DOTPROD
+GEMINI__NEON_DOTPROD_TARGET static GEMINI__INLINE int32x4_t gemini__isum_neon_dotprod(
+    int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1)
+{
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), w0, x0), w1, x1);
+}
+#endif
+
+/* The integer kernels (q8_0 or q4_0 weights, q8_0 activations), once per level: TARGET, ISUM
+   (as gemini__isum_neon) and the name suffix SFX. */
+#define GEMINI__NEON_I8_KERNELS(SFX, TARGET, ISUM)                                                 \
+    /* acc + (w . x) * d_w * d_x for one weight block w (its values and scale) and one q8_0        \
+       activation block x */                                                                       \
+    TARGET static GEMINI__INLINE float32x4_t gemini__block_product_##SFX(                          \
+        int8x16_t w0, int8x16_t w1, float dw, const uint8_t *x, float32x4_t acc)                   \
+    {                                                                                              \
+        int8x16_t x0 = vreinterpretq_s8_u8(vld1q_u8(x + 2));                                       \
+        int8x16_t x1 = vreinterpretq_s8_u8(vld1q_u8(x + 18));                                      \
+        return vfmaq_n_f32(acc, vcvtq_f32_s32(ISUM(w0, w1, x0, x1)),                               \
+                           dw * gemini__block_scale_neon(x));                                      \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static GEMINI__INLINE float32x4_t gemini__block_1x1_##SFX(const uint8_t *a, int q4,     \
+                                                                     const uint8_t *x,             \
+                                                                     float32x4_t acc)              \
+    {                                                                                              \
+        int8x16_t w0, w1;                                                                          \
+        gemini__block_values_neon(a, q4, &w0, &w1);                                                \
+        return gemini__block_product_##SFX(w0, w1, gemini__block_scale_neon(a), x, acc);           \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static GEMINI__INLINE float gemini__dot_i8_##SFX(const uint8_t *a, int q4,              \
+                                                            const uint8_t *x, int64_t n)           \
+    {                                                                                              \
+        float32x4_t even = vdupq_n_f32(0.0f), odd = even;                                          \
+        int64_t block, n_blocks = n / GEMINI__QK;                                                  \
+        int64_t a_bytes = q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES;                            \
+        for (block = 0; block + 2 <= n_blocks; block += 2) {                                       \
+            even = gemini__block_1x1_##SFX(a, q4, x, even);                                        \
+            odd = gemini__block_1x1_##SFX(a + a_bytes, q4, x + GEMINI__Q8_0_BYTES, odd);           \
+            a += 2 * a_bytes;                                                                      \
+            x += 2 * GEMINI__Q8_0_BYTES;                                                           \
+        }                                                                                          \
+        if (block < n_blocks) even = gemini__block_1x1_##SFX(a, q4, x, even);                      \
+        return vaddvq_f32(vaddq_f32(even, odd));                                                   \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static float gemini__dot_q8_0_##SFX(const void *w, const void *x, int64_t n)            \
+    {                                                                                              \
+        return gemini__dot_i8_##SFX((const uint8_t *)w, 0, (const uint8_t *)x, n);                 \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static float gemini__dot_q4_0_##SFX(const void *w, const void *x, int64_t n)            \
+    {                                                                                              \
+        return gemini__dot_i8_##SFX((const uint8_t *)w, 1, (const uint8_t *)x, n);                 \
+    }                                                                                              \
+                                                                                                   \
+    /* One block of the 2x2 product into acc[0..3]; each weight block is prepared once */          \
+    TARGET static GEMINI__INLINE void gemini__block_2x2_##SFX(const uint8_t *a0,                   \
+                                                              const uint8_t *a1, int q4,           \
+                                                              const uint8_t *x0,                   \
+                                                              const uint8_t *x1,                   \
+                                                              float32x4_t *acc)                    \
+    {                                                                                              \
+        int8x16_t w00, w01, w10, w11;                                                              \
+        float d0 = gemini__block_scale_neon(a0), d1 = gemini__block_scale_neon(a1);                \
+        gemini__block_values_neon(a0, q4, &w00, &w01);                                             \
+        gemini__block_values_neon(a1, q4, &w10, &w11);                                             \
+        acc[0] = gemini__block_product_##SFX(w00, w01, d0, x0, acc[0]);                            \
+        acc[1] = gemini__block_product_##SFX(w00, w01, d0, x1, acc[1]);                            \
+        acc[2] = gemini__block_product_##SFX(w10, w11, d1, x0, acc[2]);                            \
+        acc[3] = gemini__block_product_##SFX(w10, w11, d1, x1, acc[3]);                            \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static GEMINI__INLINE void gemini__dot2x2_i8_##SFX(const uint8_t *a0,                   \
+                                                              const uint8_t *a1, int q4,           \
+                                                              const uint8_t *x0,                   \
+                                                              const uint8_t *x1, int64_t n,        \
+                                                              float *out)                          \
+    {                                                                                              \
+        float32x4_t even[4], odd[4];                                                               \
+        int64_t block, n_blocks = n / GEMINI__QK;                                                  \
+        int64_t a_bytes = q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES;                            \
+        int k;                                                                                     \
+        for (k = 0; k < 4; k++) even[k] = odd[k] = vdupq_n_f32(0.0f);                              \
+        for (block = 0; block + 2 <= n_blocks; block += 2) {                                       \
+            gemini__block_2x2_##SFX(a0, a1, q4, x0, x1, even);                                     \
+            gemini__block_2x2_##SFX(a0 + a_bytes, a1 + a_bytes, q4, x0 + GEMINI__Q8_0_BYTES,       \
+                                    x1 + GEMINI__Q8_0_BYTES, odd);                                 \
+            a0 += 2 * a_bytes;                                                                     \
+            a1 += 2 * a_bytes;                                                                     \
+            x0 += 2 * GEMINI__Q8_0_BYTES;                                                          \
+            x1 += 2 * GEMINI__Q8_0_BYTES;                                                          \
+        }                                                                                          \
+        if (block < n_blocks) gemini__block_2x2_##SFX(a0, a1, q4, x0, x1, even);                   \
+        for (k = 0; k < 4; k++) out[k] = vaddvq_f32(vaddq_f32(even[k], odd[k]));                   \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static void gemini__dot2x2_q8_0_##SFX(const uint8_t *w0, const uint8_t *w1,             \
+                                                 const uint8_t *x0, const uint8_t *x1,             \
+                                                 int64_t n, float *out)                            \
+    {                                                                                              \
+        gemini__dot2x2_i8_##SFX(w0, w1, 0, x0, x1, n, out);                                        \
+    }                                                                                              \
+                                                                                                   \
+    TARGET static void gemini__dot2x2_q4_0_##SFX(const uint8_t *w0, const uint8_t *w1,             \
+                                                 const uint8_t *x0, const uint8_t *x1,             \
+                                                 int64_t n, float *out)                            \
+    {                                                                                              \
+        gemini__dot2x2_i8_##SFX(w0, w1, 1, x0, x1, n, out);                                        \
+    }
+
+GEMINI__NEON_I8_KERNELS(neon, GEMINI__NEON_TARGET, gemini__isum_neon)
+
+static const gemini__dot2x2_fn gemini__dot2x2_neon[GEMINI_TYPE_COUNT] = {
+    NULL, NULL, NULL, gemini__dot2x2_q8_0_neon, gemini__dot2x2_q4_0_neon
+};
+
+static const gemini__dot_fn gemini__dot_neon[GEMINI_TYPE_COUNT] = {
+    gemini__dot_f32_neon, gemini__dot_f16_neon, gemini__dot_bf16_neon, gemini__dot_q8_0_neon,
+    gemini__dot_q4_0_neon
+};
+
+#ifdef GEMINI__HAVE_NEON_DOTPROD
+GEMINI__NEON_I8_KERNELS(neon_dotprod, GEMINI__NEON_DOTPROD_TARGET, gemini__isum_neon_dotprod)
+
+static const gemini__dot2x2_fn gemini__dot2x2_neon_dotprod[GEMINI_TYPE_COUNT] = {
+    NULL, NULL, NULL, gemini__dot2x2_q8_0_neon_dotprod, gemini__dot2x2_q4_0_neon_dotprod
+};
+
+static const gemini__dot_fn gemini__dot_neon_dotprod[GEMINI_TYPE_COUNT] = {
+    gemini__dot_f32_neon, gemini__dot_f16_neon, gemini__dot_bf16_neon,
+    gemini__dot_q8_0_neon_dotprod, gemini__dot_q4_0_neon_dotprod
+};
+#endif
+#endif /* GEMINI__HAVE_NEON */
+
 /* The kernel tables for this CPU (a NULL 2x2 kernel: four one-row calls instead). */
 static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
                                                     const gemini__dot2x2_fn **dot2x2)
@@ -3650,6 +3959,20 @@ static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
         return gemini__dot_avx2;
     }
 #endif
+#ifdef GEMINI__HAVE_NEON_DOTPROD
+    if (level >= GEMINI__CPU_NEON_DOTPROD) {
+        *axpy = gemini__axpy_neon;
+        *dot2x2 = gemini__dot2x2_neon_dotprod;
+        return gemini__dot_neon_dotprod;
+    }
+#endif
+#ifdef GEMINI__HAVE_NEON
+    if (level >= GEMINI__CPU_NEON) {
+        *axpy = gemini__axpy_neon;
+        *dot2x2 = gemini__dot2x2_neon;
+        return gemini__dot_neon;
+    }
+#endif
     *axpy = gemini__axpy;
     *dot2x2 = none;
     return gemini__dot_scalar;
@@ -3664,6 +3987,12 @@ static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 #endif
 #ifdef GEMINI__HAVE_AVX2
     if (dot == gemini__dot_avx2) return "avx2";
+#endif
+#ifdef GEMINI__HAVE_NEON_DOTPROD
+    if (dot == gemini__dot_neon_dotprod) return "neon dotprod";
+#endif
+#ifdef GEMINI__HAVE_NEON
+    if (dot == gemini__dot_neon) return "neon";
 #endif
     (void)dot;
     return "scalar";

@@ -39,12 +39,14 @@ run_suite tokenizer "$BUILD/test_tokenizer"
 [ -f tests/tokenizer/run.sh ] && run_suite tokenizer-spm sh tests/tokenizer/run.sh
 [ -f tests/test_convert.sh ] && run_suite convert sh tests/test_convert.sh
 run_suite parity sh tests/test_parity.sh
+run_suite whisper-parity sh tests/test_whisper_parity.sh
 run_suite faults "$BUILD/test_faults" tests/out/parity/gemma3-q8_0.gemini
 run_suite offload "$BUILD/test_offload"
 run_suite audio "$BUILD/test_audio"
 run_suite audio-compile sh tests/audio/compile_check.sh
 run_suite vision "$BUILD/test_vision"
 run_suite vision-model sh tests/test_vision_model.sh
+run_suite neon sh tests/test_neon.sh
 [ -f tests/test_real_model.sh ] && run_suite real-model sh tests/test_real_model.sh
 
 echo

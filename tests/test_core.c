@@ -711,13 +711,17 @@ static const gemini__dot_fn *level_kernels(int level, gemini__axpy_fn *axpy,
     const gemini__dot_fn *dot;
     gemini__cpu_limit = level;
     dot = gemini__cpu_level() == level ? gemini__select_kernels(axpy, dot2x2) : NULL;
-    gemini__cpu_limit = GEMINI__CPU_AVX512VNNI;
+    gemini__cpu_limit = GEMINI__CPU_TOP;
     return dot;
 }
 
 static const char *level_name(int level)
 {
+#if defined(__aarch64__)
+    static const char *const names[] = {"scalar", "neon", "neon dotprod"};
+#else
     static const char *const names[] = {"scalar", "avx2", "avx512", "avx512 vnni"};
+#endif
     return names[level];
 }
 
@@ -750,9 +754,9 @@ static void test_kernels(void)
     float *y0 = (float *)malloc(sizeof(float) * 1100), *y1 = (float *)malloc(sizeof(float) * 1100);
     uint8_t *wq = (uint8_t *)malloc(8192), *xq = (uint8_t *)malloc(8192);
     uint8_t *w1 = (uint8_t *)malloc(8192), *x1 = (uint8_t *)malloc(8192);
-    const gemini__dot_fn *avx2_dot = NULL;
+    const gemini__dot_fn *first_dot = NULL; /* the lowest SIMD level: AVX2 or NEON */
     int level, type, s, i, k;
-    for (level = GEMINI__CPU_AVX2; level <= GEMINI__CPU_AVX512VNNI; level++) {
+    for (level = GEMINI__CPU_SCALAR + 1; level <= GEMINI__CPU_TOP; level++) {
         gemini__axpy_fn axpy;
         const gemini__dot2x2_fn *dot2x2;
         const gemini__dot_fn *dot = level_kernels(level, &axpy, &dot2x2);
@@ -762,7 +766,7 @@ static void test_kernels(void)
             check(1, detail, "");
             continue;
         }
-        if (level == GEMINI__CPU_AVX2) avx2_dot = dot;
+        if (level == GEMINI__CPU_SCALAR + 1) first_dot = dot;
 
         /* float sums: within 1e-5 of the sum of |products| */
         for (type = 0; type < GEMINI_TYPE_COUNT; type++) {
@@ -828,8 +832,9 @@ static void test_kernels(void)
             check(same, "2x2 kernel gives the one-row kernel's bits", detail);
         }
 
-        /* VNNI's vpdpbusd makes the same int32 lanes as AVX2's vpmaddubsw + vpmaddwd */
-        if (avx2_dot != NULL && level > GEMINI__CPU_AVX2) {
+        /* VNNI's vpdpbusd makes the same int32 lanes as AVX2's vpmaddubsw + vpmaddwd, and
+           SDOT the same as NEON's vmull + vmlal + pairwise additions */
+        if (first_dot != NULL && level > GEMINI__CPU_SCALAR + 1) {
             int same = 1;
             for (type = GEMINI_TYPE_Q8_0; type <= GEMINI_TYPE_Q4_0; type++)
                 for (s = 0; s < (int)(sizeof block_sizes / sizeof block_sizes[0]); s++) {
@@ -838,9 +843,10 @@ static void test_kernels(void)
                     gemini_quantize_row((gemini_type)type, w, wq, n);
                     for (i = 0; i < n; i++) x[i] = rng_uniform(-2, 2);
                     gemini_quantize_row(GEMINI_TYPE_Q8_0, x, xq, n);
-                    same &= dot[type](wq, xq, n) == avx2_dot[type](wq, xq, n);
+                    same &= dot[type](wq, xq, n) == first_dot[type](wq, xq, n);
                 }
-            check(same, "q8_0/q4_0 kernels give the avx2 kernels' bits", name);
+            sprintf(detail, "q8_0/q4_0 kernels give the %s kernels' bits", level_name(1));
+            check(same, detail, name);
         }
 
         /* axpy: one rounding (FMA) against two */
@@ -882,7 +888,7 @@ static void test_matmul(void)
     int level, type, i, r, t;
     for (i = 0; i < ROWS * COLS; i++) m[i] = rng_uniform(-1, 1);
     for (i = 0; i < TOKENS * COLS; i++) xf[i] = rng_uniform(-1, 1);
-    for (level = GEMINI__CPU_SCALAR; level <= GEMINI__CPU_AVX512VNNI; level++) {
+    for (level = GEMINI__CPU_SCALAR; level <= GEMINI__CPU_TOP; level++) {
         gemini__axpy_fn axpy;
         const gemini__dot2x2_fn *dot2x2;
         const gemini__dot_fn *dot = level_kernels(level, &axpy, &dot2x2);
@@ -1139,7 +1145,7 @@ static void check_levels(const gemini_model *model, const char *label, gemini_ty
 {
     int vocab = gemini_model_vocab_size(model), level, t;
     char detail[200];
-    for (level = GEMINI__CPU_SCALAR; level <= GEMINI__CPU_AVX512VNNI; level++) {
+    for (level = GEMINI__CPU_SCALAR; level <= GEMINI__CPU_TOP; level++) {
         gemini__axpy_fn axpy;
         const gemini__dot2x2_fn *dot2x2;
         int same_tokens = 1, deterministic;
@@ -1148,7 +1154,7 @@ static void check_levels(const gemini_model *model, const char *label, gemini_ty
         gemini__cpu_limit = level;
         run_model(model, 2, 64, 128, tokens, T, 0, a);
         run_model(model, 3, 64, 128, tokens, T, 1, b);
-        gemini__cpu_limit = GEMINI__CPU_AVX512VNNI;
+        gemini__cpu_limit = GEMINI__CPU_TOP;
         deterministic = memcmp(a, b, sizeof(float) * (size_t)T * vocab) == 0;
         e = relative_error(a, best, (int64_t)T * vocab);
         for (t = 0; t < T; t++)

@@ -1,0 +1,267 @@
+/* test_whisper_parity.c - our Whisper encoder and decoder against transformers' reference on the
+   same tiny random weights (tests/fixtures/whisper-tiny*, made by
+   tools/make_whisper_fixtures.py; reference.txt there says what each file holds).
+
+       test_whisper_parity [--tol T] FIXTURE_DIR MODEL.gemini [N_MELS]
+
+   FIXTURE_DIR holds reference.txt, encoder_out.f32, logits_prompt.f32 and logits_greedy.f32;
+   MODEL is FIXTURE_DIR/hf converted by gemini-convert. Checks, each relative to the largest
+   reference value of its tensor (default tolerance 1e-4, the issue's figure for f32):
+     - the encoder output on the recorded log-mel input;
+     - the logits of every prompt position, from one batched decode;
+     - the logits of 16 greedy steps decoded one token at a time, and the greedy ids;
+     - a batched decode equal bit for bit to a token-by-token one, and 1 thread to 2 threads;
+     - gemini_context_copy_sequence / _copy_audio: a copied context continues identically.
+   Prints "N passed, M failed" and exits nonzero on any failure. */
+#define GEMINI_IMPLEMENTATION
+#include "gemini.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_IDS 64
+
+static int tests_passed = 0, tests_failed = 0;
+
+static void check(int ok, const char *format, ...)
+{
+    va_list args;
+    printf("%s ", ok ? "ok  " : "FAIL");
+    va_start(args, format);
+    vprintf(format, args);
+    va_end(args);
+    printf("\n");
+    if (ok) tests_passed++;
+    else tests_failed++;
+}
+
+/* The fixture's reference.txt: the input line and the id lists. */
+typedef struct reference {
+    char input[512];
+    int frames;
+    float floor_value;
+    int32_t prompt[MAX_IDS], greedy[MAX_IDS];
+    int n_prompt, n_greedy;
+} reference;
+
+static int read_ids(const char *line, const char *key, int32_t *ids, int *n)
+{
+    size_t key_length = strlen(key);
+    const char *p = line + key_length;
+    if (strncmp(line, key, key_length) != 0 || *p != ' ') return 0;
+    *n = 0;
+    while (*n < MAX_IDS) {
+        char *end;
+        long value = strtol(p, &end, 10);
+        if (end == p) break;
+        ids[(*n)++] = (int32_t)value;
+        p = end;
+    }
+    return 1;
+}
+
+static int read_reference(const char *dir, reference *ref)
+{
+    char path[1024], line[4096];
+    FILE *file;
+    memset(ref, 0, sizeof *ref);
+    snprintf(path, sizeof path, "%s/reference.txt", dir);
+    file = fopen(path, "r");
+    if (file == NULL) return 0;
+    while (fgets(line, sizeof line, file)) {
+        if (strncmp(line, "input ", 6) == 0)
+            sscanf(line, "input %511s frames %d floor %f", ref->input, &ref->frames,
+                   &ref->floor_value);
+        read_ids(line, "prompt", ref->prompt, &ref->n_prompt);
+        read_ids(line, "greedy", ref->greedy, &ref->n_greedy);
+    }
+    fclose(file);
+    return ref->frames > 0 && ref->n_prompt > 0 && ref->n_greedy > 0;
+}
+
+/* n floats from a raw little-endian file, or NULL when it is missing or shorter. */
+static float *read_floats(const char *dir, const char *name, size_t n)
+{
+    char path[1024];
+    float *values = (float *)malloc(n * sizeof(float));
+    FILE *file;
+    snprintf(path, sizeof path, "%s%s%s", dir, dir[0] ? "/" : "", name);
+    file = fopen(path, "rb");
+    if (values == NULL || file == NULL || fread(values, sizeof(float), n, file) != n) {
+        if (file) fclose(file);
+        free(values);
+        return NULL;
+    }
+    fclose(file);
+    return values;
+}
+
+/* max |a - b| / max |b| */
+static double relative_error(const float *a, const float *b, size_t n)
+{
+    double max_error = 0.0, max_reference = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double error = fabs((double)a[i] - b[i]);
+        if (error > max_error || error != error) max_error = error;
+        if (fabs(b[i]) > max_reference) max_reference = fabs(b[i]);
+    }
+    return max_reference > 0.0 ? max_error / max_reference : max_error;
+}
+
+static int32_t argmax(const float *row, int32_t n)
+{
+    int32_t best = 0, i;
+    for (i = 1; i < n; i++)
+        if (row[i] > row[best]) best = i;
+    return best;
+}
+
+static gemini_context *new_context(const gemini_model *model, int n_threads)
+{
+    gemini_context_params params = gemini_context_default_params();
+    gemini_context *ctx = NULL;
+    params.n_threads = n_threads;
+    params.log_callback = NULL;
+    if (gemini_context_create(model, &params, &ctx) != GEMINI_OK)
+        printf("context: %s\n", gemini_last_error());
+    return ctx;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir, *model_path;
+    double tol = 1e-4, error;
+    int argi = 1, n_mels, vocab, d, step;
+    int32_t n_frames = 0, dim = 0, ids[MAX_IDS * 2];
+    float *mel, *input, *enc_ref, *prompt_ref, *greedy_ref, *logits, *row, *row2;
+    gemini_context *ctx, *other, *copy;
+    gemini_model *model;
+    const float *encoded;
+    reference ref;
+    size_t m, t;
+
+    if (argi + 1 < argc && strcmp(argv[argi], "--tol") == 0) {
+        tol = atof(argv[argi + 1]);
+        argi += 2;
+    }
+    if (argc - argi < 2) {
+        fprintf(stderr, "usage: test_whisper_parity [--tol T] FIXTURE_DIR MODEL.gemini\n");
+        return 2;
+    }
+    dir = argv[argi];
+    model_path = argv[argi + 1];
+    if (!read_reference(dir, &ref)) {
+        check(0, "%s/reference.txt readable", dir);
+        printf("%d passed, %d failed\n", tests_passed, tests_failed);
+        return 1;
+    }
+    if (gemini_model_load(model_path, &model) != GEMINI_OK) {
+        check(0, "load %s: %s", model_path, gemini_last_error());
+        printf("%d passed, %d failed\n", tests_passed, tests_failed);
+        return 1;
+    }
+    n_mels = gemini_model_get_hparams(model)->n_mels;
+    vocab = gemini_model_vocab_size(model);
+    d = gemini_model_get_hparams(model)->hidden_size;
+
+    /* the input: the recorded frames, then the floor up to 3000 frames */
+    input = read_floats("", ref.input, (size_t)n_mels * (size_t)ref.frames);
+    mel = (float *)malloc(sizeof(float) * (size_t)n_mels * 3000);
+    enc_ref = read_floats(dir, "encoder_out.f32", 1500 * (size_t)d);
+    prompt_ref = read_floats(dir, "logits_prompt.f32", (size_t)ref.n_prompt * (size_t)vocab);
+    greedy_ref = read_floats(dir, "logits_greedy.f32", (size_t)ref.n_greedy * (size_t)vocab);
+    logits = (float *)malloc(sizeof(float) * (size_t)(ref.n_prompt + ref.n_greedy) * vocab);
+    row2 = (float *)malloc(sizeof(float) * (size_t)vocab);
+    if (!input || !mel || !enc_ref || !prompt_ref || !greedy_ref || !logits || !row2) {
+        check(0, "fixture files of %s present and of the expected sizes", dir);
+        printf("%d passed, %d failed\n", tests_passed, tests_failed);
+        return 1;
+    }
+    for (m = 0; m < (size_t)n_mels; m++)
+        for (t = 0; t < 3000; t++)
+            mel[m * 3000 + t] = t < (size_t)ref.frames ? input[m * ref.frames + t]
+                                                       : ref.floor_value;
+
+    /* encoder */
+    ctx = new_context(model, 2);
+    other = new_context(model, 1);
+    copy = new_context(model, 2);
+    if (!ctx || !other || !copy) return 1;
+    check(gemini_decode(ctx, ref.prompt, 1, NULL, 0) == GEMINI_ERR_INVALID_ARGUMENT,
+          "decoding before any audio is encoded is refused");
+    check(gemini_encode_mel(ctx, mel, n_mels, 2999) == GEMINI_ERR_INVALID_ARGUMENT,
+          "a window of 2999 frames is refused");
+    check(gemini_encode_mel(ctx, mel, n_mels, 3000) == GEMINI_OK, "encode %d x 3000 log-mel "
+          "values", n_mels);
+    encoded = gemini_encoder_output(ctx, &n_frames, &dim);
+    check(encoded != NULL && n_frames == 1500 && dim == d, "encoder output is 1500 x %d", d);
+    error = encoded ? relative_error(encoded, enc_ref, 1500 * (size_t)d) : 1.0;
+    check(error <= tol, "encoder output: rel err %.2g (tol %g)", error, tol);
+
+    /* the prompt in one batch, every position's logits */
+    gemini_decode(ctx, ref.prompt, ref.n_prompt, logits, 1);
+    error = relative_error(logits, prompt_ref, (size_t)ref.n_prompt * vocab);
+    check(error <= tol, "prompt logits (%d positions, batched): rel err %.2g (tol %g)",
+          ref.n_prompt, error, tol);
+
+    /* greedy steps, one token at a time; the reference's row s follows prompt + greedy[:s] */
+    row = logits + (size_t)(ref.n_prompt - 1) * vocab;
+    memcpy(ids, ref.prompt, sizeof(int32_t) * (size_t)ref.n_prompt);
+    {
+        double worst = 0.0;
+        int same_ids = 1;
+        for (step = 0; step < ref.n_greedy; step++) {
+            error = relative_error(row, greedy_ref + (size_t)step * vocab, (size_t)vocab);
+            if (error > worst) worst = error;
+            if (argmax(row, vocab) != ref.greedy[step]) same_ids = 0;
+            ids[ref.n_prompt + step] = ref.greedy[step];
+            gemini_decode(ctx, &ref.greedy[step], 1, row, 0);
+        }
+        check(worst <= tol, "greedy step logits (%d steps, one token each): rel err %.2g "
+              "(tol %g)", ref.n_greedy, worst, tol);
+        check(same_ids, "greedy ids identical for %d tokens", ref.n_greedy);
+    }
+
+    /* the whole sequence in one batch on a 1-thread context = token by token on 2 threads */
+    memcpy(row2, row, sizeof(float) * (size_t)vocab);
+    gemini_encode_mel(other, mel, n_mels, 3000);
+    gemini_decode(other, ids, ref.n_prompt + ref.n_greedy, logits, 1);
+    check(memcmp(logits + (size_t)(ref.n_prompt + ref.n_greedy - 1) * vocab, row2,
+                 sizeof(float) * (size_t)vocab) == 0,
+          "batched on 1 thread = token by token on 2 threads, bit for bit");
+
+    /* a copied state continues as the original */
+    row = logits;
+    gemini_context_reset(ctx);
+    gemini_decode(ctx, ids, ref.n_prompt, NULL, 0);
+    check(gemini_context_copy_audio(copy, ctx) == GEMINI_OK &&
+              gemini_context_copy_sequence(copy, ctx) == GEMINI_OK,
+          "copy the audio and the sequence to another context");
+    check(gemini_context_position(copy) == ref.n_prompt, "the copy is at position %d",
+          ref.n_prompt);
+    gemini_decode(ctx, &ref.greedy[0], 1, row, 0);
+    gemini_decode(copy, &ref.greedy[0], 1, row2, 0);
+    check(memcmp(row, row2, sizeof(float) * (size_t)vocab) == 0,
+          "the copy's next logits equal the original's");
+    gemini_context_free(other);
+    other = new_context(model, 1);
+    check(gemini_context_copy_audio(copy, other) == GEMINI_ERR_INVALID_ARGUMENT,
+          "copying from a context without audio is refused");
+
+    gemini_context_free(ctx);
+    gemini_context_free(other);
+    gemini_context_free(copy);
+    gemini_model_free(model);
+    free(input);
+    free(mel);
+    free(enc_ref);
+    free(prompt_ref);
+    free(greedy_ref);
+    free(logits);
+    free(row2);
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed ? 1 : 0;
+}
