@@ -503,7 +503,7 @@ typedef struct gemini_context_params {
     const gemini_backend *backend;  /* offload hook, copied at creation; NULL (default): CPU */
     int32_t n_images;               /* image slots (gemini_encode_image_at) of a model with a
                                        vision tower, each image_tokens * hidden_size floats;
-                                       1 .. 64 (default 1); ignored without a vision tower */
+                                       1 .. 64 (default 1); a model without one allocates none */
 } gemini_context_params;
 
 /* Defaults as documented on each field. Cannot fail. */
