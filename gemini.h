@@ -33,11 +33,12 @@
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
        GEMINI_MALLOC/REALLOC/FREE   override the allocator (all three or none)
 
-   Supported models: Gemma 1 (gemma), Gemma 2 (gemma2) and Gemma 3 text decoders (gemma3,
-   including the text part of the 4B+ multimodal checkpoints), PaliGemma 1 and 2 (a SigLIP
-   image encoder before a gemma / gemma2 decoder: gemini_encode_image, gemini_decode_prefix)
-   and Whisper, stored in the `.gemini` format (format.md). Weights may be f32, f16, bf16, q8_0
-   or q4_0, mixed freely per tensor.
+   Supported models: Gemma 1 (gemma), Gemma 2 (gemma2) and Gemma 3 text decoders (gemma3),
+   PaliGemma 1 and 2 (a SigLIP image encoder before a gemma / gemma2 decoder) and the Gemma 3
+   vision-language models (4B and up: SigLIP, pooled to 256 soft tokens per image, before a
+   gemma3 decoder; several images per prompt), both through gemini_encode_image and
+   gemini_decode_prefix, and Whisper, stored in the `.gemini` format (format.md). Weights may
+   be f32, f16, bf16, q8_0 or q4_0, mixed freely per tensor.
 
    Numerics: activations, norms, softmax and the KV cache are f32, with the maths of
    transformers' eager implementation (f32 weights match its logits to about 1e-6 of the
@@ -68,8 +69,9 @@
    quantised blocks, lifetime, threads) is in the "Accelerator offload hook" section below.
 
    Limitations
-       - Images: PaliGemma only (one image per prompt, its rows first); not yet Gemma 3's
-         vision path. No speculative decoding, one sequence per context.
+       - Images: PaliGemma (one image per prompt, its rows first) and Gemma 3 (images anywhere
+         in the prompt, up to n_images per call), at the model's fixed input size; no pan and
+         scan crops. No speculative decoding, one sequence per context.
        - The vision tower runs on the CPU; its matrices are not offered to a backend.
        - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
        - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
@@ -224,11 +226,19 @@ typedef struct gemini_model_hparams {
 
     /* Vision tower (format.md §8): a SigLIP encoder and a projector into the decoder's
        embeddings. has_vision 0 (and the rest 0) for a text-only model. */
-    int has_vision;             /* 1: PaliGemma (a Gemma 1/2 decoder with an image prefix) */
+    int has_vision;             /* 1: PaliGemma or Gemma 3 with its vision tower */
+    char vision_projector[16];  /* "paligemma" (image prefix) or "gemma3" (pooled soft tokens,
+                                   bidirectional within each image) */
     int32_t image_size;         /* S: input pixels a side (square) */
     int32_t patch_size;         /* P: pixels a side of one patch; S is a multiple */
-    int32_t image_tokens;       /* N = (S / P)^2 image rows per image */
+    int32_t image_patches;      /* (S / P)^2 rows of the tower's output */
+    int32_t image_tokens;       /* N rows per image in the prompt: image_patches (PaliGemma),
+                                   vision.mm_tokens_per_image (Gemma 3: 256) */
     int32_t image_token_id;     /* the placeholder id of an image row in a prompt */
+    int32_t image_start_id;     /* Gemma 3: <start_of_image>, before an image's placeholders */
+    int32_t image_end_id;       /* Gemma 3: <end_of_image>, after them; -1 if none (PaliGemma) */
+    int32_t image_resample;     /* resize filter of the preprocessing, Pillow's numbering:
+                                   3 bicubic (PaliGemma), 2 bilinear (Gemma 3) */
     int32_t vision_hidden;      /* Dv */
     int32_t vision_ffn;         /* vision MLP width */
     int32_t vision_layers;
@@ -423,8 +433,9 @@ GEMINI_API gemini_result gemini_model_tokenizer(const gemini_model *model, gemin
    p = first_position + t and head h, softmax over keys j in [max(0, p - window + 1), p]
    (window 0: [0, p]) of s_j = softcap(q.k_j * query_scale), applied to v_j, where
    softcap(s) = cap * tanh(s / cap) when cap > 0, and head h reads KV head
-   h / (n_heads / n_kv_heads). A step of gemini_decode_prefix that holds a bidirectional prefix
-   still calls attention (the backend stores k and v), but the CPU then attends in its place.
+   h / (n_heads / n_kv_heads). A step of gemini_decode_prefix that holds a bidirectional span
+   (a prefix, a Gemma 3 image) still calls attention (the backend stores k and v), but the CPU
+   then attends in its place.
 
    Threads. Every callback of a context runs on the thread that called gemini_context_create,
    gemini_decode or gemini_context_free on it, one call at a time, never on the context's worker
@@ -490,6 +501,9 @@ typedef struct gemini_context_params {
     gemini_log_callback log_callback; /* default: the global default hook; NULL = silent */
     void *log_user_data;
     const gemini_backend *backend;  /* offload hook, copied at creation; NULL (default): CPU */
+    int32_t n_images;               /* image slots (gemini_encode_image_at) of a model with a
+                                       vision tower, each image_tokens * hidden_size floats;
+                                       1 .. 64 (default 1); a model without one allocates none */
 } gemini_context_params;
 
 /* Defaults as documented on each field. Cannot fail. */
@@ -565,51 +579,76 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
    GEMINI_ERR_INVALID_ARGUMENT when src holds no audio. */
 GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src);
 
-/* ---- Images (PaliGemma) --------------------------------------------------------------------- */
+/* ---- Images (PaliGemma, Gemma 3) ----------------------------------------------------------- */
 
-/* A model with a vision tower (hparams.has_vision) reads a prompt in which image_tokens
-   placeholder ids (hparams.image_token_id) stand for the rows of one encoded image:
-   gemini_encode_image runs the SigLIP tower and the projector and keeps the rows in the
-   context; gemini_decode_prefix then puts them in the place of the placeholders. PaliGemma's
-   prompt is
+/* A model with a vision tower (hparams.has_vision) reads prompts in which runs of image_tokens
+   placeholder ids (hparams.image_token_id) stand for the rows of encoded images:
+   gemini_encode_image runs the SigLIP tower and the projector on one image and keeps its rows
+   in one of the context's image slots (gemini_context_params.n_images of them);
+   gemini_decode_prefix then puts, in one call, the rows of slot 0 in the place of the first
+   run of placeholders, those of slot 1 in the place of the second run, and so on.
+
+   PaliGemma (vision_projector "paligemma") reads one image, first:
 
        image_token_id x image_tokens, BOS, the prompt's tokens, the tokens of "\n"
 
    decoded as one prefix (prefix_length = all of it): its tokens see one another in both
    directions, as PaliGemma was trained; what follows (the answer, by gemini_decode) is causal.
-   The positions of a PaliGemma model count from 1 for RoPE, as in its reference. */
+   The positions of a PaliGemma model count from 1 for RoPE, as in its reference.
 
-/* Runs the vision tower on one image: pixels holds 3 planes (R, G, B) of height rows of width
-   floats, already resized and normalised (gemini_vision_preprocess with image_size and the
-   model's image_mean / image_std gives them), and width == height == image_size. Stores the
-   projected image rows; the decoder position and KV cache are untouched.
-   GEMINI_ERR_INVALID_ARGUMENT on NULL, a model without a vision tower, or another size. */
+   Gemma 3 (vision_projector "gemma3") takes images anywhere in a causal prompt; Hugging Face's
+   processor writes each image as
+
+       "\n\n", image_start_id, image_token_id x image_tokens (256), image_end_id, "\n\n"
+
+   inside the chat template (the "\n\n" merge with neighbouring newlines when tokenized).
+   The placeholders of one image attend to each other in both directions, the rest of the
+   prompt causally (prefix_length 0); on sliding-window layers an image row sees the rows of
+   its image that follow it, but none that lie behind its window (transformers' rule). Decode
+   a prompt with several images in one call, after encoding image k into slot k, or in pieces,
+   each piece taking its images from slot 0 on: the results are the same. */
+
+/* Runs the vision tower on one image and stores its projected rows in slot 0; the same as
+   gemini_encode_image_at(ctx, 0, ...). */
 GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *pixels,
                                              int32_t width, int32_t height);
 
-/* The last image's SigLIP output (after its final LayerNorm, before the projector): *n_rows
-   (image_tokens) rows of *dim (vision_hidden) floats; either out pointer may be NULL. NULL
-   before the first successful gemini_encode_image. Valid until the next one or
-   gemini_context_free. */
+/* Runs the vision tower and the projector on one image and stores its image_tokens rows in
+   slot `slot` (0 .. n_images - 1), replacing what the slot held. pixels holds 3 planes
+   (R, G, B) of height rows of width floats, already resized and normalised
+   (gemini_vision_preprocess with image_size, the model's image_mean / image_std and its
+   image_resample filter gives them), and width == height == image_size. The decoder position
+   and KV cache are untouched. GEMINI_ERR_INVALID_ARGUMENT on NULL, a model without a vision
+   tower, another size, or a slot outside [0, n_images); the slot is then unchanged. */
+GEMINI_API gemini_result gemini_encode_image_at(gemini_context *ctx, int32_t slot,
+                                                const float *pixels, int32_t width,
+                                                int32_t height);
+
+/* The last encoded image's SigLIP output (after its final LayerNorm, before the projector):
+   *n_rows (image_patches) rows of *dim (vision_hidden) floats; either out pointer may be NULL.
+   NULL before the first successful encode. Valid until the next one or gemini_context_free. */
 GEMINI_API const float *gemini_vision_output(const gemini_context *ctx, int32_t *n_rows,
                                              int32_t *dim);
 
-/* The last image's projected rows, as they enter the decoder: *n_rows (image_tokens) rows of
-   *dim (hidden_size) floats. NULL and validity as gemini_vision_output. */
+/* The last encoded image's rows as they enter the decoder: *n_rows (image_tokens) rows of
+   *dim (hidden_size) floats (Gemma 3: pooled, normed and projected). NULL before the first
+   successful encode; valid until that slot is encoded again or gemini_context_free. */
 GEMINI_API const float *gemini_image_embeddings(const gemini_context *ctx, int32_t *n_rows,
                                                 int32_t *dim);
 
-/* As gemini_decode, with two differences. Every token equal to hparams.image_token_id takes,
-   in order, the next row of the image stored by gemini_encode_image instead of an embedding
-   (a call holds all image_tokens of them or none; a text row is scaled by embed_scale, an
-   image row is not). And the first prefix_length tokens of the call attend to each other in
-   both directions (0: all causal, as gemini_decode); the rest see the prefix and, causally,
-   themselves. The prefix is computed in one step, so prefix_length must not exceed the
-   context's n_batch (a model with a vision tower gets n_batch >= image_tokens + 64, see
-   gemini_context_create). Fails without changing the context as gemini_decode does, and with
-   GEMINI_ERR_INVALID_ARGUMENT when prefix_length is outside [0, n_tokens] or above n_batch,
-   when the placeholders are neither 0 nor image_tokens, or when they appear but no image has
-   been encoded (or the model has no vision tower). */
+/* As gemini_decode, with two differences. Every maximal run of tokens equal to
+   hparams.image_token_id must be image_tokens long; run k of the call takes the rows of image
+   slot k in place of embeddings (a text row is scaled by embed_scale, an image row is not),
+   and for a Gemma 3 model its rows attend to each other in both directions. And the first
+   prefix_length tokens of the call attend to each other in both directions (0: none; on
+   sliding-window layers a prefix token sees the union of its window and the prefix); the rest
+   see the prefix and, causally, themselves. A bidirectional span (the prefix, an image) is
+   computed in one step, so prefix_length must not exceed the context's n_batch (a model with a
+   vision tower gets n_batch >= image_tokens + 64, see gemini_context_create). Fails without
+   changing the context as gemini_decode does, and with GEMINI_ERR_INVALID_ARGUMENT when
+   prefix_length is outside [0, n_tokens] or above n_batch, when a run of placeholders has
+   another length than image_tokens, when there are more runs than n_images, or when a run's
+   slot holds no encoded image (or the model has no vision tower). */
 GEMINI_API gemini_result gemini_decode_prefix(gemini_context *ctx, const int32_t *tokens,
                                               int32_t n_tokens, int32_t prefix_length,
                                               float *logits_out, int all_logits);
@@ -1109,6 +1148,8 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #define GEMINI__MAX_CTX 32768
 #define GEMINI__QUERY_BLOCK 256 /* queries per block of an encoder's attention */
 #define GEMINI__MAX_BATCH 4096
+#define GEMINI__MAX_PATCHES 16384   /* rows of a vision tower (a 128 x 128 patch grid) */
+#define GEMINI__MAX_IMAGES 64       /* image slots of a context */
 #define GEMINI__MAX_THREADS 256
 
 /* Tests set these before creating contexts to force a lower kernel level: the scalar kernels,
@@ -1657,14 +1698,15 @@ struct gemini_model {
     gemini__layer *enc_layers;      /* (encoder_layers) */
     const float *enc_output_norm, *enc_output_norm_b;
 
-    /* PaliGemma only: the SigLIP tower and the projector (format.md §8) */
+    /* PaliGemma and Gemma 3 only: the SigLIP tower and the projector (format.md §8) */
     const gemini__tensor *vis_patch; /* (Dv, 3 * P * P) the patch convolution as a matrix */
     const float *vis_patch_b;       /* (Dv) */
-    const float *vis_pos;           /* (N, Dv) learned positions */
+    const float *vis_pos;           /* (image_patches, Dv) learned positions */
     gemini__layer *vis_layers;      /* (vision_layers) */
     const float *vis_post_norm, *vis_post_norm_b; /* (Dv) */
+    const float *mm_soft_norm;      /* (Dv) Gemma 3: RMSNorm (1 + w) of the pooled rows */
     const gemini__tensor *mm_proj;  /* (d, Dv) */
-    const float *mm_proj_b;         /* (d) */
+    const float *mm_proj_b;         /* (d) PaliGemma; NULL for Gemma 3 */
     int32_t rope_offset;            /* RoPE position of decoder position 0 (PaliGemma: 1) */
 
     int has_tokenizer;
@@ -2284,21 +2326,62 @@ static gemini_result gemini__read_whisper_hparams(gemini_model *model)
     return GEMINI_OK;
 }
 
-/* The vision keys of format.md §8.1, present in PaliGemma files only (vision.projector). */
+/* An optional integer key: *out keeps its default when the key is absent. */
+static gemini_result gemini__optional_int(const gemini_model *model, const char *key,
+                                          int64_t lo, int64_t hi, int32_t *out)
+{
+    if (gemini__find_meta(model, key) == NULL) return GEMINI_OK;
+    return gemini__require_int(model, key, lo, hi, out);
+}
+
+/* The keys of a Gemma 3 vision file (format.md §8.4): the pooled token count and the ids
+   around an image. */
+static gemini_result gemini__read_gemma3_vision_hparams(gemini_model *model, int32_t grid)
+{
+    gemini_model_hparams *hp = &model->hparams;
+    int32_t side = 1, last_id = hp->vocab_size - 1;
+    gemini_result r;
+
+    if (strcmp(hp->architecture, "gemma3") != 0)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "vision.projector 'gemma3' with a %s decoder",
+                            hp->architecture);
+    if ((r = gemini__require_int(model, "vision.mm_tokens_per_image", 1, GEMINI__MAX_BATCH - 64,
+                                 &hp->image_tokens)) ||
+        (r = gemini__require_int(model, "vision.image_start_id", 0, last_id,
+                                 &hp->image_start_id)) ||
+        (r = gemini__require_int(model, "vision.image_end_id", 0, last_id, &hp->image_end_id)))
+        return r;
+    while ((side + 1) * (side + 1) <= hp->image_tokens) side++;
+    if (side * side != hp->image_tokens || grid % side != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "vision.mm_tokens_per_image %d is not the square "
+                            "of a divisor of the %d x %d patch grid", hp->image_tokens, grid,
+                            grid);
+    hp->image_resample = 2; /* Gemma3ImageProcessor: bilinear */
+    return GEMINI_OK;
+}
+
+/* The vision keys of format.md §8.1, present in PaliGemma and Gemma 3 vision files only
+   (vision.projector). */
 static gemini_result gemini__read_vision_hparams(gemini_model *model)
 {
     gemini_model_hparams *hp = &model->hparams;
     const gemini__meta *m, *mean, *std;
     gemini_result r;
     int32_t grid, c;
+    int gemma3;
 
+    hp->image_start_id = hp->image_end_id = -1;
     if (gemini__find_meta(model, "vision.projector") == NULL) return GEMINI_OK;
     if ((r = gemini__require_string(model, "vision.projector", &m))) return r;
-    if (!(m->value_bytes == 9 && memcmp(m->value, "paligemma", 9) == 0))
+    gemma3 = m->value_bytes == 6 && memcmp(m->value, "gemma3", 6) == 0;
+    if (!gemma3 && !(m->value_bytes == 9 && memcmp(m->value, "paligemma", 9) == 0))
         return gemini__fail(GEMINI_ERR_UNSUPPORTED, "vision.projector '%.*s' is not supported",
                             (int)(m->value_bytes > 64 ? 64 : m->value_bytes),
                             (const char *)m->value);
-    if (strcmp(hp->architecture, "gemma") != 0 && strcmp(hp->architecture, "gemma2") != 0)
+    memcpy(hp->vision_projector, m->value, (size_t)m->value_bytes);
+    hp->vision_projector[m->value_bytes] = '\0';
+    if (!gemma3 && strcmp(hp->architecture, "gemma") != 0 &&
+        strcmp(hp->architecture, "gemma2") != 0)
         return gemini__fail(GEMINI_ERR_UNSUPPORTED, "vision.projector 'paligemma' with a %s "
                             "decoder (PaliGemma has gemma or gemma2)", hp->architecture);
     if ((r = gemini__require_int(model, "vision.image_size", 1, 16384, &hp->image_size)) ||
@@ -2324,9 +2407,9 @@ static gemini_result gemini__read_vision_hparams(gemini_model *model)
         return gemini__fail(GEMINI_ERR_FORMAT, "vision.image_size %d is not a multiple of "
                             "vision.patch_size %d", hp->image_size, hp->patch_size);
     grid = hp->image_size / hp->patch_size;
-    if ((int64_t)grid * grid > GEMINI__MAX_BATCH - 64)
+    if ((int64_t)grid * grid > GEMINI__MAX_PATCHES)
         return gemini__fail(GEMINI_ERR_FORMAT, "%d x %d image patches are more than %d",
-                            grid, grid, GEMINI__MAX_BATCH - 64);
+                            grid, grid, GEMINI__MAX_PATCHES);
     if (hp->vision_hidden % hp->vision_heads != 0)
         return gemini__fail(GEMINI_ERR_FORMAT, "vision.num_heads %d does not divide "
                             "vision.hidden_size %d", hp->vision_heads, hp->vision_hidden);
@@ -2341,9 +2424,21 @@ static gemini_result gemini__read_vision_hparams(gemini_model *model)
             return gemini__fail(GEMINI_ERR_FORMAT, "vision.image_mean/std[%d] (%g, %g) is out "
                                 "of range", (int)c, hp->image_mean[c], hp->image_std[c]);
     }
-    hp->image_tokens = grid * grid;
+    hp->image_patches = grid * grid;
+    if (gemma3) {
+        if ((r = gemini__read_gemma3_vision_hparams(model, grid))) return r;
+    } else {
+        /* PaliGemma's image rows are the patches, decoded in one step with some text */
+        if (hp->image_patches > GEMINI__MAX_BATCH - 64)
+            return gemini__fail(GEMINI_ERR_FORMAT, "%d x %d image patches are more than %d",
+                                grid, grid, GEMINI__MAX_BATCH - 64);
+        hp->image_tokens = hp->image_patches;
+        hp->image_resample = 3; /* SiglipImageProcessor: bicubic */
+        model->rope_offset = 1; /* PaliGemma's reference counts positions from 1 */
+    }
+    if ((r = gemini__optional_int(model, "vision.resample", 2, 3, &hp->image_resample)))
+        return r;
     hp->has_vision = 1;
-    model->rope_offset = 1; /* PaliGemma's reference counts positions from 1 */
     return GEMINI_OK;
 }
 
@@ -2459,7 +2554,8 @@ static gemini_result gemini__bind_whisper_layer(gemini_model *model, const char 
     return GEMINI_OK;
 }
 
-/* Binds and checks the SigLIP tower and the projector of a PaliGemma file (format.md §8.2). */
+/* Binds and checks the SigLIP tower and the projector of a PaliGemma or Gemma 3 vision file
+   (format.md §8.2, §8.4). */
 static gemini_result gemini__bind_vision_weights(gemini_model *model)
 {
     const gemini_model_hparams *hp = &model->hparams;
@@ -2477,12 +2573,16 @@ static gemini_result gemini__bind_vision_weights(gemini_model *model)
     if ((r = gemini__bind_tensor(model, "vis.patch_embd", dv, patch_columns, 0,
                                  &model->vis_patch)) ||
         (r = gemini__bind_vector(model, "vis.patch_embd_b", dv, &model->vis_patch_b)) ||
-        (r = gemini__bind_tensor(model, "vis.pos_embd", hp->image_tokens, dv, 1, &t)) ||
+        (r = gemini__bind_tensor(model, "vis.pos_embd", hp->image_patches, dv, 1, &t)) ||
         (r = gemini__bind_vector(model, "vis.post_norm", dv, &model->vis_post_norm)) ||
         (r = gemini__bind_vector(model, "vis.post_norm_b", dv, &model->vis_post_norm_b)) ||
-        (r = gemini__bind_tensor(model, "mm.proj", d, dv, 0, &model->mm_proj)) ||
-        (r = gemini__bind_vector(model, "mm.proj_b", d, &model->mm_proj_b)))
+        (r = gemini__bind_tensor(model, "mm.proj", d, dv, 0, &model->mm_proj)))
         return r;
+    if (strcmp(hp->vision_projector, "gemma3") == 0)
+        r = gemini__bind_vector(model, "mm.soft_norm", dv, &model->mm_soft_norm);
+    else
+        r = gemini__bind_vector(model, "mm.proj_b", d, &model->mm_proj_b);
+    if (r != GEMINI_OK) return r;
     model->vis_pos = (const float *)(const void *)t->data;
 
 #define GEMINI__NAME(suffix) (snprintf(name, sizeof name, "vis.blk.%d." suffix, (int)i), name)
@@ -4030,7 +4130,6 @@ static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 
 /* ---- Context --------------------------------------------------------------------------------- */
 
-/* A weight matrix as the context's backend sees it. */
 /* Activations of a block for n rows (tokens or audio frames). */
 typedef struct gemini__acts {
     float *x;                       /* (n, d) residual stream */
@@ -4043,6 +4142,14 @@ typedef struct gemini__acts {
     float *gate;                    /* (n, F) */
     float *up;                      /* (n, F) */
 } gemini__acts;
+
+/* Tokens [begin, end) of a gemini_decode_prefix call that attend to each other in both
+   directions. widen: a token also sees the span's keys behind its sliding window (PaliGemma's
+   prefix); else the window still bounds it from below (a Gemma 3 image). */
+typedef struct gemini__span {
+    int32_t begin, end;
+    int widen;
+} gemini__span;
 
 typedef struct gemini__backend_slot {
     void *handle;                   /* from take_tensor */
@@ -4083,20 +4190,28 @@ struct gemini_context {
     float **cross_k, **cross_v;     /* (L) -> (audio_ctx, d) */
     int has_audio;                  /* gemini_encode_mel succeeded */
 
-    /* PaliGemma: the vision tower's activations and the last image's rows */
-    gemini__acts vis;               /* (image_tokens rows) */
-    float *vis_columns;             /* (image_tokens, 3 * P * P) the patches as rows */
-    float *vis_out;                 /* (image_tokens, Dv) after the final LayerNorm */
-    float *image_embd;              /* (image_tokens, d) projected */
+    /* PaliGemma and Gemma 3: the vision tower's activations and the encoded images */
+    gemini__acts vis;               /* (image_patches rows) */
+    float *vis_columns;             /* (image_patches, 3 * P * P) the patches as rows */
+    float *vis_out;                 /* (image_patches, Dv) after the final LayerNorm */
+    float *image_embd;              /* (n_images, image_tokens, d) projected rows per slot */
+    uint8_t *image_ready;           /* (n_images) 1: the slot holds an encoded image */
+    int32_t n_images;
+    int32_t last_image;             /* slot of the last successful encode; -1: none */
 
     /* Encoders' attention as matrix products (gemini__attend_blocked): the scores of a block
        of queries against every key, and one head's values transposed */
     float *block_scores;            /* (GEMINI__QUERY_BLOCK, block_keys) */
     float *block_values;            /* (head_dim, block_keys) */
-    int has_image;                  /* gemini_encode_image succeeded */
     int32_t image_next;             /* image row the next placeholder takes; -1: none (text) */
-    int32_t prefix_begin, prefix_end; /* positions of the bidirectional prefix of the step
-                                       being decoded (equal: none) */
+
+    /* the bidirectional spans (prefix, Gemma 3 images) of the gemini_decode_prefix call being
+       decoded, and what they make visible to each token of the current step */
+    gemini__span *spans;            /* (n_images + 1) */
+    int32_t n_spans;
+    int32_t *span_first, *span_last; /* (n_batch) key positions a token's spans add to its
+                                        causal window: [span_first, span_last] (none: its own) */
+    int step_has_span;              /* some token of the current step is in a span */
     float *inv_freq_global;         /* (D/2) */
     float *inv_freq_local;          /* (D/2) */
     float *cos_global, *sin_global; /* (B, D/2) */
@@ -4116,6 +4231,7 @@ GEMINI_API gemini_context_params gemini_context_default_params(void)
     params.n_batch = 256;
     params.n_threads = gemini__online_cpus();
     params.seed = 0x5eed;
+    params.n_images = 1;
     params.log_callback = gemini__default_log;
     params.log_user_data = gemini__default_log_user_data;
     return params;
@@ -4130,7 +4246,8 @@ typedef struct gemini__context_sizes {
     int64_t enc_columns;            /* floats of the im2col buffer */
     int64_t q8_rows, q8_cols;       /* the q8_0 input copy: rows x columns */
     int64_t scores_stride;
-    int64_t vis_rows, vis_d, vis_f; /* PaliGemma: image_tokens, Dv, vision MLP width */
+    int64_t vis_rows, vis_d, vis_f; /* vision: image_patches, Dv, vision MLP width */
+    int64_t image_rows;             /* vision: n_images * image_tokens */
     int64_t vis_columns;            /* 3 * P * P */
     int64_t block_keys, block_width; /* an encoder's rows and widest head (0: no encoder) */
 } gemini__context_sizes;
@@ -4164,7 +4281,8 @@ static void gemini__context_sizes_of(const gemini_model *model,
         if (z->enc_rows > z->scores_stride) z->scores_stride = z->enc_rows;
     }
     if (hp->has_vision) {
-        z->vis_rows = hp->image_tokens;
+        z->vis_rows = hp->image_patches;
+        z->image_rows = (int64_t)params->n_images * hp->image_tokens;
         z->vis_d = hp->vision_hidden;
         z->vis_f = hp->vision_ffn;
         z->vis_columns = 3 * (int64_t)hp->patch_size * hp->patch_size;
@@ -4229,6 +4347,10 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     gemini__aligned_free(ctx->vis_columns);
     gemini__aligned_free(ctx->vis_out);
     gemini__aligned_free(ctx->image_embd);
+    GEMINI_FREE(ctx->image_ready);
+    GEMINI_FREE(ctx->spans);
+    GEMINI_FREE(ctx->span_first);
+    GEMINI_FREE(ctx->span_last);
     gemini__aligned_free(ctx->enc_conv);
     gemini__aligned_free(ctx->enc_columns);
     gemini__aligned_free(ctx->enc_out);
@@ -4272,6 +4394,9 @@ static gemini_result gemini__check_context_params(const gemini_context_params *p
     if (params->n_threads < 1 || params->n_threads > GEMINI__MAX_THREADS)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "n_threads %d is outside [1, %d]",
                             params->n_threads, GEMINI__MAX_THREADS);
+    if (params->n_images < 1 || params->n_images > GEMINI__MAX_IMAGES)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "n_images %d is outside [1, %d]",
+                            params->n_images, GEMINI__MAX_IMAGES);
     return GEMINI_OK;
 }
 
@@ -4336,10 +4461,15 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
         total += 2 * (int64_t)hp->num_layers * z.enc_rows * z.d * 4;
     }
 
-    /* PaliGemma: the tower's activations, patch rows, output and projected rows */
+    /* bidirectional spans of a call and per token of a step */
+    total += (hp->has_vision ? params.n_images + 1 : 1) * (int64_t)sizeof(gemini__span);
+    total += 2 * B * 4;
+
+    /* vision: the tower's activations, patch rows and output; the image slots */
     if (hp->has_vision) {
         total += z.vis_rows * (7 * z.vis_d + 2 * z.vis_f) * 4;
-        total += z.vis_rows * (z.vis_columns + z.vis_d + z.d) * 4;
+        total += z.vis_rows * (z.vis_columns + z.vis_d) * 4;
+        total += z.image_rows * z.d * 4 + params.n_images;
     }
     total += (GEMINI__QUERY_BLOCK + z.block_width) * z.block_keys * 4;
     if (params.backend != NULL)
@@ -4477,6 +4607,8 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->n_batch = params.n_batch;
     ctx->pool.n_threads = 1;
     ctx->image_next = -1;
+    ctx->last_image = -1;
+    ctx->n_images = hp->has_vision ? params.n_images : 0;
     B = z.batch_rows;
     half = hp->head_dim / 2;
 
@@ -4536,15 +4668,25 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
         }
     }
 
-    /* PaliGemma: the vision tower's buffers and the image rows */
+    /* Bidirectional spans: the prefix and one per image slot */
+    ctx->spans = (gemini__span *)GEMINI_MALLOC(sizeof(gemini__span) *
+                                               (size_t)(ctx->n_images + 1));
+    ctx->span_first = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) * (size_t)B);
+    ctx->span_last = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) * (size_t)B);
+    if (!ctx->spans || !ctx->span_first || !ctx->span_last) goto out_of_memory;
+
+    /* Vision: the tower's buffers and the image slots */
     if (hp->has_vision) {
         if (gemini__acts_alloc(&ctx->vis, z.vis_rows, z.vis_d, z.vis_d, z.vis_d, z.vis_f) !=
             GEMINI_OK)
             goto out_of_memory;
         ctx->vis_columns = gemini__alloc_floats(z.vis_rows * z.vis_columns);
         ctx->vis_out = gemini__alloc_floats(z.vis_rows * z.vis_d);
-        ctx->image_embd = gemini__alloc_floats(z.vis_rows * z.d);
-        if (!ctx->vis_columns || !ctx->vis_out || !ctx->image_embd) goto out_of_memory;
+        ctx->image_embd = gemini__alloc_floats(z.image_rows * z.d);
+        ctx->image_ready = (uint8_t *)GEMINI_MALLOC((size_t)ctx->n_images);
+        if (!ctx->vis_columns || !ctx->vis_out || !ctx->image_embd || !ctx->image_ready)
+            goto out_of_memory;
+        memset(ctx->image_ready, 0, (size_t)ctx->n_images);
     }
 
     /* encoders' blocked attention */
@@ -4861,10 +5003,11 @@ static void gemini__rope(float *head, const float *cos_row, const float *sin_row
 }
 
 /* Attention of n_tokens queries over rows of keys and values. Causal: token t (at position
-   first_position + t) sees the keys of positions [max(0, p - window + 1), p], key row j stored
-   at j % capacity (the KV cache); a token inside the prefix [prefix_begin, prefix_end) sees the
-   whole prefix as well (PaliGemma's prefix-LM: the union of its window and the prefix). Not
-   causal: every token sees the n_keys rows (the encoder's own frames, or the encoded audio for
+   p = first_position + t) sees the keys of positions [max(0, p - window + 1), p], key row j
+   stored at j % capacity (the KV cache), widened to [span_first[t], span_last[t]] where a
+   bidirectional span holds it (PaliGemma's prefix: the union of its window and the prefix; a
+   Gemma 3 image: up to the image's last row, the window's lower bound kept). Not causal: every
+   token sees the n_keys rows (the encoder's own frames, or the encoded audio for
    cross-attention). */
 typedef struct gemini__attention_task {
     gemini_context *ctx;
@@ -4879,7 +5022,8 @@ typedef struct gemini__attention_task {
     int32_t capacity;               /* causal: rows of the (ring) cache */
     int32_t window;                 /* causal: keys visible including the current one; 0 = all */
     int32_t first_position;         /* causal: position of token 0 */
-    int32_t prefix_begin, prefix_end; /* causal: the bidirectional prefix; equal: none */
+    const int32_t *span_first;      /* causal: (n_tokens) or NULL, see above */
+    const int32_t *span_last;
     int32_t n_keys;                 /* not causal: key rows */
     int32_t n_tokens;
 } gemini__attention_task;
@@ -4903,9 +5047,9 @@ static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
             capacity = task->capacity;
             if (task->window > 0 && last - task->window + 1 > 0)
                 first = last - task->window + 1;
-            if (last >= task->prefix_begin && last < task->prefix_end) {
-                if (first > task->prefix_begin) first = task->prefix_begin;
-                last = task->prefix_end - 1;
+            if (task->span_first != NULL) {
+                if (task->span_first[t] < first) first = task->span_first[t];
+                if (task->span_last[t] > last) last = task->span_last[t];
             }
         }
 
@@ -5050,7 +5194,6 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
     const float *sin_table = layer->is_local ? ctx->sin_local : ctx->sin_global;
     gemini__attention_task attention;
     int backend_attended = 0;
-    int in_prefix = ctx->prefix_end > first_position;
 
     /* QK-norm per head (Gemma 3), then RoPE; Whisper's positions are in its embeddings */
     if (!hp->is_encoder_decoder) {
@@ -5098,8 +5241,8 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
         step.out = a->attn;
         backend_attended = ctx->backend.attention(ctx->backend.user_data, &step) ==
                            GEMINI_BACKEND_DONE;
-        /* a backend attends causally; a bidirectional prefix is the CPU's (it has stored k, v) */
-        if (in_prefix) backend_attended = 0;
+        /* a backend attends causally; a bidirectional span is the CPU's (it has stored k, v) */
+        if (ctx->step_has_span) backend_attended = 0;
     }
     if (backend_attended) return;
     memset(&attention, 0, sizeof attention);
@@ -5118,8 +5261,10 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
     attention.capacity = capacity;
     attention.window = layer->is_local ? hp->sliding_window : 0;
     attention.first_position = first_position;
-    attention.prefix_begin = ctx->prefix_begin;
-    attention.prefix_end = ctx->prefix_end;
+    if (ctx->step_has_span) {
+        attention.span_first = ctx->span_first;
+        attention.span_last = ctx->span_last;
+    }
     attention.n_tokens = n;
     gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
 }
@@ -5269,20 +5414,64 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
     ctx->position += n;
 }
 
-/* Runs checked tokens in steps of n_batch. */
+/* Where the step that starts at call token `start` ends: n_batch tokens on, or earlier so that
+   no bidirectional span is cut (each is at most n_batch long, and a step never starts inside
+   one, so the span that a full step would cut starts after `start`). */
+static int32_t gemini__step_end(const gemini_context *ctx, int32_t start, int32_t n_tokens)
+{
+    int32_t end = n_tokens - start < ctx->n_batch ? n_tokens : start + ctx->n_batch, i;
+    int cut = 1;
+    while (cut) {
+        cut = 0;
+        for (i = 0; i < ctx->n_spans; i++) {
+            const gemini__span *span = &ctx->spans[i];
+            if (span->begin < end && span->end > end && span->begin > start) {
+                end = span->begin;
+                cut = 1;
+            }
+        }
+    }
+    return end;
+}
+
+/* What the spans of the call make visible to each token [start, end) of a step, as key
+   positions (format.md §8.3, §8.4); a token in no span sees its causal window alone. */
+static void gemini__step_spans(gemini_context *ctx, int32_t start, int32_t end)
+{
+    int32_t t, i;
+    ctx->step_has_span = 0;
+    for (t = start; t < end; t++) {
+        int32_t position = ctx->position + (t - start), first = position, last = position;
+        for (i = 0; i < ctx->n_spans; i++) {
+            const gemini__span *span = &ctx->spans[i];
+            if (t < span->begin || t >= span->end) continue;
+            ctx->step_has_span = 1;
+            if (span->widen && ctx->position + (span->begin - start) < first)
+                first = ctx->position + (span->begin - start);
+            if (ctx->position + (span->end - 1 - start) > last)
+                last = ctx->position + (span->end - 1 - start);
+        }
+        ctx->span_first[t - start] = first;
+        ctx->span_last[t - start] = last;
+    }
+}
+
+/* Runs checked tokens in steps of at most n_batch, none cutting a span of ctx->spans. */
 static void gemini__decode_steps(gemini_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                  float *logits_out, int all_logits)
 {
     int64_t vocab = ctx->model->hparams.vocab_size;
-    int32_t i;
-    for (i = 0; i < n_tokens; i += ctx->n_batch) {
-        int32_t n = n_tokens - i < ctx->n_batch ? n_tokens - i : ctx->n_batch;
-        int last = i + n == n_tokens;
+    int32_t i, end;
+    for (i = 0; i < n_tokens; i = end) {
         float *rows = NULL;
+        end = gemini__step_end(ctx, i, n_tokens);
         if (logits_out != NULL && all_logits) rows = logits_out + (int64_t)i * vocab;
-        else if (logits_out != NULL && last) rows = logits_out;
-        gemini__forward_batch(ctx, tokens + i, n, rows, all_logits);
+        else if (logits_out != NULL && end == n_tokens) rows = logits_out;
+        gemini__step_spans(ctx, i, end);
+        gemini__forward_batch(ctx, tokens + i, end - i, rows, all_logits);
     }
+    ctx->n_spans = 0;
+    ctx->step_has_span = 0;
 }
 
 GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *tokens,
@@ -5468,14 +5657,48 @@ GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const ge
     return GEMINI_OK;
 }
 
-/* ---- PaliGemma's image encoder -------------------------------------------------------------- */
+/* ---- Images: SigLIP, the projectors, image prompts ------------------------------------------ */
+
+/* Gemma 3's projector input: the tower's grid x grid rows averaged over k x k blocks (AvgPool2d
+   with kernel = stride = k), side x side rows in row-major order, each then RMS-normed. */
+static void gemini__pool_patches(const gemini_model *model, const float *patches, float *out)
+{
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t dv = hp->vision_hidden, grid = hp->image_size / hp->patch_size, side, k, i;
+    int64_t row, ky, kx;
+    float inverse;
+    for (side = 1; side * side < hp->image_tokens; side++)
+        ;
+    k = grid / side;
+    inverse = 1.0f / (float)(k * k);
+    for (row = 0; row < hp->image_tokens; row++) {
+        int64_t ty = row / side, tx = row % side;
+        float *sum = out + row * dv;
+        for (i = 0; i < dv; i++) sum[i] = 0.0f;
+        for (ky = 0; ky < k; ky++)
+            for (kx = 0; kx < k; kx++) {
+                const float *patch = patches + ((ty * k + ky) * grid + tx * k + kx) * dv;
+                for (i = 0; i < dv; i++) sum[i] += patch[i];
+            }
+        for (i = 0; i < dv; i++) sum[i] *= inverse;
+        gemini__rmsnorm(sum, sum, model->mm_soft_norm, dv, hp->vision_norm_eps);
+    }
+}
 
 GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *pixels,
                                              int32_t width, int32_t height)
 {
+    return gemini_encode_image_at(ctx, 0, pixels, width, height);
+}
+
+GEMINI_API gemini_result gemini_encode_image_at(gemini_context *ctx, int32_t slot,
+                                                const float *pixels, int32_t width,
+                                                int32_t height)
+{
     const gemini_model *model;
     const gemini_model_hparams *hp;
     int64_t dv, d, P, grid, columns, row, c, y;
+    float *rows;
     gemini__stack stack;
     int32_t layer;
 
@@ -5490,12 +5713,16 @@ GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *p
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_image: a %d x %d image "
                             "given, the model reads %d x %d", width, height, hp->image_size,
                             hp->image_size);
+    if (slot < 0 || slot >= ctx->n_images)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_image: slot %d is "
+                            "outside [0, %d) (gemini_context_params.n_images)", slot,
+                            ctx->n_images);
     dv = hp->vision_hidden;
     d = hp->hidden_size;
     P = hp->patch_size;
     grid = hp->image_size / P;
     columns = 3 * P * P;
-    ctx->has_image = 0;
+    rows = ctx->image_embd + (int64_t)slot * hp->image_tokens * d;
 
     /* patches as rows, in the order of the convolution's weight [Dv][3][P][P]: row
        gy * grid + gx holds pixel (c, gy * P + ky, gx * P + kx) at column (c * P + ky) * P + kx */
@@ -5511,8 +5738,8 @@ GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *p
 
     /* patch embedding (the convolution as one product), learned positions */
     gemini__linear(ctx, model->vis_patch, model->vis_patch_b, ctx->vis_columns, columns,
-                   hp->image_tokens, ctx->vis.x, dv);
-    gemini__add_rows(ctx->vis.x, model->vis_pos, hp->image_tokens, dv);
+                   hp->image_patches, ctx->vis.x, dv);
+    gemini__add_rows(ctx->vis.x, model->vis_pos, hp->image_patches, dv);
 
     /* pre-LN encoder blocks over all patches, final LayerNorm */
     stack.d = dv;
@@ -5522,22 +5749,30 @@ GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *p
     stack.norm_eps = hp->vision_norm_eps;
     for (layer = 0; layer < hp->vision_layers; layer++)
         gemini__block_forward(ctx, &ctx->vis, &model->vis_layers[layer], &stack, -1,
-                              hp->image_tokens, 0);
-    gemini__norm_rows_eps(ctx->vis_out, ctx->vis.x, hp->image_tokens, dv, model->vis_post_norm,
-                          model->vis_post_norm_b, hp->vision_norm_eps);
+                              hp->image_patches, 0);
+    gemini__norm_rows_eps(ctx->vis_out, ctx->vis.x, hp->image_patches, dv,
+                          model->vis_post_norm, model->vis_post_norm_b, hp->vision_norm_eps);
 
-    /* projector into the decoder's embedding space; no scale (the text rows get embed_scale) */
-    gemini__linear(ctx, model->mm_proj, model->mm_proj_b, ctx->vis_out, dv, hp->image_tokens,
-                   ctx->image_embd, d);
-    ctx->has_image = 1;
+    /* projector into the decoder's embedding space, not scaled (text rows get embed_scale):
+       PaliGemma maps every patch linearly, with bias; Gemma 3 pools the patches to
+       image_tokens rows, RMS-norms them and maps them without bias */
+    if (model->mm_soft_norm != NULL) {
+        gemini__pool_patches(model, ctx->vis_out, ctx->vis.xn);
+        gemini__linear(ctx, model->mm_proj, NULL, ctx->vis.xn, dv, hp->image_tokens, rows, d);
+    } else {
+        gemini__linear(ctx, model->mm_proj, model->mm_proj_b, ctx->vis_out, dv,
+                       hp->image_tokens, rows, d);
+    }
+    ctx->image_ready[slot] = 1;
+    ctx->last_image = slot;
     return GEMINI_OK;
 }
 
 GEMINI_API const float *gemini_vision_output(const gemini_context *ctx, int32_t *n_rows,
                                              int32_t *dim)
 {
-    if (ctx == NULL || !ctx->has_image) return NULL;
-    if (n_rows != NULL) *n_rows = ctx->model->hparams.image_tokens;
+    if (ctx == NULL || ctx->last_image < 0) return NULL;
+    if (n_rows != NULL) *n_rows = ctx->model->hparams.image_patches;
     if (dim != NULL) *dim = ctx->model->hparams.vision_hidden;
     return ctx->vis_out;
 }
@@ -5545,10 +5780,57 @@ GEMINI_API const float *gemini_vision_output(const gemini_context *ctx, int32_t 
 GEMINI_API const float *gemini_image_embeddings(const gemini_context *ctx, int32_t *n_rows,
                                                 int32_t *dim)
 {
-    if (ctx == NULL || !ctx->has_image) return NULL;
-    if (n_rows != NULL) *n_rows = ctx->model->hparams.image_tokens;
-    if (dim != NULL) *dim = ctx->model->hparams.hidden_size;
-    return ctx->image_embd;
+    const gemini_model_hparams *hp;
+    if (ctx == NULL || ctx->last_image < 0) return NULL;
+    hp = &ctx->model->hparams;
+    if (n_rows != NULL) *n_rows = hp->image_tokens;
+    if (dim != NULL) *dim = hp->hidden_size;
+    return ctx->image_embd + (int64_t)ctx->last_image * hp->image_tokens * hp->hidden_size;
+}
+
+/* Finds the runs of image placeholders of a gemini_decode_prefix call and checks them; a
+   Gemma 3 model's runs become bidirectional spans, after the prefix's. Sets *n_runs. */
+static gemini_result gemini__image_runs(gemini_context *ctx, const int32_t *tokens,
+                                        int32_t n_tokens, int32_t prefix_length,
+                                        int32_t *n_runs)
+{
+    const gemini_model_hparams *hp = &ctx->model->hparams;
+    int gemma3 = ctx->model->mm_soft_norm != NULL;
+    int32_t i = 0, extent = prefix_length;
+
+    *n_runs = 0;
+    while (hp->has_vision && i < n_tokens) {
+        int32_t begin = i;
+        if (tokens[i] != hp->image_token_id) {
+            i++;
+            continue;
+        }
+        while (i < n_tokens && tokens[i] == hp->image_token_id) i++;
+        if (i - begin != hp->image_tokens)
+            return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: a run of "
+                                "%d image placeholders at index %d, an image has %d rows",
+                                i - begin, begin, hp->image_tokens);
+        if (*n_runs >= ctx->n_images || !ctx->image_ready[*n_runs])
+            return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: image %d "
+                                "of the prompt, but slot %d holds no encoded image (call "
+                                "gemini_encode_image_at; the context has %d slots)", *n_runs,
+                                *n_runs, ctx->n_images);
+        if (gemma3) {
+            gemini__span *span = &ctx->spans[ctx->n_spans++];
+            span->begin = begin;
+            span->end = i;
+            span->widen = 0;
+            if (begin < prefix_length && i > extent) extent = i;
+        }
+        ++*n_runs;
+    }
+
+    /* the prefix and the images it holds are one step */
+    if (extent > ctx->n_batch)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: the prefix "
+                            "with the images it holds is %d tokens, more than n_batch %d",
+                            extent, ctx->n_batch);
+    return GEMINI_OK;
 }
 
 GEMINI_API gemini_result gemini_decode_prefix(gemini_context *ctx, const int32_t *tokens,
@@ -5556,7 +5838,8 @@ GEMINI_API gemini_result gemini_decode_prefix(gemini_context *ctx, const int32_t
                                               float *logits_out, int all_logits)
 {
     const gemini_model_hparams *hp;
-    int32_t i, n_image = 0, vocab;
+    int32_t i, n_runs, vocab;
+    gemini_result result;
 
     if (ctx == NULL || tokens == NULL || n_tokens < 1)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: NULL or no "
@@ -5574,28 +5857,29 @@ GEMINI_API gemini_result gemini_decode_prefix(gemini_context *ctx, const int32_t
         return gemini__fail(GEMINI_ERR_CONTEXT_FULL, "%d tokens at position %d exceed the "
                             "context of %d", n_tokens, ctx->position, ctx->n_ctx);
     for (i = 0; i < n_tokens; i++) {
-        if (hp->has_vision && tokens[i] == hp->image_token_id) {
-            n_image++;
-            continue;
-        }
+        if (hp->has_vision && tokens[i] == hp->image_token_id) continue;
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "token %d (index %d) is outside "
                                 "[0, %d)", tokens[i], i, vocab);
     }
-    if (n_image != 0 && n_image != hp->image_tokens)
-        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: %d image "
-                            "placeholders, the image has %d rows", n_image, hp->image_tokens);
-    if (n_image != 0 && !ctx->has_image)
-        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: image "
-                            "placeholders but no image encoded (call gemini_encode_image)");
 
-    /* the prefix is the first step's (prefix_length <= n_batch); the image rows are taken in
-       order by the placeholders */
-    ctx->prefix_begin = ctx->position;
-    ctx->prefix_end = ctx->position + prefix_length;
-    ctx->image_next = n_image != 0 ? 0 : -1;
+    /* the spans: the prefix (widening the window, as PaliGemma's), then Gemma 3's images */
+    ctx->n_spans = 0;
+    if (prefix_length > 0) {
+        ctx->spans[0].begin = 0;
+        ctx->spans[0].end = prefix_length;
+        ctx->spans[0].widen = 1;
+        ctx->n_spans = 1;
+    }
+    result = gemini__image_runs(ctx, tokens, n_tokens, prefix_length, &n_runs);
+    if (result != GEMINI_OK) {
+        ctx->n_spans = 0;
+        return result;
+    }
+
+    /* the placeholders take the rows of slots 0, 1, ... in order: the slots lie back to back */
+    ctx->image_next = n_runs != 0 ? 0 : -1;
     gemini__decode_steps(ctx, tokens, n_tokens, logits_out, all_logits);
-    ctx->prefix_begin = ctx->prefix_end = 0;
     ctx->image_next = -1;
     return GEMINI_OK;
 }

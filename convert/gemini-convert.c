@@ -16,8 +16,10 @@
          to 6, WhisperSpec, float32/float16/bfloat16), and optionally config.json (suppress
          lists, languages, alignment heads) and tokenizer.json.
 
-   Families: Gemma 1 (`gemma`), Gemma 2 (`gemma2`), Gemma 3 text (`gemma3_text`, and the text
-   part of a `gemma3` checkpoint, in both the released and the transformers >= 4.5x key layout),
+   Families: Gemma 1 (`gemma`), Gemma 2 (`gemma2`), Gemma 3 text (`gemma3_text`), Gemma 3
+   vision-language (`gemma3` with a vision_config: SigLIP tower, pooling projector, format.md
+   §8.4; without one, or with --text-only, the decoder alone), PaliGemma 1/2 (`paligemma`,
+   format.md §8), each in both the released and the transformers >= 4.5x key layout, and
    Whisper (encoder-decoder speech recognition, format.md §7; its tokenizer must be a
    byte-level BPE tokenizer.json).
 
@@ -31,10 +33,11 @@
 
    Every number read from an input is checked against the file size before it is used, and every
    allocation is capped, so hostile files produce an error message, not a crash. Tensors are
-   streamed to OUT.tmp a block of rows at a time, then the file is renamed into place.
+   streamed to OUT.tmp a block of rows at a time (Gemma 3's projection, stored transposed, is
+   read whole), then the file is renamed into place.
 
    Limitations: no GGUF Q2_K, Q3_K, Q8_K or IQ* tensors; safetensors dtypes F32, F16 and BF16
-   only; vision towers and other non-decoder tensors are ignored.
+   only; a SigLIP pooling head (vision_use_head) and other unused tensors are ignored.
 
    Build
        cc -std=c99 -O2 -I. convert/gemini-convert.c -o build/gemini-convert -lm -lpthread
@@ -2809,10 +2812,15 @@ static gemini_result cv_gguf_tokenizer(cv_tokenizer *t, cv_source *s, const char
    Hyperparameters (format.md §4.2)
    ============================================================================================ */
 
-/* PaliGemma's vision tower and projector (format.md §8); present = 0 for a text model. */
+/* The vision tower and projector of PaliGemma or Gemma 3 (format.md §8); present = 0 for a
+   text model. */
+enum { CV_PALIGEMMA = 1, CV_GEMMA3_VISION = 2 };
 typedef struct cv_vision {
     int present;
+    int projector;           /* CV_PALIGEMMA, CV_GEMMA3_VISION */
     uint64_t image_size, patch, hidden, inter, layers, heads, image_token;
+    uint64_t mm_tokens, image_start, image_end;  /* Gemma 3 */
+    uint64_t resample;       /* Pillow's filter number: 2 bilinear, 3 bicubic */
     double eps, mean[3], std[3];
 } cv_vision;
 
@@ -2950,6 +2958,48 @@ static gemini_result cv_check_hparams(cv_hparams *hp, const char *where)
     return GEMINI_OK;
 }
 
+/* The SigLIP vision_config of a PaliGemma or Gemma 3 config, over the defaults already in *v,
+   and its consistency. */
+static gemini_result cv_siglip_config(cv_json *j, cv_jnode *vision, cv_vision *v)
+{
+    gemini_result r = GEMINI_OK;
+    uint64_t channels = 3;
+    cv_jnode *n = cv_jget(j, vision, "model_type");
+    if (n && (n->type != CV_JSTR || strcmp(cv_jstr(j, n), "siglip_vision_model") != 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: vision_config model_type must be "
+                            "\"siglip_vision_model\"", j->name);
+    n = cv_jget(j, vision, "hidden_act");
+    if (n && (n->type != CV_JSTR || (strcmp(cv_jstr(j, n), "gelu_pytorch_tanh") != 0 &&
+                                     strcmp(cv_jstr(j, n), "gelu_new") != 0)))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: vision_config hidden_act must be a "
+                            "tanh GELU (gelu_pytorch_tanh)", j->name);
+    n = cv_jget(j, vision, "vision_use_head");
+    if (n && n->type == CV_JBOOL && n->boolean)
+        cv_warn("%s: vision_use_head is true; the model reads the tower's last hidden state, "
+                "so the pooling head is not converted", j->name);
+    cv_cfg_uint(j, vision, "patch_size", &v->patch, &r);
+    cv_cfg_uint(j, vision, "hidden_size", &v->hidden, &r);
+    cv_cfg_uint(j, vision, "intermediate_size", &v->inter, &r);
+    cv_cfg_uint(j, vision, "num_hidden_layers", &v->layers, &r);
+    cv_cfg_uint(j, vision, "num_attention_heads", &v->heads, &r);
+    cv_cfg_uint(j, vision, "num_channels", &channels, &r);
+    cv_cfg_num(j, vision, "layer_norm_eps", &v->eps, &r);
+    cv_cfg_uint(j, vision, "image_size", &v->image_size, &r);
+    if (r != GEMINI_OK)
+        return r;
+    if (channels != 3 || !v->image_size || !v->patch || !v->hidden || !v->inter ||
+        !v->layers || !v->heads || v->hidden % v->heads != 0 || v->image_size % v->patch != 0 ||
+        v->image_size / v->patch > 128 || v->layers > CV_MAX_LAYERS ||
+        v->image_token > INT32_MAX || !(v->eps >= 0 && v->eps < 1))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: inconsistent vision_config: image %llu, "
+                            "patch %llu, hidden %llu, heads %llu, layers %llu, channels %llu",
+                            j->name, (unsigned long long)v->image_size,
+                            (unsigned long long)v->patch, (unsigned long long)v->hidden,
+                            (unsigned long long)v->heads, (unsigned long long)v->layers,
+                            (unsigned long long)channels);
+    return GEMINI_OK;
+}
+
 /* A PaliGemma config.json: text_config (a gemma or gemma2 decoder) becomes *cfg and *family;
    vision_config and image_token_index fill hp->vision. Absent keys take PaliGemmaConfig's
    defaults (SigLIP So400m/14 at 224 pixels), except that a missing image_size is derived from
@@ -2975,58 +3025,84 @@ static gemini_result cv_paligemma_config(cv_hparams *hp, cv_json *j, cv_jnode **
     else
         return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: paligemma text_config model_type "
                             "\"%.60s\" (supported: gemma, gemma2)", j->name, cv_jstr(j, n));
-    n = cv_jget(j, vision, "model_type");
-    if (n && (n->type != CV_JSTR || strcmp(cv_jstr(j, n), "siglip_vision_model") != 0))
-        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: vision_config model_type must be "
-                            "\"siglip_vision_model\"", j->name);
-    n = cv_jget(j, vision, "hidden_act");
-    if (n && (n->type != CV_JSTR || (strcmp(cv_jstr(j, n), "gelu_pytorch_tanh") != 0 &&
-                                     strcmp(cv_jstr(j, n), "gelu_new") != 0)))
-        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: vision_config hidden_act must be a "
-                            "tanh GELU (gelu_pytorch_tanh)", j->name);
-    n = cv_jget(j, vision, "vision_use_head");
-    if (n && n->type == CV_JBOOL && n->boolean)
-        cv_warn("%s: vision_use_head is true; PaliGemma does not use the pooling head, which "
-                "is not converted", j->name);
 
     v->present = 1;
+    v->projector = CV_PALIGEMMA;
     v->image_size = 224, v->patch = 14, v->hidden = 1152, v->inter = 4096, v->layers = 27;
-    v->heads = 16, v->eps = 1e-6, v->image_token = 256000;
+    v->heads = 16, v->eps = 1e-6, v->image_token = 256000, v->resample = 3;
     for (c = 0; c < 3; c++)
         v->mean[c] = 0.5, v->std[c] = 0.5;
-    cv_cfg_uint(j, vision, "patch_size", &v->patch, &r);
-    cv_cfg_uint(j, vision, "hidden_size", &v->hidden, &r);
-    cv_cfg_uint(j, vision, "intermediate_size", &v->inter, &r);
-    cv_cfg_uint(j, vision, "num_hidden_layers", &v->layers, &r);
-    cv_cfg_uint(j, vision, "num_attention_heads", &v->heads, &r);
-    cv_cfg_num(j, vision, "layer_norm_eps", &v->eps, &r);
     if (!cv_cfg_uint(j, vision, "num_image_tokens", &tokens, &r))
         cv_cfg_uint(j, text, "num_image_tokens", &tokens, &r);
-    if (!cv_cfg_uint(j, vision, "image_size", &v->image_size, &r) && tokens > 0 && v->patch) {
-        for (side = 1; side * side < tokens; side++)
-            ;
-        v->image_size = side * v->patch;
-    }
     if (!cv_cfg_uint(j, root, "image_token_index", &v->image_token, &r))
         cv_cfg_uint(j, root, "image_token_id", &v->image_token, &r);
     if (r != GEMINI_OK)
         return r;
-    if (!v->patch || !v->hidden || !v->inter || !v->layers || !v->heads ||
-        v->hidden % v->heads != 0 || v->image_size % v->patch != 0 ||
-        v->image_size / v->patch > 64 || v->layers > CV_MAX_LAYERS || v->image_token > INT32_MAX ||
-        !(v->eps >= 0 && v->eps < 1))
-        return gemini__fail(GEMINI_ERR_FORMAT, "%s: inconsistent vision_config: image %llu, "
-                            "patch %llu, hidden %llu, heads %llu, layers %llu", j->name,
-                            (unsigned long long)v->image_size, (unsigned long long)v->patch,
-                            (unsigned long long)v->hidden, (unsigned long long)v->heads,
-                            (unsigned long long)v->layers);
+    n = cv_jget(j, vision, "image_size");
+    cv_cfg_uint(j, vision, "patch_size", &v->patch, &r);
+    if ((!n || n->type == CV_JNULL) && tokens > 0 && tokens <= 128 * 128 && r == GEMINI_OK) {
+        for (side = 1; side * side < tokens; side++)
+            ;
+        v->image_size = side * v->patch;
+    }
+    if (r == GEMINI_OK)
+        r = cv_siglip_config(j, vision, v);
+    if (r != GEMINI_OK)
+        return r;
+    if ((v->image_size / v->patch) * (v->image_size / v->patch) > 4032)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: %llu image tokens are more than 4032",
+                            j->name, (unsigned long long)((v->image_size / v->patch) *
+                                                          (v->image_size / v->patch)));
     *cfg = text;
     return GEMINI_OK;
 }
 
-/* image_mean and image_std of a preprocessor_config.json beside config.json, if there is one
-   (SiglipImageProcessor's values; 0.5 each otherwise). */
-static gemini_result cv_paligemma_preprocessor(cv_vision *v, const char *dir)
+/* The vision part of a Gemma3ForConditionalGeneration config.json (vision_config,
+   mm_tokens_per_image and the image token ids). Absent keys take Gemma3Config's defaults (256
+   soft tokens, ids 255999, 256000 and 262144) and SiglipVisionConfig's. */
+static gemini_result cv_gemma3_vision_config(cv_hparams *hp, cv_json *j, cv_jnode *vision)
+{
+    cv_jnode *root = cv_jroot(j);
+    cv_vision *v = &hp->vision;
+    gemini_result r = GEMINI_OK;
+    uint64_t side, grid;
+    int c;
+
+    v->present = 1;
+    v->projector = CV_GEMMA3_VISION;
+    v->image_size = 224, v->patch = 16, v->hidden = 768, v->inter = 3072, v->layers = 12;
+    v->heads = 12, v->eps = 1e-6, v->resample = 2;
+    v->mm_tokens = 256, v->image_start = 255999, v->image_end = 256000;
+    v->image_token = 262144;
+    for (c = 0; c < 3; c++)
+        v->mean[c] = 0.5, v->std[c] = 0.5;
+    cv_cfg_uint(j, root, "mm_tokens_per_image", &v->mm_tokens, &r);
+    if (!cv_cfg_uint(j, root, "boi_token_index", &v->image_start, &r))
+        cv_cfg_uint(j, root, "boi_token_id", &v->image_start, &r);
+    if (!cv_cfg_uint(j, root, "eoi_token_index", &v->image_end, &r))
+        cv_cfg_uint(j, root, "eoi_token_id", &v->image_end, &r);
+    if (!cv_cfg_uint(j, root, "image_token_index", &v->image_token, &r))
+        cv_cfg_uint(j, root, "image_token_id", &v->image_token, &r);
+    if (r == GEMINI_OK)
+        r = cv_siglip_config(j, vision, v);
+    if (r != GEMINI_OK)
+        return r;
+    grid = v->image_size / v->patch;
+    for (side = 1; side * side < v->mm_tokens; side++)
+        ;
+    if (side * side != v->mm_tokens || grid % side != 0 || v->mm_tokens > 4032 ||
+        v->image_start > INT32_MAX || v->image_end > INT32_MAX)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: mm_tokens_per_image %llu is not the square "
+                            "of a divisor of the %llu x %llu patch grid (or a token id is out "
+                            "of range)", j->name, (unsigned long long)v->mm_tokens,
+                            (unsigned long long)grid, (unsigned long long)grid);
+    return GEMINI_OK;
+}
+
+/* image_mean, image_std and resample of a preprocessor_config.json beside config.json, if there
+   is one (the image processor's defaults otherwise: 0.5 each; bicubic for PaliGemma, bilinear
+   for Gemma 3). */
+static gemini_result cv_vision_preprocessor(cv_vision *v, const char *dir)
 {
     static const char *const keys[2] = {"image_mean", "image_std"};
     char *path = cv_path_join(dir, "preprocessor_config.json"), *text = NULL;
@@ -3062,6 +3138,10 @@ static gemini_result cv_paligemma_preprocessor(cv_vision *v, const char *dir)
             out[c] = e->number;
         }
     }
+    if (r == GEMINI_OK && cv_cfg_uint(&j, cv_jroot(&j), "resample", &v->resample, &r) &&
+        v->resample != 2 && v->resample != 3)
+        r = gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: resample %llu (supported: 2 bilinear, "
+                         "3 bicubic)", path, (unsigned long long)v->resample);
     if (parsed)
         cv_json_free(&j);
     free(text);
@@ -3087,6 +3167,12 @@ static gemini_result cv_hf_hparams(cv_hparams *hp, cv_json *j)
             return gemini__fail(GEMINI_ERR_FORMAT, "%s: gemma3 config without \"text_config\"",
                                 j->name);
         family = 3;
+        n = cv_jget(j, root, "vision_config");
+        if (n && n->type == CV_JOBJ) {
+            r = cv_gemma3_vision_config(hp, j, n);
+            if (r != GEMINI_OK)
+                return r;
+        }
     } else if (strcmp(model_type, "gemma3_text") == 0) {
         family = 3;
     } else if (strcmp(model_type, "gemma2") == 0) {
@@ -3144,6 +3230,10 @@ static gemini_result cv_hf_hparams(cv_hparams *hp, cv_json *j)
         cv_cfg_uint(j, cfg, "sliding_window", &hp->sliding_window, &r);
     }
     if (family == 3) {
+        n = cv_jget(j, cfg, "use_bidirectional_attention");
+        if (n && n->type == CV_JBOOL && n->boolean)
+            return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: use_bidirectional_attention "
+                                "(an encoder such as EmbeddingGemma) is not supported", j->name);
         cv_cfg_num(j, cfg, "rope_local_base_freq", &hp->rope_theta_local, &r);
         if (!cv_cfg_uint(j, cfg, "sliding_window_pattern", &pattern, &r))
             cv_cfg_uint(j, cfg, "_sliding_window_pattern", &pattern, &r);
@@ -3368,6 +3458,7 @@ typedef struct cv_out_tensor {
     int n_dims;
     uint64_t dims[4];
     int add_one;             /* norm weight stored as w: write 1 + w */
+    int transpose;           /* the source is [dims[1], dims[0]] (x @ W): write its transpose */
     int copy;                /* the source bytes are already in the output type */
     uint64_t offset, size;   /* offset from data_offset */
     uint32_t crc;
@@ -3379,6 +3470,7 @@ typedef struct cv_plan {
 } cv_plan;
 
 typedef struct cv_options {
+    int text_only;           /* --text-only: leave a vision tower out */
     int has_type;
     gemini_type type;
     const char *output;
@@ -3538,17 +3630,41 @@ static gemini_result cv_same_bytes(cv_source *s, const cv_src_tensor *a, const c
     return r;
 }
 
-/* PaliGemma's SigLIP tower and projector (format.md §8.2), after the decoder's tensors. The
-   released files name the tower vision_tower.vision_model.*, transformers v5 writes
-   vision_tower.* and its in-memory names carry a leading "model."; all are accepted. */
+/* Adds a matrix stored [in, out] and used as x @ W (Gemma 3's mm_input_projection_weight) as
+   the [out, in] matrix every product reads: t must be [d1, d0]. */
+static gemini_result cv_plan_add_transposed(cv_plan *plan, const cv_source *src,
+                                            const cv_options *opt, const char *name,
+                                            const cv_src_tensor *t, uint64_t d0, uint64_t d1)
+{
+    cv_out_tensor *o;
+    gemini_result r = cv_plan_add_kind(plan, src, opt, name, t, 2, d1, d0, CV_MATRIX, 0);
+    if (r != GEMINI_OK)
+        return r;
+    o = &plan->tensors[plan->n - 1];
+    o->dims[0] = d0;
+    o->dims[1] = d1;
+    o->transpose = 1;
+    o->copy = 0;
+    if (d1 % (uint64_t)gemini_type_block_size(o->type) != 0) {
+        cv_warn("%s: rows of %llu values are not a multiple of the %s block: writing f16", name,
+                (unsigned long long)d1, gemini_type_name(o->type));
+        o->type = GEMINI_TYPE_F16;
+    }
+    return GEMINI_OK;
+}
+
+/* The SigLIP tower and the projector of PaliGemma or Gemma 3 (format.md §8.2, §8.4), after the
+   decoder's tensors. The released files name the tower vision_tower.vision_model.*,
+   transformers v5 writes vision_tower.* and its in-memory names carry a leading "model."; all
+   are accepted. */
 static gemini_result cv_plan_vision(cv_plan *plan, cv_source *s, const cv_hparams *hp,
                                     const cv_options *opt)
 {
     static const char *const towers[] = {"vision_tower.vision_model.",
                                          "model.vision_tower.vision_model.", "vision_tower.",
                                          "model.vision_tower."};
-    static const char *const projectors[] = {"multi_modal_projector.linear.",
-                                             "model.multi_modal_projector.linear."};
+    static const char *const projectors[] = {"multi_modal_projector.",
+                                             "model.multi_modal_projector."};
     static const struct {
         const char *ours, *hf;
         char shape;          /* 'n' [Dv], 'm' [Dv, Dv], 'u' [F, Dv], 'f' [F], 'd' [Dv, F] */
@@ -3577,14 +3693,16 @@ static gemini_result cv_plan_vision(cv_plan *plan, cv_source *s, const cv_hparam
             tower = towers[i];
     }
     for (i = 0; i < sizeof projectors / sizeof projectors[0] && !projector; i++) {
-        snprintf(name, sizeof name, "%sweight", projectors[i]);
+        snprintf(name, sizeof name, "%s%s", projectors[i],
+                 v->projector == CV_GEMMA3_VISION ? "mm_input_projection_weight"
+                                                  : "linear.weight");
         if (cv_source_find(s, name))
             projector = projectors[i];
     }
     if (!tower || !projector)
         return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: no %s (tried the prefixes "
                             "vision_tower.vision_model., vision_tower. and multi_modal_projector."
-                            "linear., each also after model.)", s->input,
+                            ", each also after model.)", s->input,
                             tower ? "projector" : "vision tower");
 
 #define CV_VISION_TENSOR(suffix)                                                                 \
@@ -3638,13 +3756,29 @@ static gemini_result cv_plan_vision(cv_plan *plan, cv_source *s, const cv_hparam
         r = cv_plan_add(plan, s, opt, "vis.post_norm_b", t, 1, v->hidden, 0, 1, 0);
     }
 #undef CV_VISION_TENSOR
-    if (r == GEMINI_OK) {
-        snprintf(name, sizeof name, "%sweight", projector);
-        r = cv_plan_add(plan, s, opt, "mm.proj", cv_source_find(s, name), 2, hp->hidden,
-                        v->hidden, 0, 0);
+    if (r != GEMINI_OK)
+        return r;
+
+    /* Gemma 3: the soft-token RMSNorm (1 + w) and the projection [Dv, d] used as x @ W */
+    if (v->projector == CV_GEMMA3_VISION) {
+        snprintf(name, sizeof name, "%smm_input_projection_weight", projector);
+        r = cv_plan_add_transposed(plan, s, opt, "mm.proj", cv_source_find(s, name),
+                                   hp->hidden, v->hidden);
+        snprintf(name, sizeof name, "%smm_soft_emb_norm.weight", projector);
+        if (r == GEMINI_OK && !(t = cv_source_find(s, name)))
+            return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: tensor %s is missing", s->input,
+                                name);
+        if (r == GEMINI_OK)
+            r = cv_plan_add(plan, s, opt, "mm.soft_norm", t, 1, v->hidden, 0, 1, 1);
+        return r;
     }
+
+    /* PaliGemma: a linear layer with bias */
+    snprintf(name, sizeof name, "%slinear.weight", projector);
+    r = cv_plan_add(plan, s, opt, "mm.proj", cv_source_find(s, name), 2, hp->hidden, v->hidden,
+                    0, 0);
     if (r == GEMINI_OK) {
-        snprintf(name, sizeof name, "%sbias", projector);
+        snprintf(name, sizeof name, "%slinear.bias", projector);
         if (!(t = cv_source_find(s, name)))
             return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: tensor %s is missing", s->input,
                                 name);
@@ -4626,7 +4760,8 @@ static void cv_meta_array(cv_meta *m, const char *key, uint32_t elem_type, uint6
 static void cv_write_vision_metadata(cv_meta *m, const cv_vision *v)
 {
     int c;
-    cv_meta_str(m, "vision.projector", "paligemma");
+    cv_meta_str(m, "vision.projector",
+                v->projector == CV_GEMMA3_VISION ? "gemma3" : "paligemma");
     cv_meta_u32(m, "vision.image_size", v->image_size);
     cv_meta_u32(m, "vision.patch_size", v->patch);
     cv_meta_u32(m, "vision.hidden_size", v->hidden);
@@ -4642,6 +4777,12 @@ static void cv_write_vision_metadata(cv_meta *m, const cv_vision *v)
     cv_meta_array(m, "vision.image_std", CV_GV_F32, 3);
     for (c = 0; c < 3; c++)
         cv_buf_f32(&m->buf, (float)v->std[c]);
+    cv_meta_u32(m, "vision.resample", v->resample);
+    if (v->projector == CV_GEMMA3_VISION) {
+        cv_meta_u32(m, "vision.mm_tokens_per_image", v->mm_tokens);
+        cv_meta_i32(m, "vision.image_start_id", (int64_t)v->image_start);
+        cv_meta_i32(m, "vision.image_end_id", (int64_t)v->image_end);
+    }
 }
 
 /* An i32 array key, when the list was found. */
@@ -4818,6 +4959,53 @@ static double cv_now_mb(uint64_t bytes)
     return (double)bytes / (1024.0 * 1024.0);
 }
 
+/* Writes a tensor whose source is its transpose (cv_plan_add_transposed): reads the whole
+   source as f32, transposes it and converts the rows. Such matrices are projections of
+   modest size, so the two copies are capped rather than streamed. */
+static gemini_result cv_write_transposed(FILE *fp, const char *out_path, cv_source *s,
+                                         cv_out_tensor *o)
+{
+    const cv_src_tensor *t = o->src;
+    const cv_srctype *st = cv_srctype_find(t->type);
+    uint64_t rows = o->dims[0], cols = o->dims[1], r0, c0;
+    uint64_t dst_bytes = rows * (uint64_t)gemini_type_row_bytes(o->type, (int64_t)cols);
+    unsigned char *in = NULL, *out = NULL;
+    float *values = NULL, *transposed = NULL;
+    gemini_result r;
+
+    if (t->n_values != rows * cols || t->n_values > ((uint64_t)1 << 28))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor %s: %llu values cannot be "
+                            "transposed here (at most 2^28)", s->input, t->name,
+                            (unsigned long long)t->n_values);
+    in = (unsigned char *)cv_alloc(t->size, o->name);
+    values = (float *)cv_alloc(t->n_values * sizeof(float), o->name);
+    transposed = (float *)cv_alloc(t->n_values * sizeof(float), o->name);
+    out = (unsigned char *)cv_alloc(dst_bytes, o->name);
+    r = in && values && transposed && out ? GEMINI_OK : GEMINI_ERR_OUT_OF_MEMORY;
+    if (r == GEMINI_OK)
+        r = cv_file_read(&s->files[t->file], t->offset, in, t->size, t->name);
+    if (r == GEMINI_OK)
+        r = cv_dequant(st, in, values, (int64_t)t->n_values);
+    if (r == GEMINI_OK) {
+        /* the source is [cols, rows]: element (c, r) becomes (r, c) */
+        for (c0 = 0; c0 < cols; c0++)
+            for (r0 = 0; r0 < rows; r0++)
+                transposed[r0 * cols + c0] = values[c0 * rows + r0];
+        r = gemini_quantize_row(o->type, transposed, out, (int64_t)t->n_values);
+        if (r != GEMINI_OK)
+            r = gemini__fail(r, "%s: tensor %s: %s", s->input, t->name, gemini_last_error());
+    }
+    if (r == GEMINI_OK) {
+        o->crc = gemini_crc32(0, out, (size_t)dst_bytes);
+        r = cv_fwrite(fp, out, (size_t)dst_bytes, out_path);
+    }
+    free(in);
+    free(values);
+    free(transposed);
+    free(out);
+    return r;
+}
+
 /* Streams one tensor: reads row blocks of the source, converts them through f32 (or copies
    them), writes them and accumulates the CRC. */
 static gemini_result cv_write_tensor(FILE *fp, const char *out_path, cv_source *s,
@@ -4837,6 +5025,8 @@ static gemini_result cv_write_tensor(FILE *fp, const char *out_path, cv_source *
         o->crc = 0;
         return GEMINI_OK;
     }
+    if (o->transpose)
+        return cv_write_transposed(fp, out_path, s, o);
     chunk = (uint64_t)CV_CHUNK_VALUES / cols;
     if (chunk == 0)
         chunk = 1;
@@ -5396,8 +5586,10 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
         } else if (r == GEMINI_OK) {
             r = cv_hf_tokenizer(&tok, input);
         }
+        if (opt->text_only)
+            hp->vision.present = 0;
         if (r == GEMINI_OK && hp->vision.present)
-            r = cv_paligemma_preprocessor(&hp->vision, input);
+            r = cv_vision_preprocessor(&hp->vision, input);
     } else {
         r = cv_gguf_open(&src, input);
         if (r == GEMINI_OK)
@@ -5463,12 +5655,12 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
 static void cv_usage(FILE *fp)
 {
     fputs(
-        "usage: gemini-convert [--type TYPE] [-o OUT.gemini] [-q] INPUT\n"
+        "usage: gemini-convert [--type TYPE] [-o OUT.gemini] [-q] [--text-only] INPUT\n"
         "       gemini-convert --info [--full] FILE.gemini\n"
         "       gemini-convert --verify FILE.gemini\n"
         "\n"
-        "Converts a Gemma 1/2/3, PaliGemma 1/2 or Whisper checkpoint to the .gemini format\n"
-        "(format.md).\n"
+        "Converts a Gemma 1/2/3 (also Gemma 3 with its vision tower), PaliGemma 1/2 or\n"
+        "Whisper checkpoint to the .gemini format (format.md).\n"
         "INPUT is a Hugging Face directory (config.json; model.safetensors or\n"
         "model.safetensors.index.json with its shards; tokenizer.model and/or tokenizer.json;\n"
         "Whisper: generation_config.json), a GGUF v2/v3 file (tensor types F32 F16 BF16 Q8_0\n"
@@ -5491,6 +5683,8 @@ static void cv_usage(FILE *fp)
         "                    the directory's path plus .gemini. Written to OUT.tmp, then\n"
         "                    renamed.\n"
         "  -q, --quiet       no progress or summary on stderr (warnings and errors remain).\n"
+        "  --text-only       leave out the vision tower and projector of a Gemma 3 or\n"
+        "                    PaliGemma checkpoint: the file holds the decoder alone.\n"
         "  --info FILE       load FILE with gemini_model_load and print its header, every\n"
         "                    metadata key with type and value (arrays: the first 8 elements;\n"
         "                    with --full, all of them) and the tensor table (name, type, shape,\n"
@@ -5535,6 +5729,8 @@ int main(int argc, char **argv)
             info = 1;
         } else if (strcmp(a, "--verify") == 0) {
             verify = 1;
+        } else if (strcmp(a, "--text-only") == 0) {
+            opt.text_only = 1;
         } else if (strcmp(a, "-t") == 0 || strcmp(a, "--type") == 0 || strcmp(a, "-o") == 0 ||
                    strcmp(a, "--output") == 0) {
             if (i + 1 >= argc) {

@@ -102,7 +102,7 @@ patch() {
 help_mentions_every_flag() {
     "$CONVERT" --help >"$OUT/help.txt" || return 1
     for flag in --type -o --output -q --quiet --info --full --verify --help --version \
-        f32 f16 bf16 q8_0 q4_0; do
+        --text-only f32 f16 bf16 q8_0 q4_0; do
         grep -q -- "$flag" "$OUT/help.txt" || { echo "--help lacks $flag"; return 1; }
     done
 }
@@ -384,6 +384,52 @@ rm -f "$OUT/st/tokenizer.model"
 echo '{"model": {"type": "BPE", "vocab": {"a": 4294967296}}}' >"$OUT/st/tokenizer.json"
 hostile "tokenizer.json with a huge id" "$OUT/st"
 rm -f "$OUT/st/tokenizer.json"
+
+# Gemma 3 vision configs (tests/fixtures/gemma3-vision/hf): the pooling must divide the patch
+# grid into a square, the tower must read RGB, an encoder-style text model is refused.
+G3V=$FX/gemma3-vision/hf
+mkdir -p "$OUT/g3v"
+cp "$G3V/model.safetensors" "$OUT/g3v/"
+sed 's/"mm_tokens_per_image": 4/"mm_tokens_per_image": 5/' "$G3V/config.json" \
+    >"$OUT/g3v/config.json"
+hostile "Gemma 3 vision: mm_tokens_per_image 5 (not a square)" "$OUT/g3v"
+sed 's/"mm_tokens_per_image": 4/"mm_tokens_per_image": 9/' "$G3V/config.json" \
+    >"$OUT/g3v/config.json"
+hostile "Gemma 3 vision: mm_tokens_per_image 9 (3 does not divide a 4 x 4 grid)" "$OUT/g3v"
+sed 's/"num_channels": 3/"num_channels": 1/' "$G3V/config.json" >"$OUT/g3v/config.json"
+hostile "Gemma 3 vision: num_channels 1" "$OUT/g3v"
+sed 's/"use_bidirectional_attention": false/"use_bidirectional_attention": true/' \
+    "$G3V/config.json" >"$OUT/g3v/config.json"
+hostile "Gemma 3: use_bidirectional_attention" "$OUT/g3v"
+cp "$G3V/config.json" "$OUT/g3v/"
+echo '{"image_mean": [0.5, 0.5, 0.5], "resample": 0}' >"$OUT/g3v/preprocessor_config.json"
+hostile "Gemma 3 vision: preprocessor_config.json resample 0 (nearest)" "$OUT/g3v"
+rm -f "$OUT/g3v/preprocessor_config.json"
+
+gemma3_vision_keys() {
+    f=$OUT/g3v.gemini
+    "$CONVERT" -q --type f32 -o "$f" "$OUT/g3v" 2>/dev/null || return 1
+    meta_is "$f" vision.projector '"gemma3"' && meta_is "$f" vision.mm_tokens_per_image 4 &&
+        meta_is "$f" vision.image_start_id 255 && meta_is "$f" vision.image_end_id 256 &&
+        meta_is "$f" vision.image_token_id 262 && meta_is "$f" vision.resample 2 || return 1
+    "$CONVERT" --info "$f" | grep -q '^  mm.proj  *f32  *\[48, 32\]' || return 1
+    "$CONVERT" --info "$f" | grep -q '^  mm.soft_norm  *f32  *\[32\]' || return 1
+    echo '{"image_mean": [0.25, 0.5, 0.75], "resample": 3}' >"$OUT/g3v/preprocessor_config.json"
+    "$CONVERT" -q --type f32 -o "$f" "$OUT/g3v" 2>/dev/null || return 1
+    rm -f "$OUT/g3v/preprocessor_config.json"
+    meta_is "$f" vision.resample 3 && meta_is "$f" vision.image_mean "f32[3] = 0.25 0.5 0.75"
+}
+check "Gemma 3 vision keys; mm.proj transposed to [d, Dv]; preprocessor_config.json read" \
+    gemma3_vision_keys
+
+text_only() {
+    f=$OUT/g3v-text.gemini
+    "$CONVERT" -q --text-only --type f32 -o "$f" "$OUT/g3v" 2>/dev/null || return 1
+    "$CONVERT" --verify "$f" >/dev/null 2>&1 || return 1
+    ! "$CONVERT" --info "$f" | grep -q 'vision\.\|vis\.\|mm\.' &&
+        meta_is "$f" general.architecture '"gemma3"'
+}
+check "--text-only leaves the vision tower out of a Gemma 3 file" text_only
 
 gemini_hostile() {
     f=$OUT/tiny-f32.gemini
