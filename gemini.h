@@ -179,7 +179,7 @@ typedef struct gemini_model gemini_model;
 
 /* Hyperparameters read from the file (format.md §4.2). */
 typedef struct gemini_model_hparams {
-    char architecture[16];      /* "gemma", "gemma2" or "gemma3" */
+    char architecture[16];      /* "gemma", "gemma2", "gemma3" or "whisper" */
     int32_t vocab_size;         /* rows of token_embd */
     int32_t hidden_size;        /* d */
     int32_t intermediate_size;  /* F */
@@ -200,6 +200,16 @@ typedef struct gemini_model_hparams {
     int sandwich_norms;         /* 1: post-attention and post-MLP norms */
     int qk_norm;                /* 1: per-head RMSNorm of q and k */
     int tied_embeddings;        /* 1: the head is token_embd */
+
+    /* Whisper (format.md §7): LayerNorm with bias, learned positions, plain GELU MLP with
+       biases, cross-attention to an audio encoder. All 0 for the Gemma architectures. */
+    int is_encoder_decoder;     /* 1: Whisper */
+    float layer_norm_eps;
+    int32_t n_mels;             /* log-mel bins the encoder reads (80 or 128) */
+    int32_t audio_ctx;          /* encoder positions (1500 for 30 s) */
+    int32_t encoder_layers;
+    int32_t encoder_heads;
+    int32_t encoder_ffn;        /* encoder MLP width */
 } gemini_model_hparams;
 
 /* Opens a .gemini file, maps it read-only (or reads it into memory where mapping fails) and
@@ -230,7 +240,7 @@ GEMINI_API const gemini_model_hparams *gemini_model_get_hparams(const gemini_mod
 /* Embedding rows (model.vocab_size); 0 for NULL. */
 GEMINI_API int32_t gemini_model_vocab_size(const gemini_model *model);
 
-/* "gemma", "gemma2" or "gemma3"; "" for NULL. */
+/* "gemma", "gemma2", "gemma3" or "whisper"; "" for NULL. */
 GEMINI_API const char *gemini_model_architecture(const gemini_model *model);
 
 /* Metadata value types (format.md §2.2, GGUF numbering). */
@@ -320,6 +330,8 @@ typedef struct gemini_tokenizer_desc {
     int byte_fallback;
     const uint8_t *charsmap;        /* precompiled_charsmap, or NULL */
     size_t charsmap_length;
+    int32_t n_merges;               /* byte-bpe: merges by rank, two piece ids each; else 0 */
+    const int32_t *merges;          /* [2 * n_merges] or NULL */
 } gemini_tokenizer_desc;
 
 /* Fills *out. GEMINI_ERR_MISSING_KEY if the file has no tokenizer (no tokenizer.model),
@@ -492,6 +504,39 @@ GEMINI_API int32_t gemini_context_size(const gemini_context *ctx);
    ctx or tokens, n_tokens < 1, or a token id outside [0, vocab_size). */
 GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *tokens,
                                        int32_t n_tokens, float *logits_out, int all_logits);
+
+/* ---- Encoder-decoder (Whisper) -------------------------------------------------------------- */
+
+/* A Whisper context decodes text conditioned on one encoded audio window: gemini_encode_mel
+   runs the encoder and keeps, per decoder layer, the cross-attention keys and values; every
+   gemini_decode after it attends to them. Its n_ctx is capped at the model's max_position
+   (448 learned positions); gemini_decode fails until audio has been encoded. */
+
+/* Runs the encoder on one log-mel window: mel holds n_mels rows of n_frames floats
+   (mel[m * n_frames + t], as gemini_audio_log_mel_30s writes it) and n_frames must be
+   2 * audio_ctx (3000 for 30 s). Stores the cross-attention keys and values and resets the
+   decoder position to 0. GEMINI_ERR_INVALID_ARGUMENT on NULL, a model without an encoder, or
+   other sizes than the model's. */
+GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel, int32_t n_mels,
+                                           int32_t n_frames);
+
+/* The last encoder output (after the final LayerNorm): *n_frames rows (audio_ctx) of *dim
+   floats (hidden_size); either out pointer may be NULL. NULL before the first successful
+   encode. Valid until the next gemini_encode_mel or gemini_context_free. */
+GEMINI_API const float *gemini_encoder_output(const gemini_context *ctx, int32_t *n_frames,
+                                              int32_t *dim);
+
+/* Copies the decoder state of src (position and self-attention KV cache) into dst, for beam
+   search: both contexts of the same model, n_ctx and n_batch. The audio is not copied.
+   GEMINI_ERR_INVALID_ARGUMENT on NULL or mismatched contexts, GEMINI_ERR_UNSUPPORTED when a
+   backend keeps the KV cache (its attention callback is set). Works for Gemma contexts too. */
+GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
+                                                      const gemini_context *src);
+
+/* Copies the encoded audio (encoder output and cross-attention keys and values) of src into
+   dst; the decoder state is unchanged. Errors as gemini_context_copy_sequence, and
+   GEMINI_ERR_INVALID_ARGUMENT when src holds no audio. */
+GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src);
 
 /* ---- Sampling ------------------------------------------------------------------------------- */
 
@@ -1411,20 +1456,39 @@ typedef struct gemini__tensor {
     const uint8_t *data;
 } gemini__tensor;
 
-/* The weights of one decoder block. Norm vectors are f32 and already hold 1 + w. */
+/* The weights of one transformer block, Gemma's or Whisper's (decoder or encoder). A NULL
+   member is a part the block does not have. Gemma: RMSNorm vectors hold 1 + w; no biases;
+   GeGLU MLP (ffn_gate set). Whisper: LayerNorm (weight and bias); biases on q, v, out and the
+   MLP (k has none); a plain GELU MLP (ffn_gate NULL); decoder blocks add cross-attention. */
 typedef struct gemini__layer {
     const float *attn_norm;         /* (d) */
+    const float *attn_norm_b;       /* (d) LayerNorm bias, or NULL (RMSNorm) */
     const gemini__tensor *attn_q;   /* (H*D, d) */
+    const float *attn_q_b;          /* (H*D) or NULL */
     const gemini__tensor *attn_k;   /* (Hkv*D, d) */
     const gemini__tensor *attn_v;   /* (Hkv*D, d) */
+    const float *attn_v_b;          /* (Hkv*D) or NULL */
     const float *attn_q_norm;       /* (D) or NULL */
     const float *attn_k_norm;       /* (D) or NULL */
     const gemini__tensor *attn_out; /* (d, H*D) */
+    const float *attn_out_b;        /* (d) or NULL */
     const float *post_attn_norm;    /* (d) or NULL */
+    const float *cross_norm;        /* (d) or NULL: cross-attention (Whisper decoder) */
+    const float *cross_norm_b;
+    const gemini__tensor *cross_q;  /* (d, d) */
+    const float *cross_q_b;
+    const gemini__tensor *cross_k;  /* (d, d), applied to the encoder output */
+    const gemini__tensor *cross_v;
+    const float *cross_v_b;
+    const gemini__tensor *cross_out;
+    const float *cross_out_b;
     const float *ffn_norm;          /* (d) */
-    const gemini__tensor *ffn_gate; /* (F, d) */
+    const float *ffn_norm_b;        /* (d) or NULL */
+    const gemini__tensor *ffn_gate; /* (F, d) or NULL (plain MLP) */
     const gemini__tensor *ffn_up;   /* (F, d) */
+    const float *ffn_up_b;          /* (F) or NULL */
     const gemini__tensor *ffn_down; /* (d, F) */
+    const float *ffn_down_b;        /* (d) or NULL */
     const float *post_ffn_norm;     /* (d) or NULL */
     int is_local;                   /* sliding-window attention */
 } gemini__layer;
@@ -1446,14 +1510,26 @@ struct gemini_model {
 
     const gemini__tensor *token_embd; /* (vocab, d) */
     const float *output_norm;       /* (d) */
+    const float *output_norm_b;     /* (d) or NULL (RMSNorm) */
     const gemini__tensor *output;   /* (vocab, d): token_embd when tied */
     gemini__layer *layers;          /* (L) */
+
+    /* Whisper only: learned decoder positions and the audio encoder */
+    const float *pos_embd;          /* (max_position, d) */
+    const gemini__tensor *enc_conv1; /* (d, n_mels * 3) */
+    const float *enc_conv1_b;
+    const gemini__tensor *enc_conv2; /* (d, d * 3), stride 2 */
+    const float *enc_conv2_b;
+    const float *enc_pos;           /* (audio_ctx, d) */
+    gemini__layer *enc_layers;      /* (encoder_layers) */
+    const float *enc_output_norm, *enc_output_norm_b;
 
     int has_tokenizer;
     gemini_tokenizer_desc tokenizer;
     const char **piece_pointers;    /* (n_pieces) */
     uint32_t *piece_lengths;        /* (n_pieces) */
     float *scores;                  /* (n_pieces) */
+    int32_t *merges;                /* (2 * n_merges) byte-bpe merges, aligned copy */
 };
 
 /* A bounded reader over the directory bytes. */
@@ -2001,13 +2077,68 @@ static gemini_result gemini__bind_tensor(const gemini_model *model, const char *
     return GEMINI_OK;
 }
 
-static gemini_result gemini__bind_norm(const gemini_model *model, const char *name, int64_t n,
+static gemini_result gemini__bind_vector(const gemini_model *model, const char *name, int64_t n,
                                        const float **out)
 {
     const gemini__tensor *t;
     gemini_result result = gemini__bind_tensor(model, name, n, 0, 1, &t);
     if (result == GEMINI_OK) *out = (const float *)(const void *)t->data;
     return result;
+}
+
+/* The hyperparameters of a Whisper file (format.md §7.1). The Gemma-only fields get the values
+   that make the shared code do Whisper's maths: no embedding scale, q.k scaled by D^-0.5, no
+   soft-caps, no RoPE, no sliding window. */
+static gemini_result gemini__read_whisper_hparams(gemini_model *model)
+{
+    gemini_model_hparams *hp = &model->hparams;
+    const gemini__meta *m;
+    gemini_result r;
+
+    if ((r = gemini__require_int(model, "model.vocab_size", 1, 1 << 24, &hp->vocab_size)) ||
+        (r = gemini__require_int(model, "model.hidden_size", 1, 1 << 16, &hp->hidden_size)) ||
+        (r = gemini__require_int(model, "model.intermediate_size", 1, 1 << 20,
+                                 &hp->intermediate_size)) ||
+        (r = gemini__require_int(model, "model.num_layers", 1, 4096, &hp->num_layers)) ||
+        (r = gemini__require_int(model, "model.num_heads", 1, 1024, &hp->num_heads)) ||
+        (r = gemini__require_int(model, "model.num_kv_heads", 1, 1024, &hp->num_kv_heads)) ||
+        (r = gemini__require_int(model, "model.head_dim", 1, 4096, &hp->head_dim)) ||
+        (r = gemini__require_int(model, "model.max_position", 1, GEMINI__MAX_CTX,
+                                 &hp->max_position)) ||
+        (r = gemini__require_float(model, "model.layer_norm_eps", &hp->layer_norm_eps)) ||
+        (r = gemini__require_bool(model, "model.tied_embeddings", &hp->tied_embeddings)) ||
+        (r = gemini__require_int(model, "whisper.n_mels", 1, 1024, &hp->n_mels)) ||
+        (r = gemini__require_int(model, "whisper.audio_ctx", 1, GEMINI__MAX_CTX,
+                                 &hp->audio_ctx)) ||
+        (r = gemini__require_int(model, "whisper.encoder_layers", 1, 4096,
+                                 &hp->encoder_layers)) ||
+        (r = gemini__require_int(model, "whisper.encoder_heads", 1, 1024,
+                                 &hp->encoder_heads)) ||
+        (r = gemini__require_int(model, "whisper.encoder_ffn", 1, 1 << 20, &hp->encoder_ffn)) ||
+        (r = gemini__require_string(model, "model.activation", &m)))
+        return r;
+    if (!(m->value_bytes == 4 && memcmp(m->value, "gelu", 4) == 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "model.activation '%.*s' is not supported "
+                            "for whisper", (int)(m->value_bytes > 64 ? 64 : m->value_bytes),
+                            (const char *)m->value);
+    if (hp->num_kv_heads != hp->num_heads ||
+        (int64_t)hp->num_heads * hp->head_dim != hp->hidden_size)
+        return gemini__fail(GEMINI_ERR_FORMAT, "whisper: heads %d, kv heads %d, head_dim %d "
+                            "do not match hidden_size %d", hp->num_heads, hp->num_kv_heads,
+                            hp->head_dim, hp->hidden_size);
+    if (hp->hidden_size % hp->encoder_heads != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "whisper.encoder_heads %d does not divide "
+                            "hidden_size %d", hp->encoder_heads, hp->hidden_size);
+    if (!hp->tied_embeddings)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "whisper: untied output head");
+    if (!(hp->layer_norm_eps >= 0.0f && hp->layer_norm_eps < 1.0f))
+        return gemini__fail(GEMINI_ERR_FORMAT, "model.layer_norm_eps %g is out of range",
+                            hp->layer_norm_eps);
+    hp->is_encoder_decoder = 1;
+    hp->embed_scale = 1.0f;
+    hp->query_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->rope_theta = hp->rope_theta_local = hp->rope_scale = 1.0f;
+    return GEMINI_OK;
 }
 
 /* Reads and checks the hyperparameters of format.md §4.2. */
@@ -2018,6 +2149,10 @@ static gemini_result gemini__read_hparams(gemini_model *model)
     gemini_result r;
 
     if ((r = gemini__require_string(model, "general.architecture", &m)) != GEMINI_OK) return r;
+    if (m->value_bytes == 7 && memcmp(m->value, "whisper", 7) == 0) {
+        memcpy(hp->architecture, "whisper", 8);
+        return gemini__read_whisper_hparams(model);
+    }
     if (!(m->value_bytes == 5 && memcmp(m->value, "gemma", 5) == 0) &&
         !(m->value_bytes == 6 && memcmp(m->value, "gemma2", 6) == 0) &&
         !(m->value_bytes == 6 && memcmp(m->value, "gemma3", 6) == 0))
@@ -2072,6 +2207,104 @@ static gemini_result gemini__read_hparams(gemini_model *model)
     return GEMINI_OK;
 }
 
+/* Binds the weights of one Whisper block named prefix + "attn_q" etc. (format.md §7.2):
+   self-attention and MLP of width f, and cross-attention when `cross` is set. */
+static gemini_result gemini__bind_whisper_layer(gemini_model *model, const char *prefix,
+                                                int64_t f, int cross, gemini__layer *layer)
+{
+    int64_t d = model->hparams.hidden_size;
+    char name[96];
+    gemini_result r;
+
+#define GEMINI__NAME(suffix) (snprintf(name, sizeof name, "%s" suffix, prefix), name)
+#define GEMINI__VECTOR(suffix, n, out) gemini__bind_vector(model, GEMINI__NAME(suffix), n, out)
+#define GEMINI__MATRIX(suffix, rows, cols, out) \
+    gemini__bind_tensor(model, GEMINI__NAME(suffix), rows, cols, 0, out)
+    if ((r = GEMINI__VECTOR("attn_norm", d, &layer->attn_norm)) ||
+        (r = GEMINI__VECTOR("attn_norm_b", d, &layer->attn_norm_b)) ||
+        (r = GEMINI__MATRIX("attn_q", d, d, &layer->attn_q)) ||
+        (r = GEMINI__VECTOR("attn_q_b", d, &layer->attn_q_b)) ||
+        (r = GEMINI__MATRIX("attn_k", d, d, &layer->attn_k)) ||
+        (r = GEMINI__MATRIX("attn_v", d, d, &layer->attn_v)) ||
+        (r = GEMINI__VECTOR("attn_v_b", d, &layer->attn_v_b)) ||
+        (r = GEMINI__MATRIX("attn_out", d, d, &layer->attn_out)) ||
+        (r = GEMINI__VECTOR("attn_out_b", d, &layer->attn_out_b)) ||
+        (r = GEMINI__VECTOR("ffn_norm", d, &layer->ffn_norm)) ||
+        (r = GEMINI__VECTOR("ffn_norm_b", d, &layer->ffn_norm_b)) ||
+        (r = GEMINI__MATRIX("ffn_up", f, d, &layer->ffn_up)) ||
+        (r = GEMINI__VECTOR("ffn_up_b", f, &layer->ffn_up_b)) ||
+        (r = GEMINI__MATRIX("ffn_down", d, f, &layer->ffn_down)) ||
+        (r = GEMINI__VECTOR("ffn_down_b", d, &layer->ffn_down_b)))
+        return r;
+    if (cross &&
+        ((r = GEMINI__VECTOR("cross_norm", d, &layer->cross_norm)) ||
+         (r = GEMINI__VECTOR("cross_norm_b", d, &layer->cross_norm_b)) ||
+         (r = GEMINI__MATRIX("cross_q", d, d, &layer->cross_q)) ||
+         (r = GEMINI__VECTOR("cross_q_b", d, &layer->cross_q_b)) ||
+         (r = GEMINI__MATRIX("cross_k", d, d, &layer->cross_k)) ||
+         (r = GEMINI__MATRIX("cross_v", d, d, &layer->cross_v)) ||
+         (r = GEMINI__VECTOR("cross_v_b", d, &layer->cross_v_b)) ||
+         (r = GEMINI__MATRIX("cross_out", d, d, &layer->cross_out)) ||
+         (r = GEMINI__VECTOR("cross_out_b", d, &layer->cross_out_b))))
+        return r;
+#undef GEMINI__MATRIX
+#undef GEMINI__VECTOR
+#undef GEMINI__NAME
+    return GEMINI_OK;
+}
+
+/* Binds and checks every tensor of a Whisper file (format.md §7.2). */
+static gemini_result gemini__bind_whisper_weights(gemini_model *model)
+{
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t d = hp->hidden_size;
+    const gemini__tensor *t;
+    char prefix[32];
+    gemini_result r;
+    int32_t i;
+
+    model->layers = (gemini__layer *)GEMINI_MALLOC(sizeof(gemini__layer) *
+                                                   (size_t)hp->num_layers);
+    model->enc_layers = (gemini__layer *)GEMINI_MALLOC(sizeof(gemini__layer) *
+                                                       (size_t)hp->encoder_layers);
+    if (model->layers == NULL || model->enc_layers == NULL)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory");
+    memset(model->layers, 0, sizeof(gemini__layer) * (size_t)hp->num_layers);
+    memset(model->enc_layers, 0, sizeof(gemini__layer) * (size_t)hp->encoder_layers);
+
+    if ((r = gemini__bind_tensor(model, "token_embd", hp->vocab_size, d, 0,
+                                 &model->token_embd)) ||
+        (r = gemini__bind_tensor(model, "pos_embd", hp->max_position, d, 1, &t)))
+        return r;
+    model->pos_embd = (const float *)(const void *)t->data;
+    model->output = model->token_embd;
+    if ((r = gemini__bind_vector(model, "output_norm", d, &model->output_norm)) ||
+        (r = gemini__bind_vector(model, "output_norm_b", d, &model->output_norm_b)) ||
+        (r = gemini__bind_tensor(model, "enc.conv1", d, (int64_t)hp->n_mels * 3, 0,
+                                 &model->enc_conv1)) ||
+        (r = gemini__bind_vector(model, "enc.conv1_b", d, &model->enc_conv1_b)) ||
+        (r = gemini__bind_tensor(model, "enc.conv2", d, d * 3, 0, &model->enc_conv2)) ||
+        (r = gemini__bind_vector(model, "enc.conv2_b", d, &model->enc_conv2_b)) ||
+        (r = gemini__bind_tensor(model, "enc.pos", hp->audio_ctx, d, 1, &t)))
+        return r;
+    model->enc_pos = (const float *)(const void *)t->data;
+    if ((r = gemini__bind_vector(model, "enc.output_norm", d, &model->enc_output_norm)) ||
+        (r = gemini__bind_vector(model, "enc.output_norm_b", d, &model->enc_output_norm_b)))
+        return r;
+    for (i = 0; i < hp->encoder_layers; i++) {
+        snprintf(prefix, sizeof prefix, "enc.blk.%d.", (int)i);
+        r = gemini__bind_whisper_layer(model, prefix, hp->encoder_ffn, 0, &model->enc_layers[i]);
+        if (r != GEMINI_OK) return r;
+    }
+    for (i = 0; i < hp->num_layers; i++) {
+        snprintf(prefix, sizeof prefix, "blk.%d.", (int)i);
+        r = gemini__bind_whisper_layer(model, prefix, hp->intermediate_size, 1,
+                                       &model->layers[i]);
+        if (r != GEMINI_OK) return r;
+    }
+    return GEMINI_OK;
+}
+
 /* Binds every tensor the decoder needs and checks its shape (format.md §5). */
 static gemini_result gemini__bind_weights(gemini_model *model)
 {
@@ -2083,6 +2316,7 @@ static gemini_result gemini__bind_weights(gemini_model *model)
     gemini_result r;
     int32_t i;
 
+    if (model->hparams.is_encoder_decoder) return gemini__bind_whisper_weights(model);
     if ((r = gemini__require_array(model, "model.layer_types", GEMINI_META_U8,
                                    (uint64_t)hp->num_layers, &layer_types)) != GEMINI_OK)
         return r;
@@ -2093,7 +2327,7 @@ static gemini_result gemini__bind_weights(gemini_model *model)
 
     if ((r = gemini__bind_tensor(model, "token_embd", hp->vocab_size, d, 0,
                                  &model->token_embd)) ||
-        (r = gemini__bind_norm(model, "output_norm", d, &model->output_norm)))
+        (r = gemini__bind_vector(model, "output_norm", d, &model->output_norm)))
         return r;
     if (hp->tied_embeddings) model->output = model->token_embd;
     else if ((r = gemini__bind_tensor(model, "output", hp->vocab_size, d, 0, &model->output)))
@@ -2109,7 +2343,7 @@ static gemini_result gemini__bind_weights(gemini_model *model)
         if (layer->is_local && hp->sliding_window < 1)
             return gemini__fail(GEMINI_ERR_FORMAT, "layer %d is local but "
                                 "model.sliding_window is 0", (int)i);
-        if ((r = gemini__bind_norm(model, GEMINI__NAME("attn_norm"), d, &layer->attn_norm)) ||
+        if ((r = gemini__bind_vector(model, GEMINI__NAME("attn_norm"), d, &layer->attn_norm)) ||
             (r = gemini__bind_tensor(model, GEMINI__NAME("attn_q"), q_rows, d, 0,
                                      &layer->attn_q)) ||
             (r = gemini__bind_tensor(model, GEMINI__NAME("attn_k"), kv_rows, d, 0,
@@ -2118,7 +2352,7 @@ static gemini_result gemini__bind_weights(gemini_model *model)
                                      &layer->attn_v)) ||
             (r = gemini__bind_tensor(model, GEMINI__NAME("attn_out"), d, q_rows, 0,
                                      &layer->attn_out)) ||
-            (r = gemini__bind_norm(model, GEMINI__NAME("ffn_norm"), d, &layer->ffn_norm)) ||
+            (r = gemini__bind_vector(model, GEMINI__NAME("ffn_norm"), d, &layer->ffn_norm)) ||
             (r = gemini__bind_tensor(model, GEMINI__NAME("ffn_gate"), f, d, 0,
                                      &layer->ffn_gate)) ||
             (r = gemini__bind_tensor(model, GEMINI__NAME("ffn_up"), f, d, 0, &layer->ffn_up)) ||
@@ -2126,15 +2360,15 @@ static gemini_result gemini__bind_weights(gemini_model *model)
                                      &layer->ffn_down)))
             return r;
         if (hp->qk_norm &&
-            ((r = gemini__bind_norm(model, GEMINI__NAME("attn_q_norm"), D,
+            ((r = gemini__bind_vector(model, GEMINI__NAME("attn_q_norm"), D,
                                     &layer->attn_q_norm)) ||
-             (r = gemini__bind_norm(model, GEMINI__NAME("attn_k_norm"), D,
+             (r = gemini__bind_vector(model, GEMINI__NAME("attn_k_norm"), D,
                                     &layer->attn_k_norm))))
             return r;
         if (hp->sandwich_norms &&
-            ((r = gemini__bind_norm(model, GEMINI__NAME("post_attn_norm"), d,
+            ((r = gemini__bind_vector(model, GEMINI__NAME("post_attn_norm"), d,
                                     &layer->post_attn_norm)) ||
-             (r = gemini__bind_norm(model, GEMINI__NAME("post_ffn_norm"), d,
+             (r = gemini__bind_vector(model, GEMINI__NAME("post_ffn_norm"), d,
                                     &layer->post_ffn_norm))))
             return r;
     }
@@ -2153,13 +2387,82 @@ static gemini_result gemini__read_token_id(const gemini_model *model, const char
     return gemini__require_int(model, key, -1, model->hparams.vocab_size - 1, out);
 }
 
+/* Points piece_pointers/lengths at the n strings of the pieces array (validated while the
+   directory was parsed) and allocates zero scores. */
+static gemini_result gemini__read_pieces(gemini_model *model, const gemini__meta *pieces,
+                                         int64_t n)
+{
+    gemini__cursor c;
+    int64_t i;
+    model->piece_pointers = (const char **)GEMINI_MALLOC(sizeof(char *) * (size_t)n);
+    model->piece_lengths = (uint32_t *)GEMINI_MALLOC(sizeof(uint32_t) * (size_t)n);
+    model->scores = (float *)GEMINI_MALLOC(sizeof(float) * (size_t)n);
+    if (!model->piece_pointers || !model->piece_lengths || !model->scores)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for the vocabulary");
+    c.p = pieces->value;
+    c.left = pieces->value_bytes;
+    for (i = 0; i < n; i++) {
+        gemini__take_string(&c, GEMINI__MAX_STRING, &model->piece_pointers[i],
+                            &model->piece_lengths[i]);
+        model->scores[i] = 0.0f;
+    }
+    return GEMINI_OK;
+}
+
+/* A byte-level BPE tokenizer (Whisper, format.md §7.1): pieces, types, merges, special ids. */
+static gemini_result gemini__read_byte_bpe(gemini_model *model, const gemini__meta *kind,
+                                           const gemini__meta *pieces)
+{
+    gemini_tokenizer_desc *desc = &model->tokenizer;
+    const gemini__meta *types, *merges;
+    int64_t n = (int64_t)pieces->count, n_merges, i;
+    gemini_result r;
+
+    if ((r = gemini__require_array(model, "tokenizer.pieces", GEMINI_META_STRING, (uint64_t)n,
+                                   &pieces)) ||
+        (r = gemini__require_array(model, "tokenizer.types", GEMINI_META_U8, (uint64_t)n,
+                                   &types)) ||
+        (r = gemini__read_token_id(model, "tokenizer.eos_id", 1, &desc->eos_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.bos_id", 0, &desc->bos_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.pad_id", 0, &desc->pad_id)) ||
+        (r = gemini__read_token_id(model, "tokenizer.unk_id", 0, &desc->unk_id)))
+        return r;
+    desc->eot_id = -1;
+    merges = gemini__find_meta(model, "tokenizer.merges");
+    if (merges == NULL)
+        return gemini__fail(GEMINI_ERR_MISSING_KEY, "missing required key 'tokenizer.merges'");
+    if (merges->type != GEMINI_META_ARRAY || merges->elem_type != GEMINI_META_I32 ||
+        merges->count % 2 != 0 || merges->count / 2 > (uint64_t)INT32_MAX)
+        return gemini__fail(GEMINI_ERR_FORMAT, "key 'tokenizer.merges': not an array of i32 "
+                            "pairs (%llu values)", (unsigned long long)merges->count);
+    n_merges = (int64_t)(merges->count / 2);
+    if ((r = gemini__read_pieces(model, pieces, n)) != GEMINI_OK) return r;
+    model->merges = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) * (size_t)(2 * n_merges + 1));
+    if (model->merges == NULL)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for %lld merges",
+                            (long long)n_merges);
+    for (i = 0; i < 2 * n_merges; i++)
+        model->merges[i] = (int32_t)gemini__le32(merges->value + 4 * i);
+
+    desc->model = (const char *)kind->value;
+    desc->model_length = (size_t)kind->value_bytes;
+    desc->n_pieces = (int32_t)n;
+    desc->pieces = model->piece_pointers;
+    desc->piece_lengths = model->piece_lengths;
+    desc->scores = model->scores;
+    desc->types = types->value;
+    desc->n_merges = (int32_t)n_merges;
+    desc->merges = model->merges;
+    model->has_tokenizer = 1;
+    return GEMINI_OK;
+}
+
 /* Reads the tokenizer arrays of format.md §4.3, if the file has a tokenizer. */
 static gemini_result gemini__read_tokenizer(gemini_model *model)
 {
     gemini_tokenizer_desc *desc = &model->tokenizer;
     const gemini__meta *kind = gemini__find_meta(model, "tokenizer.model");
     const gemini__meta *pieces, *scores, *types, *charsmap;
-    gemini__cursor c;
     gemini_result r;
     int64_t n, i;
 
@@ -2172,6 +2475,8 @@ static gemini_result gemini__read_tokenizer(gemini_model *model)
     if (n < 1 || n > model->hparams.vocab_size)
         return gemini__fail(GEMINI_ERR_FORMAT, "tokenizer.pieces: %lld pieces for a vocabulary "
                             "of %d", (long long)n, model->hparams.vocab_size);
+    if (kind->value_bytes == 8 && memcmp(kind->value, "byte-bpe", 8) == 0)
+        return gemini__read_byte_bpe(model, kind, pieces);
     if ((r = gemini__require_array(model, "tokenizer.pieces", GEMINI_META_STRING, (uint64_t)n,
                                    &pieces)) ||
         (r = gemini__require_array(model, "tokenizer.scores", GEMINI_META_F32, (uint64_t)n,
@@ -2203,19 +2508,9 @@ static gemini_result gemini__read_tokenizer(gemini_model *model)
         desc->charsmap_length = (size_t)charsmap->count;
     }
 
-    model->piece_pointers = (const char **)GEMINI_MALLOC(sizeof(char *) * (size_t)n);
-    model->piece_lengths = (uint32_t *)GEMINI_MALLOC(sizeof(uint32_t) * (size_t)n);
-    model->scores = (float *)GEMINI_MALLOC(sizeof(float) * (size_t)n);
-    if (!model->piece_pointers || !model->piece_lengths || !model->scores)
-        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory for the vocabulary");
-    c.p = pieces->value;
-    c.left = pieces->value_bytes;
-    for (i = 0; i < n; i++) {
-        /* Already validated while parsing the directory. */
-        gemini__take_string(&c, GEMINI__MAX_STRING, &model->piece_pointers[i],
-                            &model->piece_lengths[i]);
+    if ((r = gemini__read_pieces(model, pieces, n)) != GEMINI_OK) return r;
+    for (i = 0; i < n; i++)
         model->scores[i] = gemini__bits_f32(gemini__le32(scores->value + 4 * i));
-    }
 
     desc->model = (const char *)kind->value;
     desc->model_length = (size_t)kind->value_bytes;
@@ -2238,6 +2533,8 @@ GEMINI_API void gemini_model_free(gemini_model *model)
     GEMINI_FREE(model->tensors);
     GEMINI_FREE((void *)model->tensors_by_name);
     GEMINI_FREE(model->layers);
+    GEMINI_FREE(model->enc_layers);
+    GEMINI_FREE(model->merges);
     GEMINI_FREE((void *)model->piece_pointers);
     GEMINI_FREE(model->piece_lengths);
     GEMINI_FREE(model->scores);
@@ -2500,6 +2797,20 @@ GEMINI_API gemini_result gemini_model_tokenizer(const gemini_model *model, gemin
     if (result != GEMINI_OK)
         return result;
 
+    if (stored.model_length == 8 && memcmp(stored.model, "byte-bpe", 8) == 0) {
+        gemini_tok_bpe_desc bpe;
+        memset(&bpe, 0, sizeof bpe);
+        bpe.n_pieces = stored.n_pieces;
+        bpe.pieces = stored.pieces;
+        bpe.piece_lengths = stored.piece_lengths;
+        bpe.types = stored.types;
+        bpe.n_merges = stored.n_merges;
+        bpe.merges = stored.merges;
+        bpe.bos_id = stored.bos_id;
+        bpe.eos_id = stored.eos_id;
+        bpe.pad_id = stored.pad_id;
+        return gemini_tok_create_bpe(&bpe, out);
+    }
     memset(&spm, 0, sizeof spm);
     if (stored.model_length == 17 && memcmp(stored.model, "sentencepiece-bpe", 17) == 0)
         spm.model_type = GEMINI_TOK_BPE;
@@ -3057,6 +3368,19 @@ static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 /* ---- Context --------------------------------------------------------------------------------- */
 
 /* A weight matrix as the context's backend sees it. */
+/* Activations of a block for n rows (tokens or audio frames). */
+typedef struct gemini__acts {
+    float *x;                       /* (n, d) residual stream */
+    float *xn;                      /* (n, d) normed input of a sub-block */
+    float *q;                       /* (n, H*D) */
+    float *k;                       /* (n, Hkv*D) */
+    float *v;                       /* (n, Hkv*D) */
+    float *attn;                    /* (n, H*D) attention output */
+    float *proj;                    /* (n, d) output of a sub-block */
+    float *gate;                    /* (n, F) */
+    float *up;                      /* (n, F) */
+} gemini__acts;
+
 typedef struct gemini__backend_slot {
     void *handle;                   /* from take_tensor */
     int offered;
@@ -3081,17 +3405,20 @@ struct gemini_context {
     int32_t *capacity;              /* (L) n_ctx; local layers min(n_ctx, W + n_batch - 1) */
 
     /* activations of one batch of B <= n_batch tokens */
-    float *x;                       /* (B, d) residual stream */
-    float *xn;                      /* (B, d) normed input of a sub-block */
-    float *q;                       /* (B, H*D) */
-    float *k;                       /* (B, Hkv*D) */
-    float *v;                       /* (B, Hkv*D) */
-    float *attn;                    /* (B, H*D) attention output */
-    float *proj;                    /* (B, d) output of a sub-block */
-    float *gate;                    /* (B, F) */
-    float *up;                      /* (B, F) */
-    uint8_t *x_q8;                  /* (B, max_in / 32 * 34) q8_0 copy of a matmul input */
-    float *scores;                  /* (threads, n_ctx) attention weights per thread */
+    gemini__acts a;
+    uint8_t *x_q8;                  /* (max_rows, max_in / 32 * 34) q8_0 copy of a matmul
+                                       input; max_rows = max(B, encoder rows) */
+    float *scores;                  /* (threads, scores_stride) attention weights per thread */
+    int64_t scores_stride;          /* max(n_ctx, audio_ctx) */
+
+    /* Whisper: the encoder's activations and output, and the cross-attention keys and values
+       of every decoder layer computed from it */
+    gemini__acts enc;               /* (audio_ctx rows) */
+    float *enc_conv;                /* (2 * audio_ctx, d) output of the first convolution */
+    float *enc_columns;             /* im2col rows of a convolution's input */
+    float *enc_out;                 /* (audio_ctx, d) */
+    float **cross_k, **cross_v;     /* (L) -> (audio_ctx, d) */
+    int has_audio;                  /* gemini_encode_mel succeeded */
     float *inv_freq_global;         /* (D/2) */
     float *inv_freq_local;          /* (D/2) */
     float *cos_global, *sin_global; /* (B, D/2) */
@@ -3116,6 +3443,77 @@ GEMINI_API gemini_context_params gemini_context_default_params(void)
     return params;
 }
 
+/* Sizes of a context's buffers, from the model and the (checked) parameters. */
+typedef struct gemini__context_sizes {
+    int64_t d, q_dim, kv_dim, f;
+    int64_t batch_rows;             /* n_batch */
+    int64_t enc_rows;               /* audio_ctx (Whisper), else 0 */
+    int64_t enc_f;                  /* encoder MLP width */
+    int64_t enc_columns;            /* floats of the im2col buffer */
+    int64_t q8_rows, q8_cols;       /* the q8_0 input copy: rows x columns */
+    int64_t scores_stride;
+} gemini__context_sizes;
+
+static void gemini__context_sizes_of(const gemini_model *model,
+                                     const gemini_context_params *params,
+                                     gemini__context_sizes *z)
+{
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t conv1_columns, conv2_columns;
+    memset(z, 0, sizeof *z);
+    z->d = hp->hidden_size;
+    z->q_dim = (int64_t)hp->num_heads * hp->head_dim;
+    z->kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
+    z->f = hp->intermediate_size;
+    z->batch_rows = params->n_batch;
+    z->q8_rows = params->n_batch;
+    z->q8_cols = z->d > z->q_dim ? z->d : z->q_dim;
+    if (z->f > z->q8_cols) z->q8_cols = z->f;
+    z->scores_stride = params->n_ctx;
+    if (hp->is_encoder_decoder) {
+        z->enc_rows = hp->audio_ctx;
+        z->enc_f = hp->encoder_ffn;
+        conv1_columns = 2 * z->enc_rows * 3 * (int64_t)hp->n_mels;
+        conv2_columns = z->enc_rows * 3 * z->d;
+        z->enc_columns = conv1_columns > conv2_columns ? conv1_columns : conv2_columns;
+        if (2 * z->enc_rows > z->q8_rows) z->q8_rows = 2 * z->enc_rows;
+        if (3 * z->d > z->q8_cols) z->q8_cols = 3 * z->d;
+        if (3 * (int64_t)hp->n_mels > z->q8_cols) z->q8_cols = 3 * (int64_t)hp->n_mels;
+        if (z->enc_f > z->q8_cols) z->q8_cols = z->enc_f;
+        if (z->enc_rows > z->scores_stride) z->scores_stride = z->enc_rows;
+    }
+}
+
+static gemini_result gemini__acts_alloc(gemini__acts *a, int64_t rows, int64_t d, int64_t q_dim,
+                                        int64_t kv_dim, int64_t f)
+{
+    a->x = gemini__alloc_floats(rows * d);
+    a->xn = gemini__alloc_floats(rows * d);
+    a->q = gemini__alloc_floats(rows * q_dim);
+    a->k = gemini__alloc_floats(rows * kv_dim);
+    a->v = gemini__alloc_floats(rows * kv_dim);
+    a->attn = gemini__alloc_floats(rows * q_dim);
+    a->proj = gemini__alloc_floats(rows * d);
+    a->gate = gemini__alloc_floats(rows * f);
+    a->up = gemini__alloc_floats(rows * f);
+    if (!a->x || !a->xn || !a->q || !a->k || !a->v || !a->attn || !a->proj || !a->gate || !a->up)
+        return GEMINI_ERR_OUT_OF_MEMORY;
+    return GEMINI_OK;
+}
+
+static void gemini__acts_free(gemini__acts *a)
+{
+    gemini__aligned_free(a->x);
+    gemini__aligned_free(a->xn);
+    gemini__aligned_free(a->q);
+    gemini__aligned_free(a->k);
+    gemini__aligned_free(a->v);
+    gemini__aligned_free(a->attn);
+    gemini__aligned_free(a->proj);
+    gemini__aligned_free(a->gate);
+    gemini__aligned_free(a->up);
+}
+
 GEMINI_API void gemini_context_free(gemini_context *ctx)
 {
     int32_t i;
@@ -3131,15 +3529,17 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->k_cache);
     GEMINI_FREE(ctx->v_cache);
     GEMINI_FREE(ctx->capacity);
-    gemini__aligned_free(ctx->x);
-    gemini__aligned_free(ctx->xn);
-    gemini__aligned_free(ctx->q);
-    gemini__aligned_free(ctx->k);
-    gemini__aligned_free(ctx->v);
-    gemini__aligned_free(ctx->attn);
-    gemini__aligned_free(ctx->proj);
-    gemini__aligned_free(ctx->gate);
-    gemini__aligned_free(ctx->up);
+    gemini__acts_free(&ctx->a);
+    gemini__acts_free(&ctx->enc);
+    gemini__aligned_free(ctx->enc_conv);
+    gemini__aligned_free(ctx->enc_columns);
+    gemini__aligned_free(ctx->enc_out);
+    if (ctx->cross_k != NULL)
+        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->cross_k[i]);
+    if (ctx->cross_v != NULL)
+        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->cross_v[i]);
+    GEMINI_FREE(ctx->cross_k);
+    GEMINI_FREE(ctx->cross_v);
     gemini__aligned_free(ctx->x_q8);
     gemini__aligned_free(ctx->scores);
     gemini__aligned_free(ctx->inv_freq_global);
@@ -3186,35 +3586,51 @@ static int64_t gemini__layer_capacity(const gemini_model *model, int32_t layer,
     return capacity;
 }
 
+/* The parameters a context really uses: a model with learned positions (Whisper) has no
+   positions beyond max_position, so n_ctx is capped there. */
+static gemini_context_params gemini__effective_params(const gemini_model *model,
+                                                      const gemini_context_params *params_in)
+{
+    gemini_context_params params = params_in != NULL ? *params_in
+                                                     : gemini_context_default_params();
+    if (model->hparams.is_encoder_decoder && params.n_ctx > model->hparams.max_position)
+        params.n_ctx = model->hparams.max_position;
+    return params;
+}
+
 GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
                                                     const gemini_context_params *params_in,
                                                     uint64_t *bytes)
 {
     gemini_context_params params;
     const gemini_model_hparams *hp;
-    int64_t d, q_dim, kv_dim, f, max_in, B, total = 0;
+    gemini__context_sizes z;
+    int64_t B, total = 0;
     gemini_result result;
     int32_t i;
     if (model == NULL || bytes == NULL)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_memory_size: NULL");
-    params = params_in != NULL ? *params_in : gemini_context_default_params();
-    if ((result = gemini__check_context_params(&params)) != GEMINI_OK) return result;
+    if (params_in != NULL && (result = gemini__check_context_params(params_in)) != GEMINI_OK)
+        return result;
+    params = gemini__effective_params(model, params_in);
     hp = &model->hparams;
-    d = hp->hidden_size;
-    q_dim = (int64_t)hp->num_heads * hp->head_dim;
-    kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
-    f = hp->intermediate_size;
-    max_in = d > q_dim ? d : q_dim;
-    max_in = max_in > f ? max_in : f;
-    B = params.n_batch;
+    gemini__context_sizes_of(model, &params, &z);
+    B = z.batch_rows;
 
     /* KV cache, activations, q8_0 input copy, per-thread scores, RoPE tables */
     for (i = 0; i < hp->num_layers; i++)
-        total += 2 * gemini__layer_capacity(model, i, &params) * kv_dim * 4;
-    total += B * (3 * d + 2 * q_dim + 2 * kv_dim + 2 * f) * 4;
-    total += B * (max_in / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
-    total += (int64_t)params.n_threads * params.n_ctx * 4;
+        total += 2 * gemini__layer_capacity(model, i, &params) * z.kv_dim * 4;
+    total += B * (3 * z.d + 2 * z.q_dim + 2 * z.kv_dim + 2 * z.f) * 4;
+    total += z.q8_rows * (z.q8_cols / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
+    total += (int64_t)params.n_threads * z.scores_stride * 4;
     total += (4 * B + 2) * (hp->head_dim / 2) * 4;
+
+    /* Whisper: encoder activations, convolution buffers, output, cross keys and values */
+    if (hp->is_encoder_decoder) {
+        total += z.enc_rows * (7 * z.d + 2 * z.enc_f) * 4;
+        total += (2 * z.enc_rows * z.d + z.enc_columns + z.enc_rows * z.d) * 4;
+        total += 2 * (int64_t)hp->num_layers * z.enc_rows * z.d * 4;
+    }
     if (params.backend != NULL)
         total += model->n_tensors * (int64_t)sizeof(gemini__backend_slot);
     *bytes = (uint64_t)total;
@@ -3222,14 +3638,18 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
 }
 
 /* Offers one weight matrix to the backend (once, even where two roles share it). */
-static void gemini__backend_offer(gemini_context *ctx, const gemini__tensor *w, int *n_taken)
+static void gemini__backend_offer(gemini_context *ctx, const gemini__tensor *w, int *n_offered,
+                                  int *n_taken)
 {
-    gemini__backend_slot *slot = &ctx->slots[w - ctx->model->tensors];
+    gemini__backend_slot *slot;
     gemini_backend_tensor info;
     char name[GEMINI__MAX_NAME + 1];
-    size_t length = w->name_length < GEMINI__MAX_NAME ? w->name_length : GEMINI__MAX_NAME;
+    size_t length;
+    if (w == NULL) return;
+    slot = &ctx->slots[w - ctx->model->tensors];
     if (slot->offered) return;
     slot->offered = 1;
+    length = w->name_length < GEMINI__MAX_NAME ? w->name_length : GEMINI__MAX_NAME;
     memcpy(name, w->name, length);
     name[length] = '\0';
     info.name = name;
@@ -3240,36 +3660,50 @@ static void gemini__backend_offer(gemini_context *ctx, const gemini__tensor *w, 
     info.data = w->data;
     slot->handle = NULL;
     slot->owned = ctx->backend.take_tensor(ctx->backend.user_data, &info, &slot->handle) != 0;
+    *n_offered += 1;
     *n_taken += slot->owned;
+}
+
+/* Offers the matrices of one block in the documented order (absent ones are skipped). */
+static void gemini__backend_offer_layer(gemini_context *ctx, const gemini__layer *layer,
+                                        int *n_offered, int *n_taken)
+{
+    gemini__backend_offer(ctx, layer->attn_q, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->attn_k, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->attn_v, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->attn_out, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->cross_q, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->cross_k, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->cross_v, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->cross_out, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->ffn_gate, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->ffn_up, n_offered, n_taken);
+    gemini__backend_offer(ctx, layer->ffn_down, n_offered, n_taken);
 }
 
 /* Offers every weight matrix to the backend, in the documented order. 0 on no memory. */
 static int gemini__backend_take(gemini_context *ctx)
 {
     const gemini_model *model = ctx->model;
-    int32_t i, n_taken = 0, n_offered = 0;
+    int n_taken = 0, n_offered = 0;
+    int32_t i;
     ctx->slots = (gemini__backend_slot *)GEMINI_MALLOC(sizeof(gemini__backend_slot) *
                                                        (size_t)model->n_tensors);
     if (ctx->slots == NULL) return 0;
     memset(ctx->slots, 0, sizeof(gemini__backend_slot) * (size_t)model->n_tensors);
     if (ctx->backend.take_tensor != NULL) {
-        for (i = 0; i < model->hparams.num_layers; i++) {
-            const gemini__layer *layer = &model->layers[i];
-            gemini__backend_offer(ctx, layer->attn_q, &n_taken);
-            gemini__backend_offer(ctx, layer->attn_k, &n_taken);
-            gemini__backend_offer(ctx, layer->attn_v, &n_taken);
-            gemini__backend_offer(ctx, layer->attn_out, &n_taken);
-            gemini__backend_offer(ctx, layer->ffn_gate, &n_taken);
-            gemini__backend_offer(ctx, layer->ffn_up, &n_taken);
-            gemini__backend_offer(ctx, layer->ffn_down, &n_taken);
-        }
-        gemini__backend_offer(ctx, model->output, &n_taken);
-        n_offered = 7 * model->hparams.num_layers + 1;
+        for (i = 0; i < model->hparams.num_layers; i++)
+            gemini__backend_offer_layer(ctx, &model->layers[i], &n_offered, &n_taken);
+        gemini__backend_offer(ctx, model->output, &n_offered, &n_taken);
+        gemini__backend_offer(ctx, model->enc_conv1, &n_offered, &n_taken);
+        gemini__backend_offer(ctx, model->enc_conv2, &n_offered, &n_taken);
+        for (i = 0; i < model->hparams.encoder_layers; i++)
+            gemini__backend_offer_layer(ctx, &model->enc_layers[i], &n_offered, &n_taken);
     }
     gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
                 "backend %s took %d of %d weight matrices%s",
-                ctx->backend.name != NULL ? ctx->backend.name : "(unnamed)", (int)n_taken,
-                (int)n_offered, ctx->backend.attention != NULL ? ", and offers attention" : "");
+                ctx->backend.name != NULL ? ctx->backend.name : "(unnamed)", n_taken,
+                n_offered, ctx->backend.attention != NULL ? ", and offers attention" : "");
     return 1;
 }
 
@@ -3286,8 +3720,9 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
 {
     gemini_context_params params;
     const gemini_model_hparams *hp;
+    gemini__context_sizes z;
     gemini_context *ctx;
-    int64_t d, q_dim, kv_dim, f, max_in, B, half;
+    int64_t B, half;
     int32_t i, n_threads;
     gemini_result result;
 
@@ -3302,6 +3737,12 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
         gemini__backend_release_params(&params);
         return result;
     }
+    if (hp->is_encoder_decoder && params.n_ctx > hp->max_position)
+        gemini__log(params.log_callback, params.log_user_data, GEMINI_LOG_INFO,
+                    "n_ctx %d capped at the model's %d learned positions", params.n_ctx,
+                    hp->max_position);
+    params = gemini__effective_params(model, &params);
+    gemini__context_sizes_of(model, &params, &z);
 
     ctx = (gemini_context *)GEMINI_MALLOC(sizeof(gemini_context));
     if (ctx == NULL) {
@@ -3320,14 +3761,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->n_ctx = params.n_ctx;
     ctx->n_batch = params.n_batch;
     ctx->pool.n_threads = 1;
-
-    d = hp->hidden_size;
-    q_dim = (int64_t)hp->num_heads * hp->head_dim;
-    kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
-    f = hp->intermediate_size;
-    max_in = d > q_dim ? d : q_dim;
-    max_in = max_in > f ? max_in : f;
-    B = params.n_batch;
+    B = z.batch_rows;
     half = hp->head_dim / 2;
 
     /* KV cache: the per-layer pointer arrays are zeroed as soon as they exist, so that the
@@ -3341,22 +3775,16 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     for (i = 0; i < hp->num_layers; i++) {
         int64_t capacity = gemini__layer_capacity(model, i, &params);
         ctx->capacity[i] = (int32_t)capacity;
-        ctx->k_cache[i] = gemini__alloc_floats(capacity * kv_dim);
-        ctx->v_cache[i] = gemini__alloc_floats(capacity * kv_dim);
+        ctx->k_cache[i] = gemini__alloc_floats(capacity * z.kv_dim);
+        ctx->v_cache[i] = gemini__alloc_floats(capacity * z.kv_dim);
         if (!ctx->k_cache[i] || !ctx->v_cache[i]) goto out_of_memory;
     }
 
     /* Scratch for one batch */
-    ctx->x = gemini__alloc_floats(B * d);
-    ctx->xn = gemini__alloc_floats(B * d);
-    ctx->q = gemini__alloc_floats(B * q_dim);
-    ctx->k = gemini__alloc_floats(B * kv_dim);
-    ctx->v = gemini__alloc_floats(B * kv_dim);
-    ctx->attn = gemini__alloc_floats(B * q_dim);
-    ctx->proj = gemini__alloc_floats(B * d);
-    ctx->gate = gemini__alloc_floats(B * f);
-    ctx->up = gemini__alloc_floats(B * f);
-    ctx->x_q8 = (uint8_t *)gemini__aligned_malloc((size_t)(B * (max_in / GEMINI__QK + 1) *
+    if (gemini__acts_alloc(&ctx->a, B, z.d, z.q_dim, z.kv_dim, z.f) != GEMINI_OK)
+        goto out_of_memory;
+    ctx->x_q8 = (uint8_t *)gemini__aligned_malloc((size_t)(z.q8_rows *
+                                                           (z.q8_cols / GEMINI__QK + 1) *
                                                            GEMINI__Q8_0_BYTES));
     ctx->inv_freq_global = gemini__alloc_floats(half);
     ctx->inv_freq_local = gemini__alloc_floats(half);
@@ -3364,19 +3792,41 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->sin_global = gemini__alloc_floats(B * half);
     ctx->cos_local = gemini__alloc_floats(B * half);
     ctx->sin_local = gemini__alloc_floats(B * half);
-    if (!ctx->x || !ctx->xn || !ctx->q || !ctx->k || !ctx->v || !ctx->attn || !ctx->proj ||
-        !ctx->gate || !ctx->up || !ctx->x_q8 || !ctx->inv_freq_global || !ctx->inv_freq_local ||
-        !ctx->cos_global || !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
+    if (!ctx->x_q8 || !ctx->inv_freq_global || !ctx->inv_freq_local || !ctx->cos_global ||
+        !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
         goto out_of_memory;
     gemini__rope_frequencies(ctx->inv_freq_global, hp->head_dim, hp->rope_theta, hp->rope_scale);
     gemini__rope_frequencies(ctx->inv_freq_local, hp->head_dim, hp->rope_theta_local, 1.0f);
+
+    /* Whisper: the encoder's buffers and every decoder layer's cross keys and values */
+    if (hp->is_encoder_decoder) {
+        size_t pointers = sizeof(float *) * (size_t)hp->num_layers;
+        if (gemini__acts_alloc(&ctx->enc, z.enc_rows, z.d, z.d, z.d, z.enc_f) != GEMINI_OK)
+            goto out_of_memory;
+        ctx->enc_conv = gemini__alloc_floats(2 * z.enc_rows * z.d);
+        ctx->enc_columns = gemini__alloc_floats(z.enc_columns);
+        ctx->enc_out = gemini__alloc_floats(z.enc_rows * z.d);
+        ctx->cross_k = (float **)GEMINI_MALLOC(pointers);
+        if (ctx->cross_k) memset(ctx->cross_k, 0, pointers);
+        ctx->cross_v = (float **)GEMINI_MALLOC(pointers);
+        if (ctx->cross_v) memset(ctx->cross_v, 0, pointers);
+        if (!ctx->enc_conv || !ctx->enc_columns || !ctx->enc_out || !ctx->cross_k ||
+            !ctx->cross_v)
+            goto out_of_memory;
+        for (i = 0; i < hp->num_layers; i++) {
+            ctx->cross_k[i] = gemini__alloc_floats(z.enc_rows * z.d);
+            ctx->cross_v[i] = gemini__alloc_floats(z.enc_rows * z.d);
+            if (!ctx->cross_k[i] || !ctx->cross_v[i]) goto out_of_memory;
+        }
+    }
 
     /* Threads, then one attention-weights row per thread */
     n_threads = gemini__pool_start(&ctx->pool, params.n_threads);
     if (n_threads < params.n_threads)
         gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_WARN,
                     "started %d of %d threads", n_threads, params.n_threads);
-    ctx->scores = gemini__alloc_floats((int64_t)n_threads * params.n_ctx);
+    ctx->scores_stride = z.scores_stride;
+    ctx->scores = gemini__alloc_floats((int64_t)n_threads * z.scores_stride);
     if (ctx->scores == NULL) goto out_of_memory;
 
     /* The backend takes the weight matrices it wants, last: nothing can fail after it */
@@ -3428,48 +3878,60 @@ typedef struct gemini__matmul_task {
     int32_t n_tokens;
 } gemini__matmul_task;
 
-#define GEMINI__ROW_BLOCK 16 /* weight rows kept hot in cache while every token passes */
+#define GEMINI__ROW_BLOCK 16  /* weight rows kept hot in cache while a tile of tokens passes */
+#define GEMINI__TOKEN_TILE 64 /* tokens whose inputs stay in cache while the weights pass; even,
+                                 so that the token pairs of dot2x2 do not depend on it */
 
 static void gemini__matmul_worker(void *arg, int thread_index, int n_threads)
 {
     const gemini__matmul_task *task = (const gemini__matmul_task *)arg;
     int64_t begin, end, block, r, block_end;
-    int32_t t;
+    int32_t tile, tile_end, t;
     gemini__split(task->rows, thread_index, n_threads, &begin, &end);
-    for (block = begin; block < end; block += GEMINI__ROW_BLOCK) {
-        block_end = block + GEMINI__ROW_BLOCK < end ? block + GEMINI__ROW_BLOCK : end;
-        for (t = 0; t < task->n_tokens; t++) {
-            const uint8_t *x = task->x + t * task->x_stride;
-            float *y = task->y + t * task->y_stride;
-            r = block;
-            if (task->dot2x2 != NULL && t + 1 < task->n_tokens) { /* two tokens at once */
-                for (; r + 1 < block_end; r += 2) {
-                    float out[4];
-                    task->dot2x2(task->w + r * task->row_bytes,
-                                 task->w + (r + 1) * task->row_bytes, x, x + task->x_stride,
-                                 task->cols, out);
-                    y[r] = out[0];
-                    y[r + task->y_stride] = out[1];
-                    y[r + 1] = out[2];
-                    y[r + 1 + task->y_stride] = out[3];
+    for (tile = 0; tile < task->n_tokens; tile += GEMINI__TOKEN_TILE) {
+        tile_end = task->n_tokens - tile < GEMINI__TOKEN_TILE ? task->n_tokens
+                                                              : tile + GEMINI__TOKEN_TILE;
+        for (block = begin; block < end; block += GEMINI__ROW_BLOCK) {
+            block_end = block + GEMINI__ROW_BLOCK < end ? block + GEMINI__ROW_BLOCK : end;
+            for (t = tile; t < tile_end; t++) {
+                const uint8_t *x = task->x + t * task->x_stride;
+                float *y = task->y + t * task->y_stride;
+                r = block;
+                if (task->dot2x2 != NULL && t + 1 < tile_end) { /* two tokens at once */
+                    for (; r + 1 < block_end; r += 2) {
+                        float out[4];
+                        task->dot2x2(task->w + r * task->row_bytes,
+                                     task->w + (r + 1) * task->row_bytes, x, x + task->x_stride,
+                                     task->cols, out);
+                        y[r] = out[0];
+                        y[r + task->y_stride] = out[1];
+                        y[r + 1] = out[2];
+                        y[r + 1 + task->y_stride] = out[3];
+                    }
+                    if (r < block_end) {
+                        y[r] = task->dot(task->w + r * task->row_bytes, x, task->cols);
+                        y[r + task->y_stride] = task->dot(task->w + r * task->row_bytes,
+                                                          x + task->x_stride, task->cols);
+                    }
+                    t++;
+                    continue;
                 }
-                if (r < block_end) {
+                for (; r < block_end; r++)
                     y[r] = task->dot(task->w + r * task->row_bytes, x, task->cols);
-                    y[r + task->y_stride] =
-                        task->dot(task->w + r * task->row_bytes, x + task->x_stride, task->cols);
-                }
-                t++;
-                continue;
             }
-            for (; r < block_end; r++)
-                y[r] = task->dot(task->w + r * task->row_bytes, x, task->cols);
         }
     }
 }
 
 /* An operation on rows of floats, split over threads by row. */
+enum {
+    GEMINI__ROWS_QUANTIZE = 0,      /* out = q8_0(x) */
+    GEMINI__ROWS_GEGLU = 1,         /* gate = gelu_tanh(gate) * up (Gemma) */
+    GEMINI__ROWS_GELU = 2           /* gate = gelu(gate), exact (Whisper) */
+};
+
 typedef struct gemini__rows_task {
-    int kind;                       /* 0: quantise x to q8_0 rows; 1: gate = gelu(gate) * up */
+    int kind;                       /* GEMINI__ROWS_* */
     const float *x;                 /* (n_rows, x_stride) */
     int64_t x_stride;
     float *gate;                    /* (n_rows, n) */
@@ -3480,7 +3942,18 @@ typedef struct gemini__rows_task {
     int32_t n_rows;
 } gemini__rows_task;
 
-static float gemini__gelu_tanh(float x);
+static float gemini__gelu_tanh(float x)
+{
+    const float sqrt_2_over_pi = 0.7978845608028654f;
+    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
+}
+
+/* GELU with the error function, as torch's default (approximate="none"). */
+static float gemini__gelu_erf(float x)
+{
+    const float one_over_sqrt_2 = 0.70710678118654752f;
+    return 0.5f * x * (1.0f + erff(x * one_over_sqrt_2));
+}
 
 static void gemini__rows_worker(void *arg, int thread_index, int n_threads)
 {
@@ -3488,15 +3961,25 @@ static void gemini__rows_worker(void *arg, int thread_index, int n_threads)
     int64_t begin, end, t, i;
     gemini__split(task->n_rows, thread_index, n_threads, &begin, &end);
     for (t = begin; t < end; t++) {
-        if (task->kind == 0) {
+        if (task->kind == GEMINI__ROWS_QUANTIZE) {
             gemini__quantize_q8_0(task->x + t * task->x_stride, task->out + t * task->out_stride,
                                   task->n / GEMINI__QK);
-        } else {
+        } else if (task->kind == GEMINI__ROWS_GEGLU) {
             float *gate = task->gate + t * task->n;
             const float *up = task->up + t * task->n;
             for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_tanh(gate[i]) * up[i];
+        } else {
+            float *gate = task->gate + t * task->n;
+            for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_erf(gate[i]);
         }
     }
+}
+
+/* Runs a rows task on the pool when there is more than one row. */
+static void gemini__run_rows(gemini_context *ctx, gemini__rows_task *rows)
+{
+    if (rows->n_rows > 1) gemini__pool_run(&ctx->pool, gemini__rows_worker, rows);
+    else gemini__rows_worker(rows, 0, 1);
 }
 
 /* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T, split over weight rows. Quantised weights
@@ -3529,15 +4012,14 @@ static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const f
         int64_t q8_stride = task.cols / GEMINI__QK * GEMINI__Q8_0_BYTES;
         gemini__rows_task rows;
         memset(&rows, 0, sizeof rows);
-        rows.kind = 0;
+        rows.kind = GEMINI__ROWS_QUANTIZE;
         rows.x = x;
         rows.x_stride = x_stride;
         rows.out = ctx->x_q8;
         rows.out_stride = q8_stride;
         rows.n = task.cols;
         rows.n_rows = n_tokens;
-        if (n_tokens > 1) gemini__pool_run(&ctx->pool, gemini__rows_worker, &rows);
-        else gemini__rows_worker(&rows, 0, 1);
+        gemini__run_rows(ctx, &rows);
         task.x = ctx->x_q8;
         task.x_stride = q8_stride;
     } else {
@@ -3545,6 +4027,19 @@ static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const f
         task.x_stride = x_stride * (int64_t)sizeof(float);
     }
     gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+}
+
+/* gemini__matmul, then the bias (if any) added to every output row. */
+static void gemini__linear(gemini_context *ctx, const gemini__tensor *w, const float *bias,
+                           const float *x, int64_t x_stride, int32_t n_tokens, float *y,
+                           int64_t y_stride)
+{
+    int64_t rows = w->dims[0], r;
+    int32_t t;
+    gemini__matmul(ctx, w, x, x_stride, n_tokens, y, y_stride);
+    if (bias == NULL) return;
+    for (t = 0; t < n_tokens; t++)
+        for (r = 0; r < rows; r++) y[t * y_stride + r] += bias[r];
 }
 
 /* out = x * rsqrt(mean(x^2) + eps) * weight, where weight already holds 1 + w. */
@@ -3558,6 +4053,42 @@ static void gemini__rmsnorm(float *out, const float *x, const float *weight, int
     for (i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
+/* out = (x - mean) / sqrt(variance + eps) * weight + bias (biased variance, as torch). */
+static void gemini__layernorm(float *out, const float *x, const float *weight,
+                              const float *bias, int64_t n, float eps)
+{
+    double mean = 0.0, variance = 0.0;
+    float mean_f, scale;
+    int64_t i;
+    for (i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (i = 0; i < n; i++) variance += ((double)x[i] - mean) * ((double)x[i] - mean);
+    variance /= (double)n;
+    mean_f = (float)mean;
+    scale = (float)(1.0 / sqrt(variance + (double)eps));
+    for (i = 0; i < n; i++) out[i] = (x[i] - mean_f) * scale * weight[i] + bias[i];
+}
+
+/* A block's norm over n rows of d: LayerNorm where it has a bias (Whisper), else RMSNorm. */
+static void gemini__norm_rows(const gemini_model_hparams *hp, float *out, const float *x,
+                              int32_t n, int64_t d, const float *weight, const float *bias)
+{
+    int32_t t;
+    for (t = 0; t < n; t++) {
+        if (bias != NULL)
+            gemini__layernorm(out + t * d, x + t * d, weight, bias, d, hp->layer_norm_eps);
+        else
+            gemini__rmsnorm(out + t * d, x + t * d, weight, d, hp->rms_norm_eps);
+    }
+}
+
+/* x += y over n rows of d. */
+static void gemini__add_rows(float *x, const float *y, int32_t n, int64_t d)
+{
+    int64_t i;
+    for (i = 0; i < (int64_t)n * d; i++) x[i] += y[i];
+}
+
 /* NeoX ("rotate half") RoPE on one head: pairs (i, i + D/2). */
 static void gemini__rope(float *head, const float *cos_row, const float *sin_row, int32_t D)
 {
@@ -3569,19 +4100,24 @@ static void gemini__rope(float *head, const float *cos_row, const float *sin_row
     }
 }
 
-static float gemini__gelu_tanh(float x)
-{
-    const float sqrt_2_over_pi = 0.7978845608028654f;
-    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * (x + 0.044715f * x * x * x)));
-}
-
-/* Causal (and windowed) attention of one batch against the layer's cache. */
+/* Attention of n_tokens queries over rows of keys and values. Causal: token t (at position
+   first_position + t) sees the keys of positions [max(0, p - window + 1), p], key row j stored
+   at j % capacity (the KV cache). Not causal: every token sees the n_keys rows (the encoder's
+   own frames, or the encoded audio for cross-attention). */
 typedef struct gemini__attention_task {
     gemini_context *ctx;
-    const float *k_cache, *v_cache; /* (capacity, Hkv*D) */
-    int32_t capacity;
-    int32_t window;                 /* keys visible including the current one; 0 = all */
-    int32_t first_position;         /* position of token 0 of the batch */
+    const float *q;                 /* (n_tokens, n_heads * head_dim) */
+    float *out;                     /* (n_tokens, n_heads * head_dim) */
+    const float *k, *v;             /* key and value rows of kv_stride floats */
+    int64_t kv_stride;
+    int32_t n_heads, n_kv_heads, head_dim;
+    float scale;                    /* multiplier of q.k */
+    float softcap;                  /* 0: off */
+    int causal;
+    int32_t capacity;               /* causal: rows of the (ring) cache */
+    int32_t window;                 /* causal: keys visible including the current one; 0 = all */
+    int32_t first_position;         /* causal: position of token 0 */
+    int32_t n_keys;                 /* not causal: key rows */
     int32_t n_tokens;
 } gemini__attention_task;
 
@@ -3589,46 +4125,69 @@ static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
 {
     const gemini__attention_task *task = (const gemini__attention_task *)arg;
     gemini_context *ctx = task->ctx;
-    const gemini_model_hparams *hp = &ctx->model->hparams;
-    int32_t D = hp->head_dim, H = hp->num_heads, group = hp->num_heads / hp->num_kv_heads;
-    int64_t kv_dim = (int64_t)hp->num_kv_heads * D;
-    float cap = hp->attn_softcap, *scores = ctx->scores + (int64_t)thread_index * ctx->n_ctx;
+    int32_t D = task->head_dim, H = task->n_heads, group = task->n_heads / task->n_kv_heads;
+    float cap = task->softcap, *scores = ctx->scores + thread_index * ctx->scores_stride;
     int64_t begin, end, item;
     gemini__split((int64_t)task->n_tokens * H, thread_index, n_threads, &begin, &end);
     for (item = begin; item < end; item++) {
         int32_t t = (int32_t)(item / H), h = (int32_t)(item % H), kv_head = h / group;
-        int32_t position = task->first_position + t, first = 0, j, i;
-        const float *query = ctx->q + (int64_t)t * H * D + (int64_t)h * D;
-        float *out = ctx->attn + (int64_t)t * H * D + (int64_t)h * D;
+        int32_t first = 0, last = task->n_keys - 1, capacity = task->n_keys, j, i;
+        const float *query = task->q + (int64_t)t * H * D + (int64_t)h * D;
+        float *out = task->out + (int64_t)t * H * D + (int64_t)h * D;
         float max_score = -INFINITY, sum = 0.0f;
-        if (task->window > 0 && position - task->window + 1 > 0)
-            first = position - task->window + 1;
+        if (task->causal) {
+            last = task->first_position + t;
+            capacity = task->capacity;
+            if (task->window > 0 && last - task->window + 1 > 0)
+                first = last - task->window + 1;
+        }
 
-        /* scores = q.k * query_scale, soft-capped */
-        for (j = first; j <= position; j++) {
-            const float *key = task->k_cache + (int64_t)(j % task->capacity) * kv_dim +
+        /* scores = q.k * scale, soft-capped */
+        for (j = first; j <= last; j++) {
+            const float *key = task->k + (int64_t)(j % capacity) * task->kv_stride +
                                (int64_t)kv_head * D;
-            float s = ctx->dot[GEMINI_TYPE_F32](query, key, D) * hp->query_scale;
+            float s = ctx->dot[GEMINI_TYPE_F32](query, key, D) * task->scale;
             if (cap > 0.0f) s = cap * tanhf(s / cap);
             scores[j - first] = s;
             if (s > max_score) max_score = s;
         }
 
         /* softmax */
-        for (j = first; j <= position; j++) {
+        for (j = first; j <= last; j++) {
             scores[j - first] = expf(scores[j - first] - max_score);
             sum += scores[j - first];
         }
 
         /* out = sum_j p_j v_j */
         for (i = 0; i < D; i++) out[i] = 0.0f;
-        for (j = first; j <= position; j++) {
-            const float *value = task->v_cache + (int64_t)(j % task->capacity) * kv_dim +
+        for (j = first; j <= last; j++) {
+            const float *value = task->v + (int64_t)(j % capacity) * task->kv_stride +
                                  (int64_t)kv_head * D;
             float p = scores[j - first] / sum;
             ctx->axpy(out, p, value, D);
         }
     }
+}
+
+/* Attention with every key visible: n_tokens queries of n_heads heads over n_keys rows. */
+static void gemini__attend_all(gemini_context *ctx, const float *q, float *out, const float *k,
+                               const float *v, int32_t n_keys, int32_t n_heads, int32_t head_dim,
+                               int32_t n_tokens)
+{
+    gemini__attention_task task;
+    memset(&task, 0, sizeof task);
+    task.ctx = ctx;
+    task.q = q;
+    task.out = out;
+    task.k = k;
+    task.v = v;
+    task.kv_stride = (int64_t)n_heads * head_dim;
+    task.n_heads = task.n_kv_heads = n_heads;
+    task.head_dim = head_dim;
+    task.scale = 1.0f / sqrtf((float)head_dim);
+    task.n_keys = n_keys;
+    task.n_tokens = n_tokens;
+    gemini__pool_run(&ctx->pool, gemini__attention_worker, &task);
 }
 
 /* The logits of n_rows residual rows (stride d) into out (n_rows, vocab). */
@@ -3637,14 +4196,12 @@ static void gemini__output_head(gemini_context *ctx, const float *x, int32_t n_r
     const gemini_model *model = ctx->model;
     const gemini_model_hparams *hp = &model->hparams;
     int64_t d = hp->hidden_size, vocab = hp->vocab_size, i;
-    int32_t t;
 
     /* final norm */
-    for (t = 0; t < n_rows; t++)
-        gemini__rmsnorm(ctx->xn + t * d, x + t * d, model->output_norm, d, hp->rms_norm_eps);
+    gemini__norm_rows(hp, ctx->a.xn, x, n_rows, d, model->output_norm, model->output_norm_b);
 
     /* logits = norm(x) E^T (tied) or Wout^T */
-    gemini__matmul(ctx, model->output, ctx->xn, d, n_rows, out, vocab);
+    gemini__matmul(ctx, model->output, ctx->a.xn, d, n_rows, out, vocab);
 
     /* final soft-cap */
     if (hp->final_softcap > 0.0f) {
@@ -3653,52 +4210,46 @@ static void gemini__output_head(gemini_context *ctx, const float *x, int32_t n_r
     }
 }
 
-/* Runs one decoder block on the batch in ctx->x (n tokens from first_position). */
-static void gemini__layer_forward(gemini_context *ctx, int32_t layer_index, int32_t n,
-                                  int32_t first_position)
+/* Self-attention of a decoder layer over its KV cache: QK-norm and RoPE (Gemma), the new keys
+   and values stored at their positions, then causal attention, by the backend if it takes
+   it. Reads a->q, a->k, a->v; writes a->attn. */
+static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32_t layer_index,
+                                     int32_t n, int32_t first_position)
 {
     const gemini_model_hparams *hp = &ctx->model->hparams;
     const gemini__layer *layer = &ctx->model->layers[layer_index];
-    int64_t d = hp->hidden_size, f = hp->intermediate_size, D = hp->head_dim;
-    int64_t H = hp->num_heads, Hkv = hp->num_kv_heads, q_dim = H * D, kv_dim = Hkv * D;
+    int64_t D = hp->head_dim, H = hp->num_heads, Hkv = hp->num_kv_heads;
+    int64_t q_dim = H * D, kv_dim = Hkv * D, h;
     int32_t capacity = ctx->capacity[layer_index], t;
-    float eps = hp->rms_norm_eps;
     const float *cos_table = layer->is_local ? ctx->cos_local : ctx->cos_global;
     const float *sin_table = layer->is_local ? ctx->sin_local : ctx->sin_global;
     gemini__attention_task attention;
-    gemini__rows_task rows;
     int backend_attended = 0;
-    int64_t h, i;
 
-    /* pre-attention norm */
-    for (t = 0; t < n; t++)
-        gemini__rmsnorm(ctx->xn + t * d, ctx->x + t * d, layer->attn_norm, d, eps);
-
-    /* q, k, v projections */
-    gemini__matmul(ctx, layer->attn_q, ctx->xn, d, n, ctx->q, q_dim);
-    gemini__matmul(ctx, layer->attn_k, ctx->xn, d, n, ctx->k, kv_dim);
-    gemini__matmul(ctx, layer->attn_v, ctx->xn, d, n, ctx->v, kv_dim);
-
-    /* QK-norm per head (Gemma 3), then RoPE */
-    for (t = 0; t < n; t++) {
-        for (h = 0; h < H; h++) {
-            float *head = ctx->q + t * q_dim + h * D;
-            if (layer->attn_q_norm) gemini__rmsnorm(head, head, layer->attn_q_norm, D, eps);
-            gemini__rope(head, cos_table + t * (D / 2), sin_table + t * (D / 2), (int32_t)D);
-        }
-        for (h = 0; h < Hkv; h++) {
-            float *head = ctx->k + t * kv_dim + h * D;
-            if (layer->attn_k_norm) gemini__rmsnorm(head, head, layer->attn_k_norm, D, eps);
-            gemini__rope(head, cos_table + t * (D / 2), sin_table + t * (D / 2), (int32_t)D);
+    /* QK-norm per head (Gemma 3), then RoPE; Whisper's positions are in its embeddings */
+    if (!hp->is_encoder_decoder) {
+        for (t = 0; t < n; t++) {
+            for (h = 0; h < H; h++) {
+                float *head = a->q + t * q_dim + h * D;
+                if (layer->attn_q_norm)
+                    gemini__rmsnorm(head, head, layer->attn_q_norm, D, hp->rms_norm_eps);
+                gemini__rope(head, cos_table + t * (D / 2), sin_table + t * (D / 2), (int32_t)D);
+            }
+            for (h = 0; h < Hkv; h++) {
+                float *head = a->k + t * kv_dim + h * D;
+                if (layer->attn_k_norm)
+                    gemini__rmsnorm(head, head, layer->attn_k_norm, D, hp->rms_norm_eps);
+                gemini__rope(head, cos_table + t * (D / 2), sin_table + t * (D / 2), (int32_t)D);
+            }
         }
     }
 
     /* store k and v in the cache (a ring for local layers) */
     for (t = 0; t < n; t++) {
         int64_t slot = (first_position + t) % capacity;
-        memcpy(ctx->k_cache[layer_index] + slot * kv_dim, ctx->k + t * kv_dim,
+        memcpy(ctx->k_cache[layer_index] + slot * kv_dim, a->k + t * kv_dim,
                (size_t)kv_dim * sizeof(float));
-        memcpy(ctx->v_cache[layer_index] + slot * kv_dim, ctx->v + t * kv_dim,
+        memcpy(ctx->v_cache[layer_index] + slot * kv_dim, a->v + t * kv_dim,
                (size_t)kv_dim * sizeof(float));
     }
 
@@ -3715,53 +4266,99 @@ static void gemini__layer_forward(gemini_context *ctx, int32_t layer_index, int3
         step.window = layer->is_local ? hp->sliding_window : 0;
         step.query_scale = hp->query_scale;
         step.softcap = hp->attn_softcap;
-        step.q = ctx->q;
-        step.k = ctx->k;
-        step.v = ctx->v;
-        step.out = ctx->attn;
+        step.q = a->q;
+        step.k = a->k;
+        step.v = a->v;
+        step.out = a->attn;
         backend_attended = ctx->backend.attention(ctx->backend.user_data, &step) ==
                            GEMINI_BACKEND_DONE;
     }
+    if (backend_attended) return;
+    memset(&attention, 0, sizeof attention);
     attention.ctx = ctx;
-    attention.k_cache = ctx->k_cache[layer_index];
-    attention.v_cache = ctx->v_cache[layer_index];
+    attention.q = a->q;
+    attention.out = a->attn;
+    attention.k = ctx->k_cache[layer_index];
+    attention.v = ctx->v_cache[layer_index];
+    attention.kv_stride = kv_dim;
+    attention.n_heads = hp->num_heads;
+    attention.n_kv_heads = hp->num_kv_heads;
+    attention.head_dim = hp->head_dim;
+    attention.scale = hp->query_scale;
+    attention.softcap = hp->attn_softcap;
+    attention.causal = 1;
     attention.capacity = capacity;
     attention.window = layer->is_local ? hp->sliding_window : 0;
     attention.first_position = first_position;
     attention.n_tokens = n;
-    if (!backend_attended) gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
+    gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
+}
+
+/* Runs one transformer block on the n rows of a. Decoder blocks (layer_index >= 0) attend
+   causally over their KV cache from first_position and, where the block has it, to the encoded
+   audio; encoder blocks (layer_index < 0) attend over their own n rows. n_heads and f are the
+   block's head count and MLP width. */
+static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
+                                  const gemini__layer *layer, int32_t layer_index,
+                                  int32_t n_heads, int64_t f, int32_t n, int32_t first_position)
+{
+    const gemini_model_hparams *hp = &ctx->model->hparams;
+    int64_t d = hp->hidden_size, D = layer_index >= 0 ? hp->head_dim : d / n_heads;
+    int64_t q_dim = n_heads * D;
+    int64_t kv_dim = layer_index >= 0 ? (int64_t)hp->num_kv_heads * D : q_dim;
+    gemini__rows_task rows;
+
+    /* pre-attention norm; q, k, v projections */
+    gemini__norm_rows(hp, a->xn, a->x, n, d, layer->attn_norm, layer->attn_norm_b);
+    gemini__linear(ctx, layer->attn_q, layer->attn_q_b, a->xn, d, n, a->q, q_dim);
+    gemini__linear(ctx, layer->attn_k, NULL, a->xn, d, n, a->k, kv_dim);
+    gemini__linear(ctx, layer->attn_v, layer->attn_v_b, a->xn, d, n, a->v, kv_dim);
+
+    /* self-attention */
+    if (layer_index >= 0) gemini__cached_attention(ctx, a, layer_index, n, first_position);
+    else gemini__attend_all(ctx, a->q, a->attn, a->k, a->v, n, n_heads, (int32_t)D, n);
 
     /* output projection, post-attention norm (Gemma 2/3), residual */
-    gemini__matmul(ctx, layer->attn_out, ctx->attn, q_dim, n, ctx->proj, d);
-    for (t = 0; t < n; t++) {
-        float *proj = ctx->proj + t * d, *x = ctx->x + t * d;
-        if (layer->post_attn_norm) gemini__rmsnorm(proj, proj, layer->post_attn_norm, d, eps);
-        for (i = 0; i < d; i++) x[i] += proj[i];
+    gemini__linear(ctx, layer->attn_out, layer->attn_out_b, a->attn, q_dim, n, a->proj, d);
+    if (layer->post_attn_norm)
+        gemini__norm_rows(hp, a->proj, a->proj, n, d, layer->post_attn_norm, NULL);
+    gemini__add_rows(a->x, a->proj, n, d);
+
+    /* cross-attention to the encoded audio (Whisper decoder) */
+    if (layer->cross_norm != NULL) {
+        gemini__norm_rows(hp, a->xn, a->x, n, d, layer->cross_norm, layer->cross_norm_b);
+        gemini__linear(ctx, layer->cross_q, layer->cross_q_b, a->xn, d, n, a->q, q_dim);
+        gemini__attend_all(ctx, a->q, a->attn, ctx->cross_k[layer_index],
+                           ctx->cross_v[layer_index], hp->audio_ctx, n_heads, (int32_t)D, n);
+        gemini__linear(ctx, layer->cross_out, layer->cross_out_b, a->attn, q_dim, n, a->proj,
+                       d);
+        gemini__add_rows(a->x, a->proj, n, d);
     }
 
-    /* pre-MLP norm */
-    for (t = 0; t < n; t++)
-        gemini__rmsnorm(ctx->xn + t * d, ctx->x + t * d, layer->ffn_norm, d, eps);
-
-    /* GeGLU: down(gelu_tanh(gate(x)) * up(x)) */
-    gemini__matmul(ctx, layer->ffn_gate, ctx->xn, d, n, ctx->gate, f);
-    gemini__matmul(ctx, layer->ffn_up, ctx->xn, d, n, ctx->up, f);
+    /* pre-MLP norm; GeGLU down(gelu_tanh(gate(x)) * up(x)) or plain down(gelu(up(x))) */
+    gemini__norm_rows(hp, a->xn, a->x, n, d, layer->ffn_norm, layer->ffn_norm_b);
     memset(&rows, 0, sizeof rows);
-    rows.kind = 1;
-    rows.gate = ctx->gate;
-    rows.up = ctx->up;
     rows.n = f;
     rows.n_rows = n;
-    if (n > 1) gemini__pool_run(&ctx->pool, gemini__rows_worker, &rows);
-    else gemini__rows_worker(&rows, 0, 1);
-    gemini__matmul(ctx, layer->ffn_down, ctx->gate, f, n, ctx->proj, d);
+    if (layer->ffn_gate != NULL) {
+        gemini__matmul(ctx, layer->ffn_gate, a->xn, d, n, a->gate, f);
+        gemini__matmul(ctx, layer->ffn_up, a->xn, d, n, a->up, f);
+        rows.kind = GEMINI__ROWS_GEGLU;
+        rows.gate = a->gate;
+        rows.up = a->up;
+    } else {
+        gemini__linear(ctx, layer->ffn_up, layer->ffn_up_b, a->xn, d, n, a->gate, f);
+        rows.kind = GEMINI__ROWS_GELU;
+        rows.gate = a->gate;
+        rows.up = a->gate;
+    }
+    gemini__run_rows(ctx, &rows);
+    gemini__linear(ctx, layer->ffn_down, layer->ffn_down_b, a->gate, f, n, a->proj, d);
 
     /* post-MLP norm (Gemma 2/3), residual */
-    for (t = 0; t < n; t++) {
-        float *proj = ctx->proj + t * d, *x = ctx->x + t * d;
-        if (layer->post_ffn_norm) gemini__rmsnorm(proj, proj, layer->post_ffn_norm, d, eps);
-        for (i = 0; i < d; i++) x[i] += proj[i];
-    }
+    if (layer->post_ffn_norm)
+        gemini__norm_rows(hp, a->proj, a->proj, n, d, layer->post_ffn_norm, NULL);
+    gemini__add_rows(a->x, a->proj, n, d);
 }
 
 /* Runs n <= n_batch tokens at the current position. logits: NULL, one row per token
@@ -3775,16 +4372,21 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
     int64_t embd_row_bytes = gemini_type_row_bytes((gemini_type)model->token_embd->type, d);
     int32_t t, layer;
 
-    /* token embeddings * embed_scale */
+    /* token embeddings: * embed_scale (Gemma), + learned position embeddings (Whisper) */
     for (t = 0; t < n; t++) {
-        float *x = ctx->x + t * d;
+        float *x = ctx->a.x + t * d;
         gemini__dequantize((gemini_type)model->token_embd->type,
                            model->token_embd->data + tokens[t] * embd_row_bytes, x, d);
-        for (i = 0; i < d; i++) x[i] *= hp->embed_scale;
+        if (model->pos_embd != NULL) {
+            const float *position = model->pos_embd + (int64_t)(ctx->position + t) * d;
+            for (i = 0; i < d; i++) x[i] += position[i];
+        } else {
+            for (i = 0; i < d; i++) x[i] *= hp->embed_scale;
+        }
     }
 
     /* RoPE angles of every token, for global and local layers */
-    for (t = 0; t < n; t++) {
+    for (t = 0; t < n && !hp->is_encoder_decoder; t++) {
         float position = (float)(ctx->position + t);
         for (i = 0; i < half; i++) {
             float angle_global = position * ctx->inv_freq_global[i];
@@ -3798,12 +4400,13 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
 
     /* decoder blocks */
     for (layer = 0; layer < hp->num_layers; layer++)
-        gemini__layer_forward(ctx, layer, n, ctx->position);
+        gemini__block_forward(ctx, &ctx->a, &model->layers[layer], layer, hp->num_heads,
+                              hp->intermediate_size, n, ctx->position);
 
     /* output head */
     if (logits != NULL) {
-        if (all_logits) gemini__output_head(ctx, ctx->x, n, logits);
-        else gemini__output_head(ctx, ctx->x + (int64_t)(n - 1) * d, 1, logits);
+        if (all_logits) gemini__output_head(ctx, ctx->a.x, n, logits);
+        else gemini__output_head(ctx, ctx->a.x + (int64_t)(n - 1) * d, 1, logits);
     }
     ctx->position += n;
 }
@@ -3815,6 +4418,9 @@ GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *token
     if (ctx == NULL || tokens == NULL || n_tokens < 1)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode: NULL or no tokens");
     vocab = ctx->model->hparams.vocab_size;
+    if (ctx->model->hparams.is_encoder_decoder && !ctx->has_audio)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode: no audio encoded in "
+                            "this context (call gemini_encode_mel first)");
     if (n_tokens > ctx->n_ctx - ctx->position)
         return gemini__fail(GEMINI_ERR_CONTEXT_FULL, "%d tokens at position %d exceed the "
                             "context of %d", n_tokens, ctx->position, ctx->n_ctx);
@@ -3831,6 +4437,161 @@ GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *token
         else if (logits_out != NULL && last) rows = logits_out;
         gemini__forward_batch(ctx, tokens + i, n, rows, all_logits);
     }
+    return GEMINI_OK;
+}
+
+/* ---- Whisper's audio encoder ----------------------------------------------------------------- */
+
+GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel, int32_t n_mels,
+                                           int32_t n_frames)
+{
+    const gemini_model *model;
+    const gemini_model_hparams *hp;
+    int64_t d, n_in, n_out, columns, t, i, k;
+    gemini__rows_task rows;
+    int32_t layer;
+
+    if (ctx == NULL || mel == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_mel: NULL argument");
+    model = ctx->model;
+    hp = &model->hparams;
+    if (!hp->is_encoder_decoder)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_mel: a %s model has no "
+                            "audio encoder", hp->architecture);
+    if (n_mels != hp->n_mels || n_frames != 2 * hp->audio_ctx)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_mel: %d x %d log-mel "
+                            "frames given, the model reads %d x %d", n_mels, n_frames,
+                            hp->n_mels, 2 * hp->audio_ctx);
+    d = hp->hidden_size;
+    n_in = n_frames;
+    n_out = hp->audio_ctx;
+    ctx->has_audio = 0;
+
+    /* conv1, kernel 3, padding 1: im2col row t holds mel[i][t + k - 1] at column i * 3 + k,
+       the layout of the stored weight [d][n_mels * 3]; then gelu */
+    columns = 3 * (int64_t)n_mels;
+    for (t = 0; t < n_in; t++) {
+        float *row = ctx->enc_columns + t * columns;
+        for (i = 0; i < n_mels; i++)
+            for (k = 0; k < 3; k++) {
+                int64_t source = t + k - 1;
+                row[i * 3 + k] = source >= 0 && source < n_in ? mel[i * n_in + source] : 0.0f;
+            }
+    }
+    gemini__linear(ctx, model->enc_conv1, model->enc_conv1_b, ctx->enc_columns, columns,
+                   (int32_t)n_in, ctx->enc_conv, d);
+    memset(&rows, 0, sizeof rows);
+    rows.kind = GEMINI__ROWS_GELU;
+    rows.gate = ctx->enc_conv;
+    rows.up = ctx->enc_conv;
+    rows.n = d;
+    rows.n_rows = (int32_t)n_in;
+    gemini__run_rows(ctx, &rows);
+
+    /* conv2, kernel 3, stride 2, padding 1: row t reads frames 2t - 1 .. 2t + 1; then gelu and
+       the (sinusoidal, stored) positions */
+    columns = 3 * d;
+    for (t = 0; t < n_out; t++) {
+        float *row = ctx->enc_columns + t * columns;
+        for (k = 0; k < 3; k++) {
+            int64_t source = 2 * t + k - 1;
+            const float *frame = ctx->enc_conv + source * d;
+            for (i = 0; i < d; i++)
+                row[i * 3 + k] = source >= 0 && source < n_in ? frame[i] : 0.0f;
+        }
+    }
+    gemini__linear(ctx, model->enc_conv2, model->enc_conv2_b, ctx->enc_columns, columns,
+                   (int32_t)n_out, ctx->enc.x, d);
+    rows.gate = ctx->enc.x;
+    rows.up = ctx->enc.x;
+    rows.n_rows = (int32_t)n_out;
+    gemini__run_rows(ctx, &rows);
+    gemini__add_rows(ctx->enc.x, model->enc_pos, (int32_t)n_out, d);
+
+    /* encoder blocks, final norm */
+    for (layer = 0; layer < hp->encoder_layers; layer++)
+        gemini__block_forward(ctx, &ctx->enc, &model->enc_layers[layer], -1, hp->encoder_heads,
+                              hp->encoder_ffn, (int32_t)n_out, 0);
+    gemini__norm_rows(hp, ctx->enc_out, ctx->enc.x, (int32_t)n_out, d, model->enc_output_norm,
+                      model->enc_output_norm_b);
+
+    /* every decoder layer's cross-attention keys and values, once per window */
+    for (layer = 0; layer < hp->num_layers; layer++) {
+        const gemini__layer *block = &model->layers[layer];
+        gemini__linear(ctx, block->cross_k, NULL, ctx->enc_out, d, (int32_t)n_out,
+                       ctx->cross_k[layer], d);
+        gemini__linear(ctx, block->cross_v, block->cross_v_b, ctx->enc_out, d, (int32_t)n_out,
+                       ctx->cross_v[layer], d);
+    }
+    ctx->has_audio = 1;
+    ctx->position = 0;
+    return GEMINI_OK;
+}
+
+GEMINI_API const float *gemini_encoder_output(const gemini_context *ctx, int32_t *n_frames,
+                                              int32_t *dim)
+{
+    if (ctx == NULL || !ctx->has_audio) return NULL;
+    if (n_frames != NULL) *n_frames = ctx->model->hparams.audio_ctx;
+    if (dim != NULL) *dim = ctx->model->hparams.hidden_size;
+    return ctx->enc_out;
+}
+
+/* The checks shared by the two copy functions. */
+static gemini_result gemini__check_copy(const gemini_context *dst, const gemini_context *src,
+                                        const char *function)
+{
+    if (dst == NULL || src == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "%s: NULL context", function);
+    if (dst->model != src->model || dst->n_ctx != src->n_ctx || dst->n_batch != src->n_batch)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "%s: the contexts differ in model, "
+                            "n_ctx or n_batch", function);
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
+                                                      const gemini_context *src)
+{
+    const gemini_model_hparams *hp;
+    gemini_result result = gemini__check_copy(dst, src, "gemini_context_copy_sequence");
+    int64_t kv_dim, rows;
+    int32_t layer;
+    if (result != GEMINI_OK) return result;
+    if ((dst->has_backend && dst->backend.attention != NULL) ||
+        (src->has_backend && src->backend.attention != NULL))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "gemini_context_copy_sequence: a backend "
+                            "keeps the KV cache of one of the contexts");
+    if (dst == src) return GEMINI_OK;
+    hp = &src->model->hparams;
+    kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
+    for (layer = 0; layer < hp->num_layers; layer++) {
+        rows = src->position < src->capacity[layer] ? src->position : src->capacity[layer];
+        memcpy(dst->k_cache[layer], src->k_cache[layer], (size_t)(rows * kv_dim) * sizeof(float));
+        memcpy(dst->v_cache[layer], src->v_cache[layer], (size_t)(rows * kv_dim) * sizeof(float));
+    }
+    dst->position = src->position;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src)
+{
+    const gemini_model_hparams *hp;
+    gemini_result result = gemini__check_copy(dst, src, "gemini_context_copy_audio");
+    size_t bytes;
+    int32_t layer;
+    if (result != GEMINI_OK) return result;
+    hp = &src->model->hparams;
+    if (!src->has_audio)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_copy_audio: the "
+                            "source context holds no encoded audio");
+    if (dst == src) return GEMINI_OK;
+    bytes = (size_t)hp->audio_ctx * (size_t)hp->hidden_size * sizeof(float);
+    memcpy(dst->enc_out, src->enc_out, bytes);
+    for (layer = 0; layer < hp->num_layers; layer++) {
+        memcpy(dst->cross_k[layer], src->cross_k[layer], bytes);
+        memcpy(dst->cross_v[layer], src->cross_v[layer], bytes);
+    }
+    dst->has_audio = 1;
     return GEMINI_OK;
 }
 
