@@ -230,9 +230,9 @@ typedef struct gemini_whisper_segment {
     int32_t n_tokens;
     int64_t seek;               /* first mel frame (10 ms) of the window it came from */
     float temperature;          /* of the decoding that was kept */
-    float avg_logprob;          /* sum of the sampled tokens' log probabilities / (tokens + 1) */
-    float compression_ratio;    /* of the whole window's text */
-    float no_speech_prob;       /* probability of <|nospeech|> after <|startoftranscript|> */
+    double avg_logprob;         /* sum of the sampled tokens' log probabilities / (tokens + 1) */
+    double compression_ratio;   /* of the whole window's text */
+    double no_speech_prob;      /* probability of <|nospeech|> after <|startoftranscript|> */
 } gemini_whisper_segment;
 
 typedef struct gemini_whisper_result gemini_whisper_result;
@@ -1859,34 +1859,66 @@ static void gemini__whisper_puts(gemini__whisper_str *s, const char *text)
     gemini__whisper_put(s, text, strlen(text));
 }
 
-/* Decodes the ids below `limit` (text tokens) to a new NUL-terminated string; "" without a
-   tokenizer. NULL when out of memory or an id is invalid (message left). */
+/* Length of the well-formed UTF-8 character at s[0..n) (Unicode table 3-7), or 0 when it is
+   not one; *bad then gets the length of its maximal valid prefix (at least 1), the bytes that
+   one U+FFFD replaces, as Python's decode(errors="replace") does. */
+static size_t gemini__whisper_utf8_char(const unsigned char *s, size_t n, size_t *bad)
+{
+    unsigned lead = s[0], lo = 0x80, hi = 0xBF;
+    size_t need, i;
+    *bad = 1;
+    if (lead < 0x80) return 1;
+    if (lead >= 0xC2 && lead <= 0xDF) need = 2;
+    else if (lead >= 0xE0 && lead <= 0xEF) need = 3;
+    else if (lead >= 0xF0 && lead <= 0xF4) need = 4;
+    else return 0;
+    if (lead == 0xE0) lo = 0xA0;
+    if (lead == 0xED) hi = 0x9F;
+    if (lead == 0xF0) lo = 0x90;
+    if (lead == 0xF4) hi = 0x8F;
+    for (i = 1; i < need; i++) {
+        if (i >= n || s[i] < lo || s[i] > hi) {
+            *bad = i;
+            return 0;
+        }
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need;
+}
+
+/* The text of the ids below `limit` (text tokens), as the reference's tokenizer.decode gives
+   it: the tokens' bytes joined, then decoded as UTF-8 with one U+FFFD per maximal invalid
+   subpart. A new NUL-terminated string; "" without a tokenizer. NULL when out of memory. */
 static char *gemini__whisper_text(const gemini_tok *tok, const int32_t *ids, int32_t n,
                                   int32_t limit)
 {
-    int32_t *text_ids = NULL, n_text = 0, i;
-    size_t length = 0;
-    char *text;
-    if (tok && n > 0) {
-        text_ids = (int32_t *)GEMINI_MALLOC((size_t)n * sizeof *text_ids);
-        if (!text_ids) return NULL;
-        for (i = 0; i < n; i++)
-            if (ids[i] < limit) text_ids[n_text++] = ids[i];
-        if (n_text && gemini_tok_decode(tok, text_ids, (size_t)n_text, NULL, 0, &length) !=
-                          GEMINI_OK) {
-            GEMINI_FREE(text_ids);
-            return NULL;
+    gemini__whisper_str raw = {NULL, 0, 0, 0}, text = {NULL, 0, 0, 0};
+    size_t i = 0, len, bad;
+    int32_t k;
+    for (k = 0; tok && k < n; k++) {
+        const char *piece;
+        if (ids[k] >= limit || ids[k] < 0) continue;
+        piece = gemini_tok_piece(tok, ids[k], &len);
+        if (piece) gemini__whisper_put(&raw, piece, len);
+    }
+    gemini__whisper_put(&text, "", 0);
+    while (i < raw.len) {
+        len = gemini__whisper_utf8_char((const unsigned char *)raw.data + i, raw.len - i, &bad);
+        if (len) {
+            gemini__whisper_put(&text, raw.data + i, len);
+            i += len;
+        } else {
+            gemini__whisper_put(&text, "\xEF\xBF\xBD", 3);
+            i += bad;
         }
     }
-    text = (char *)GEMINI_MALLOC(length + 1);
-    if (text && n_text && gemini_tok_decode(tok, text_ids, (size_t)n_text, text, length + 1,
-                                            &length) != GEMINI_OK) {
-        GEMINI_FREE(text);
-        text = NULL;
+    GEMINI_FREE(raw.data);
+    if (raw.failed || text.failed) {
+        GEMINI_FREE(text.data);
+        return NULL;
     }
-    if (text && !n_text) text[0] = '\0';
-    GEMINI_FREE(text_ids);
-    return text;
+    return text.data;
 }
 
 /* ---- Whisper: the logit filters ------------------------------------------------------------- */
@@ -2034,9 +2066,9 @@ static gemini_result gemini__whisper_non_speech(const gemini_tok *tok, int32_t *
 
 fail:
     GEMINI_FREE(ids);
-    return gemini__fail(r != GEMINI_OK ? r : GEMINI_ERR_FORMAT,
-                        "whisper: cannot encode the non-speech symbols (%s)",
-                        r != GEMINI_OK ? gemini_last_error() : "no tokens");
+    if (r != GEMINI_OK) return r;
+    return gemini__fail(GEMINI_ERR_FORMAT, "whisper: the tokenizer encodes a non-speech symbol "
+                        "to no token");
 }
 
 /* ---- Whisper: splitting a window into segments ---------------------------------------------- */
@@ -2452,7 +2484,10 @@ static gemini_result gemini__whisper_decode_window(gemini__whisper_run *run, flo
 
     run->temperature = temperature;
     run->avg_logprob = run->sum_logprob / (run->n_best + 1);
-    text = gemini__whisper_text(vocab->tokenizer, run->best, run->n_best, vocab->eot);
+    /* The reference decodes every token below <|0.00|> here: a special token the model
+       emits (a language token, say) counts as its text, "<|hu|>". */
+    text = gemini__whisper_text(vocab->tokenizer, run->best, run->n_best,
+                                vocab->timestamp_begin);
     if (!text) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "whisper: cannot decode text");
     length = gemini__whisper_strip(text, strlen(text), &begin);
     run->compression_ratio = gemini_whisper_compression_ratio(text + begin, length);
@@ -2542,8 +2577,14 @@ static gemini_result gemini__whisper_add_segment(gemini_whisper_result *result,
     int32_t *copy = NULL;
     size_t begin;
 
+    int has_text = 0;
+    int32_t i;
+
     if (!text) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "whisper: cannot decode text");
-    if (start == end || gemini__whisper_strip(text, strlen(text), &begin) == 0) {
+    if (run->vocab->tokenizer) has_text = gemini__whisper_strip(text, strlen(text), &begin) > 0;
+    else
+        for (i = 0; i < n; i++) has_text |= tokens[i] < run->vocab->eot;
+    if (start == end || !has_text) {
         text[0] = '\0';
         n = 0;
     }
@@ -2571,9 +2612,9 @@ static gemini_result gemini__whisper_add_segment(gemini_whisper_result *result,
     segment->n_tokens = n;
     segment->seek = seek;
     segment->temperature = run->temperature;
-    segment->avg_logprob = (float)run->avg_logprob;
-    segment->compression_ratio = (float)run->compression_ratio;
-    segment->no_speech_prob = (float)run->no_speech_prob;
+    segment->avg_logprob = run->avg_logprob;
+    segment->compression_ratio = run->compression_ratio;
+    segment->no_speech_prob = run->no_speech_prob;
     return GEMINI_OK;
 }
 
@@ -2769,9 +2810,9 @@ static gemini_result gemini__whisper_run_init(gemini__whisper_run *run,
         int32_t n_space = 0;
         run->blank = (int32_t *)GEMINI_MALLOC(8 * sizeof(int32_t));
         if (run->blank && vocab->tokenizer &&
-            gemini_tok_encode(vocab->tokenizer, " ", 1, 0, run->blank, 8, &n_space) != GEMINI_OK)
-            return gemini__fail(GEMINI_ERR_FORMAT, "whisper: cannot encode \" \": %s",
-                                gemini_last_error());
+            (r = gemini_tok_encode(vocab->tokenizer, " ", 1, 0, run->blank, 8, &n_space)) !=
+                GEMINI_OK)
+            return r;
         run->rules.n_blank = n_space;
     }
 
@@ -3079,9 +3120,12 @@ GEMINI_API gemini_result gemini_whisper_transcribe_with(const gemini_whisper_voc
                                 (double)content_frames * 0.01);
     }
 
-    /* The whole text, decoded from all tokens after the initial prompt. */
+    /* The whole text, decoded from all tokens after the initial prompt (special tokens below
+       <|0.00|> as their text, as the reference's tokenizer.decode does; segment texts keep
+       only the text tokens). */
     result->text = gemini__whisper_text(vocab->tokenizer, all + n_prompt,
-                                        (int32_t)(n_all - (size_t)n_prompt), vocab->eot);
+                                        (int32_t)(n_all - (size_t)n_prompt),
+                                        vocab->timestamp_begin);
     if (!result->text) r = gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "whisper: no memory");
 
 done:
@@ -3129,8 +3173,10 @@ GEMINI_API int gemini_whisper_format_timestamp(double seconds, int always_hours,
 }
 
 /* Python's repr of a float, as json.dump writes it: the shortest digits that read back the
-   same, positional from 1e-4 to 1e16, else d.ddde+XX; NaN and Infinity as json spells them. */
-static void gemini__whisper_put_float(gemini__whisper_str *s, double x)
+   same, positional from 1e-4 to 1e16, else d.ddde+XX; NaN and Infinity as json spells them.
+   With `single` the digits are the shortest that read back the same float32 (temperatures
+   are floats: 0.2f prints as 0.2, as the reference's Python float). */
+static void gemini__whisper_put_float(gemini__whisper_str *s, double x, int single)
 {
     char buffer[40], digits[24], text[64];
     int precision, exponent, n_digits = 0, i, pos = 0;
@@ -3145,7 +3191,7 @@ static void gemini__whisper_put_float(gemini__whisper_str *s, double x)
     }
     for (precision = 1; precision <= 17; precision++) {
         snprintf(buffer, sizeof buffer, "%.*e", precision - 1, x);
-        if (strtod(buffer, NULL) == x) break;
+        if (single ? (float)strtod(buffer, NULL) == (float)x : strtod(buffer, NULL) == x) break;
     }
     p = buffer;
     if (*p == '-') text[pos++] = *p++;
@@ -3281,9 +3327,9 @@ static void gemini__whisper_format(const gemini_whisper_result *result,
             snprintf(a, sizeof a, "%s{\"id\": %d, \"seek\": %lld, \"start\": ", i ? ", " : "",
                      (int)i, (long long)seg->seek);
             gemini__whisper_puts(s, a);
-            gemini__whisper_put_float(s, seg->start);
+            gemini__whisper_put_float(s, seg->start, 0);
             gemini__whisper_puts(s, ", \"end\": ");
-            gemini__whisper_put_float(s, seg->end);
+            gemini__whisper_put_float(s, seg->end, 0);
             gemini__whisper_puts(s, ", \"text\": ");
             gemini__whisper_put_json_string(s, seg->text);
             gemini__whisper_puts(s, ", \"tokens\": [");
@@ -3292,13 +3338,13 @@ static void gemini__whisper_format(const gemini_whisper_result *result,
                 gemini__whisper_puts(s, a);
             }
             gemini__whisper_puts(s, "], \"temperature\": ");
-            gemini__whisper_put_float(s, seg->temperature);
+            gemini__whisper_put_float(s, seg->temperature, 1);
             gemini__whisper_puts(s, ", \"avg_logprob\": ");
-            gemini__whisper_put_float(s, seg->avg_logprob);
+            gemini__whisper_put_float(s, seg->avg_logprob, 0);
             gemini__whisper_puts(s, ", \"compression_ratio\": ");
-            gemini__whisper_put_float(s, seg->compression_ratio);
+            gemini__whisper_put_float(s, seg->compression_ratio, 0);
             gemini__whisper_puts(s, ", \"no_speech_prob\": ");
-            gemini__whisper_put_float(s, seg->no_speech_prob);
+            gemini__whisper_put_float(s, seg->no_speech_prob, 0);
             gemini__whisper_puts(s, "}");
             break;
         }
