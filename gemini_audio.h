@@ -1,5 +1,5 @@
-/* gemini_audio.h - WAV decoding, resampling to 16 kHz and the Whisper log-mel front end; a
-   single-file C99 library.
+/* gemini_audio.h - WAV decoding, resampling to 16 kHz, the Whisper log-mel front end and
+   Whisper's decoding rules and transcription loop; a single-file C99 library.
 
    Part of gemini.h, usable without it (it needs only gemini_tokenizer.h beside it, for the
    shared result codes). Do this in exactly one C or C++ file:
@@ -63,7 +63,35 @@
        numpy path by up to 3e-5). A 30 s window takes about 45 ms on one core, 31 ms of it in
        the FFT (a direct DFT of each frame would take 214 ms).
 
+       Whisper transcription (openai/whisper 20250625's decoding.py and transcribe.py, checked
+       against that code in tests/test_whisper.c): the SOT sequence and <|startofprev|> prompt
+       (the last 223 tokens), SuppressBlank, SuppressTokens (the non-speech symbols computed
+       from the tokenizer as the reference does, plus the task, start and no-speech tokens),
+       ApplyTimestampRules (pairs, non-decreasing timestamps, a first timestamp of at most
+       1 s, and timestamps when their summed probability beats every other token), the
+       no-speech probability at <|startoftranscript|>, greedy decoding, beam search with
+       patience, best-of-N sampling, ranking by length-normalised log probability, language
+       detection on the first 30 s, temperature fallback (0, 0.2, ... 1.0) on a gzip ratio over
+       2.4 or an average log probability under -1, the no-speech skip, seeking by the last
+       timestamp pair (the unfinished text of a window is decoded again in the next one),
+       prompts from the previous windows, and the txt/srt/vtt/tsv/json writers. The gzip ratio
+       comes from a model of zlib's level-6 compressor that counts its output bytes exactly
+       (equal to Python's zlib.compress on all 226 test texts). Transcribing with a .gemini
+       model needs gemini.h included before this header in the implementation file (#define
+       GEMINI_IMPLEMENTATION and GEMINI_AUDIO_IMPLEMENTATION, then #include "gemini.h" and
+       "gemini_audio.h"); gemini_whisper_transcribe_with takes any decoder as callbacks.
+       Memory besides the model's contexts (one per beam or sample): a 30 s mel window, the
+       logits of each hypothesis, and the token history; the log-mel is computed per window
+       (after one pass over the audio for its maximum), not held for the whole file.
+
    Limitations
+       - Whisper, against the reference: samples at temperature > 0 come from our own random
+         generator, so fallback decodings differ from PyTorch's draws (greedy and beam search
+         match); among equally likely tokens the lower id is taken; no word timestamps,
+         clip_timestamps, hallucination_silence_threshold, carry_initial_prompt or prefix;
+         languages by code only ("de", not "german"); an English-only model ignores a given
+         language without a warning; a decoding of zero tokens is ranked by its sum, where
+         the reference would divide by zero.
        - WAV only; compressed WAV formats (ADPCM, mu-law, A-law, MP3, ...) are refused.
        - RF64/BW64 (WAV over 4 GiB) is refused; a data chunk is read up to
          GEMINI_AUDIO_MAX_DATA_BYTES and the audio is capped at GEMINI_AUDIO_MAX_SECONDS.
@@ -71,7 +99,9 @@
        - The resampler filters in one pass with the rates' exact ratio; it is not streaming.
 
    Thread safety: a gemini_audio_mel is read-only after creation; any number of threads may use
-   one at once. Everything else works on the caller's buffers.
+   one at once. A Whisper transcription uses its own contexts and buffers (the model may be
+   shared); a gemini_whisper_result is read-only. Everything else works on the caller's
+   buffers.
    Untrusted files: every header field is checked before use. Allocations follow the bytes
    actually read (the data buffer grows as they arrive), never a size the header claims, and
    a claimed size over GEMINI_AUDIO_MAX_DATA_BYTES is refused outright. A data chunk that ends
@@ -2095,7 +2125,8 @@ static int64_t gemini__whisper_split(const int32_t *tokens, int32_t n, int32_t t
 {
     const double time_offset = (double)(seek * GEMINI_AUDIO_HOP) / GEMINI_AUDIO_SAMPLE_RATE;
     const double precision = (double)(input_stride * GEMINI_AUDIO_HOP) / GEMINI_AUDIO_SAMPLE_RATE;
-    int single_ending = n >= 2 && tokens[n - 2] < timestamp_begin && tokens[n - 1] >= timestamp_begin;
+    int single_ending = n >= 2 && tokens[n - 2] < timestamp_begin &&
+                        tokens[n - 1] >= timestamp_begin;
     int32_t i, last_slice = 0, count = 0, pairs = 0;
 
     for (i = 0; i + 1 < n; i++)
@@ -2618,7 +2649,7 @@ static gemini_result gemini__whisper_add_segment(gemini_whisper_result *result,
     return GEMINI_OK;
 }
 
-/* ---- Whisper: the long-audio loop ------------------------------------------------------------- */
+/* ---- Whisper: the long-audio loop ------------------------------------------------------------ */
 
 GEMINI_API gemini_whisper_params gemini_whisper_default_params(void)
 {
@@ -2786,7 +2817,8 @@ static gemini_result gemini__whisper_run_init(gemini__whisper_run *run,
         for (i = 0; i < n_non_speech; i++)
             run->suppress[n_suppress++] = non_speech ? non_speech[i] : vocab->non_speech_tokens[i];
         GEMINI_FREE(non_speech);
-        for (i = 0; i < p->n_suppress_tokens; i++) run->suppress[n_suppress++] = p->suppress_tokens[i];
+        for (i = 0; i < p->n_suppress_tokens; i++)
+            run->suppress[n_suppress++] = p->suppress_tokens[i];
         run->suppress[n_suppress++] = vocab->transcribe;
         run->suppress[n_suppress++] = vocab->translate;
         run->suppress[n_suppress++] = vocab->sot;

@@ -324,7 +324,7 @@ static void test_filter_rules(void)
           "SuppressBlank at the first step: encode(\" \") and eot", "");
 }
 
-/* ---- segmentation and seeking ------------------------------------------------------------------ */
+/* ---- segmentation and seeking ---------------------------------------------------------------- */
 
 static void test_split(void)
 {
@@ -390,7 +390,7 @@ static void test_split(void)
     }
 }
 
-/* ---- a fake Whisper model (the same as tools/whisper_rules_fixtures.py) ------------------------ */
+/* ---- a fake Whisper model (the same as tools/whisper_rules_fixtures.py) ---------------------- */
 
 #define FAKE_V 51865
 #define FAKE_EOT 50257
@@ -715,7 +715,7 @@ static void test_transcribe_fixture(const gemini_tok *tok)
     free(line);
 }
 
-/* ---- a tiny byte-level model: fallback, no-speech skip, prompts --------------------------------- */
+/* ---- a tiny byte-level model: fallback, no-speech skip, prompts ------------------------------ */
 
 /* Vocabulary: bytes 0-255, eot 256, sot 257, <|en|> 258, translate 259, transcribe 260,
    sot_lm 261, sot_prev 262, nospeech 263, notimestamps 264, timestamps 265 .. 265 + 1500. */
@@ -735,7 +735,8 @@ enum { TINY_LOOP, TINY_FLAT, TINY_CLEAN };
 
 /* TINY_LOOP: "ab" repeated at temperature 0 (ratio > 2.4), the same preference at any
    temperature; TINY_FLAT: every byte equally likely (avg_logprob about -5.5); TINY_CLEAN: a
-   confident "hello" then the end (no leading space: SuppressBlank forbids " " first). Timestamps are off in these tests. */
+   confident "hello" then the end (no leading space: SuppressBlank forbids " " first).
+   Timestamps are off in these tests. */
 static void tiny_logits(const tiny_model *m, const int32_t *h, int32_t n, float *x)
 {
     int32_t i, k = -1, n_s;
@@ -1080,7 +1081,7 @@ static void test_allocation_failures(const gemini_tok *tok)
           "every allocation failure is reported, nothing leaks", detail);
 }
 
-/* ---- writers ---------------------------------------------------------------------------------- */
+/* ---- writers --------------------------------------------------------------------------------- */
 
 static void test_writers(void)
 {

@@ -12,7 +12,8 @@ filters.txt   Whisper's three logit filters (SuppressBlank, SuppressTokens,
               made-up vocabulary: text 0-19, eot 20, sot 21, two languages, translate 24,
               transcribe 25, sot_lm 26, sot_prev 27, no_speech 28, no_timestamps 29, timestamps
               30-69. Per case: "case N_SAMPLED MAX_INITIAL", the sampled tokens, the logits
-              (as integers: the logit times 16, exact in float32) and the ids the filters set to -inf.
+              (as integers: the logit times 16, exact in float32) and the ids the filters set
+              to -inf.
 
 transcribe.txt  whisper.transcribe() end to end with a fake, deterministic Whisper model whose
               logits are a hash of the audio window and the token history (fake_logits below,
@@ -207,7 +208,8 @@ CONFIGS = [
     ("greedy", 75.0, dict(language="en", temperature=(0.0,), compression_ratio_threshold=None)),
     ("beam", 62.0, dict(language=None, temperature=(0.0,), beam_size=5,
                         compression_ratio_threshold=None)),
-    ("greedy-noprev", 48.0, dict(language="de", temperature=(0.0,), condition_on_previous_text=False,
+    ("greedy-noprev", 48.0, dict(language="de", temperature=(0.0,),
+                                 condition_on_previous_text=False,
                                  compression_ratio_threshold=None, no_speech_threshold=0.3,
                                  logprob_threshold=-0.5)),
     ("beam-patience", 40.0, dict(language="en", temperature=(0.0,), beam_size=3, patience=2.0,
@@ -242,8 +244,10 @@ def write_vocab(tokenizer, path):
     with open(path, "w") as f:
         f.write("non_speech " + " ".join(map(str, tok.non_speech_tokens)) + "\n")
         f.write("blank " + " ".join(map(str, tok.encode(" "))) + "\n")
-        f.write("languages " + " ".join(tok.all_language_codes) + "\n")
-        f.write("language_ids " + " ".join(map(str, tok.all_language_tokens)) + "\n")
+        # all_language_tokens follows a set's order, which changes between runs: sort by id
+        pairs = sorted(zip(tok.all_language_tokens, tok.all_language_codes))
+        f.write("languages " + " ".join(code for _, code in pairs) + "\n")
+        f.write("language_ids " + " ".join(str(i) for i, _ in pairs) + "\n")
 
 
 WRITER_RESULT = {
