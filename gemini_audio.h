@@ -2987,6 +2987,10 @@ GEMINI_API gemini_result gemini_whisper_transcribe_with(const gemini_whisper_voc
     if (r != GEMINI_OK) goto done;
 
     result = (gemini_whisper_result *)GEMINI_MALLOC(sizeof *result);
+    if (result) {
+        memset(result, 0, sizeof *result);
+        result->language_prob = NAN;
+    }
     window = (float *)GEMINI_MALLOC((size_t)decoder->n_mels * GEMINI_AUDIO_CHUNK_FRAMES *
                                     sizeof *window);
     cap_all = 1024;
@@ -2996,8 +3000,6 @@ GEMINI_API gemini_result gemini_whisper_transcribe_with(const gemini_whisper_voc
         r = gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "whisper: no memory");
         goto done;
     }
-    memset(result, 0, sizeof *result);
-    result->language_prob = NAN;
     r = gemini_audio_mel_create(decoder->n_mels, &mel);
     if (r != GEMINI_OK) goto done;
 

@@ -757,7 +757,7 @@ static void tiny_logits(const tiny_model *m, const int32_t *h, int32_t n, float 
         x[256] = n_s >= 60 ? 30.0f : -20.0f;
     } else {
         static const char word[] = "hello";
-        if (n_s < 5) x[(unsigned char)word[n_s]] = 10.0f;
+        if (n_s >= 0 && n_s < 5) x[(unsigned char)word[n_s]] = 10.0f;
         else x[256] = 10.0f;
     }
 }
