@@ -32,8 +32,10 @@
        GEMINI_MALLOC/REALLOC/FREE   override the allocator (all three or none)
 
    Supported models: Gemma 1 (gemma), Gemma 2 (gemma2) and Gemma 3 text decoders (gemma3,
-   including the text part of the 4B+ multimodal checkpoints) stored in the `.gemini` format
-   (format.md). Weights may be f32, f16, bf16, q8_0 or q4_0, mixed freely per tensor.
+   including the text part of the 4B+ multimodal checkpoints), PaliGemma 1 and 2 (a SigLIP
+   image encoder before a gemma / gemma2 decoder: gemini_encode_image, gemini_decode_prefix)
+   and Whisper, stored in the `.gemini` format (format.md). Weights may be f32, f16, bf16, q8_0
+   or q4_0, mixed freely per tensor.
 
    Numerics: activations, norms, softmax and the KV cache are f32, with the maths of
    transformers' eager implementation (f32 weights match its logits to about 1e-6 of the
@@ -60,7 +62,9 @@
    quantised blocks, lifetime, threads) is in the "Accelerator offload hook" section below.
 
    Limitations
-       - Text only: no vision or audio yet, no speculative decoding, one sequence per context.
+       - Images: PaliGemma only (one image per prompt, its rows first); not yet Gemma 3's
+         vision path. No speculative decoding, one sequence per context.
+       - The vision tower runs on the CPU; its matrices are not offered to a backend.
        - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
        - SIMD kernels are x86-64 only (AVX2, AVX-512); other CPUs use the scalar kernels.
          Prefill reuses weight rows across a batch from cache but has no register-blocked
@@ -210,6 +214,21 @@ typedef struct gemini_model_hparams {
     int32_t encoder_layers;
     int32_t encoder_heads;
     int32_t encoder_ffn;        /* encoder MLP width */
+
+    /* Vision tower (format.md §8): a SigLIP encoder and a projector into the decoder's
+       embeddings. has_vision 0 (and the rest 0) for a text-only model. */
+    int has_vision;             /* 1: PaliGemma (a Gemma 1/2 decoder with an image prefix) */
+    int32_t image_size;         /* S: input pixels a side (square) */
+    int32_t patch_size;         /* P: pixels a side of one patch; S is a multiple */
+    int32_t image_tokens;       /* N = (S / P)^2 image rows per image */
+    int32_t image_token_id;     /* the placeholder id of an image row in a prompt */
+    int32_t vision_hidden;      /* Dv */
+    int32_t vision_ffn;         /* vision MLP width */
+    int32_t vision_layers;
+    int32_t vision_heads;
+    float vision_norm_eps;      /* LayerNorm eps of the tower */
+    float image_mean[3];        /* preprocessing: (v / 255 - mean) / std per channel */
+    float image_std[3];
 } gemini_model_hparams;
 
 /* Opens a .gemini file, maps it read-only (or reads it into memory where mapping fails) and
@@ -397,7 +416,8 @@ GEMINI_API gemini_result gemini_model_tokenizer(const gemini_model *model, gemin
    p = first_position + t and head h, softmax over keys j in [max(0, p - window + 1), p]
    (window 0: [0, p]) of s_j = softcap(q.k_j * query_scale), applied to v_j, where
    softcap(s) = cap * tanh(s / cap) when cap > 0, and head h reads KV head
-   h / (n_heads / n_kv_heads).
+   h / (n_heads / n_kv_heads). A step of gemini_decode_prefix that holds a bidirectional prefix
+   still calls attention (the backend stores k and v), but the CPU then attends in its place.
 
    Threads. Every callback of a context runs on the thread that called gemini_context_create,
    gemini_decode or gemini_context_free on it, one call at a time, never on the context's worker
@@ -537,6 +557,55 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
    dst; the decoder state is unchanged. Errors as gemini_context_copy_sequence, and
    GEMINI_ERR_INVALID_ARGUMENT when src holds no audio. */
 GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src);
+
+/* ---- Images (PaliGemma) --------------------------------------------------------------------- */
+
+/* A model with a vision tower (hparams.has_vision) reads a prompt in which image_tokens
+   placeholder ids (hparams.image_token_id) stand for the rows of one encoded image:
+   gemini_encode_image runs the SigLIP tower and the projector and keeps the rows in the
+   context; gemini_decode_prefix then puts them in the place of the placeholders. PaliGemma's
+   prompt is
+
+       image_token_id x image_tokens, BOS, the prompt's tokens, the tokens of "\n"
+
+   decoded as one prefix (prefix_length = all of it): its tokens see one another in both
+   directions, as PaliGemma was trained; what follows (the answer, by gemini_decode) is causal.
+   The positions of a PaliGemma model count from 1 for RoPE, as in its reference. */
+
+/* Runs the vision tower on one image: pixels holds 3 planes (R, G, B) of height rows of width
+   floats, already resized and normalised (gemini_vision_preprocess with image_size and the
+   model's image_mean / image_std gives them), and width == height == image_size. Stores the
+   projected image rows; the decoder position and KV cache are untouched.
+   GEMINI_ERR_INVALID_ARGUMENT on NULL, a model without a vision tower, or another size. */
+GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *pixels,
+                                             int32_t width, int32_t height);
+
+/* The last image's SigLIP output (after its final LayerNorm, before the projector): *n_rows
+   (image_tokens) rows of *dim (vision_hidden) floats; either out pointer may be NULL. NULL
+   before the first successful gemini_encode_image. Valid until the next one or
+   gemini_context_free. */
+GEMINI_API const float *gemini_vision_output(const gemini_context *ctx, int32_t *n_rows,
+                                             int32_t *dim);
+
+/* The last image's projected rows, as they enter the decoder: *n_rows (image_tokens) rows of
+   *dim (hidden_size) floats. NULL and validity as gemini_vision_output. */
+GEMINI_API const float *gemini_image_embeddings(const gemini_context *ctx, int32_t *n_rows,
+                                                int32_t *dim);
+
+/* As gemini_decode, with two differences. Every token equal to hparams.image_token_id takes,
+   in order, the next row of the image stored by gemini_encode_image instead of an embedding
+   (a call holds all image_tokens of them or none; a text row is scaled by embed_scale, an
+   image row is not). And the first prefix_length tokens of the call attend to each other in
+   both directions (0: all causal, as gemini_decode); the rest see the prefix and, causally,
+   themselves. The prefix is computed in one step, so prefix_length must not exceed the
+   context's n_batch (a model with a vision tower gets n_batch >= image_tokens + 64, see
+   gemini_context_create). Fails without changing the context as gemini_decode does, and with
+   GEMINI_ERR_INVALID_ARGUMENT when prefix_length is outside [0, n_tokens] or above n_batch,
+   when the placeholders are neither 0 nor image_tokens, or when they appear but no image has
+   been encoded (or the model has no vision tower). */
+GEMINI_API gemini_result gemini_decode_prefix(gemini_context *ctx, const int32_t *tokens,
+                                              int32_t n_tokens, int32_t prefix_length,
+                                              float *logits_out, int all_logits);
 
 /* ---- Sampling ------------------------------------------------------------------------------- */
 
@@ -1456,16 +1525,18 @@ typedef struct gemini__tensor {
     const uint8_t *data;
 } gemini__tensor;
 
-/* The weights of one transformer block, Gemma's or Whisper's (decoder or encoder). A NULL
-   member is a part the block does not have. Gemma: RMSNorm vectors hold 1 + w; no biases;
+/* The weights of one transformer block, Gemma's, Whisper's (decoder or encoder) or SigLIP's. A
+   NULL member is a part the block does not have. Gemma: RMSNorm vectors hold 1 + w; no biases;
    GeGLU MLP (ffn_gate set). Whisper: LayerNorm (weight and bias); biases on q, v, out and the
-   MLP (k has none); a plain GELU MLP (ffn_gate NULL); decoder blocks add cross-attention. */
+   MLP (k has none); a plain exact-GELU MLP (ffn_gate NULL); decoder blocks add cross-attention.
+   SigLIP: as Whisper's encoder with a bias on k too and a tanh-GELU MLP. */
 typedef struct gemini__layer {
     const float *attn_norm;         /* (d) */
     const float *attn_norm_b;       /* (d) LayerNorm bias, or NULL (RMSNorm) */
     const gemini__tensor *attn_q;   /* (H*D, d) */
     const float *attn_q_b;          /* (H*D) or NULL */
     const gemini__tensor *attn_k;   /* (Hkv*D, d) */
+    const float *attn_k_b;          /* (Hkv*D) or NULL */
     const gemini__tensor *attn_v;   /* (Hkv*D, d) */
     const float *attn_v_b;          /* (Hkv*D) or NULL */
     const float *attn_q_norm;       /* (D) or NULL */
@@ -1490,6 +1561,7 @@ typedef struct gemini__layer {
     const gemini__tensor *ffn_down; /* (d, F) */
     const float *ffn_down_b;        /* (d) or NULL */
     const float *post_ffn_norm;     /* (d) or NULL */
+    int gelu_tanh;                  /* plain MLP: tanh-approximated GELU, else exact */
     int is_local;                   /* sliding-window attention */
 } gemini__layer;
 
@@ -1523,6 +1595,16 @@ struct gemini_model {
     const float *enc_pos;           /* (audio_ctx, d) */
     gemini__layer *enc_layers;      /* (encoder_layers) */
     const float *enc_output_norm, *enc_output_norm_b;
+
+    /* PaliGemma only: the SigLIP tower and the projector (format.md §8) */
+    const gemini__tensor *vis_patch; /* (Dv, 3 * P * P) the patch convolution as a matrix */
+    const float *vis_patch_b;       /* (Dv) */
+    const float *vis_pos;           /* (N, Dv) learned positions */
+    gemini__layer *vis_layers;      /* (vision_layers) */
+    const float *vis_post_norm, *vis_post_norm_b; /* (Dv) */
+    const gemini__tensor *mm_proj;  /* (d, Dv) */
+    const float *mm_proj_b;         /* (d) */
+    int32_t rope_offset;            /* RoPE position of decoder position 0 (PaliGemma: 1) */
 
     int has_tokenizer;
     gemini_tokenizer_desc tokenizer;
@@ -2141,6 +2223,69 @@ static gemini_result gemini__read_whisper_hparams(gemini_model *model)
     return GEMINI_OK;
 }
 
+/* The vision keys of format.md §8.1, present in PaliGemma files only (vision.projector). */
+static gemini_result gemini__read_vision_hparams(gemini_model *model)
+{
+    gemini_model_hparams *hp = &model->hparams;
+    const gemini__meta *m, *mean, *std;
+    gemini_result r;
+    int32_t grid, c;
+
+    if (gemini__find_meta(model, "vision.projector") == NULL) return GEMINI_OK;
+    if ((r = gemini__require_string(model, "vision.projector", &m))) return r;
+    if (!(m->value_bytes == 9 && memcmp(m->value, "paligemma", 9) == 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "vision.projector '%.*s' is not supported",
+                            (int)(m->value_bytes > 64 ? 64 : m->value_bytes),
+                            (const char *)m->value);
+    if (strcmp(hp->architecture, "gemma") != 0 && strcmp(hp->architecture, "gemma2") != 0)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "vision.projector 'paligemma' with a %s "
+                            "decoder (PaliGemma has gemma or gemma2)", hp->architecture);
+    if ((r = gemini__require_int(model, "vision.image_size", 1, 16384, &hp->image_size)) ||
+        (r = gemini__require_int(model, "vision.patch_size", 1, 1024, &hp->patch_size)) ||
+        (r = gemini__require_int(model, "vision.hidden_size", 1, 1 << 16,
+                                 &hp->vision_hidden)) ||
+        (r = gemini__require_int(model, "vision.intermediate_size", 1, 1 << 20,
+                                 &hp->vision_ffn)) ||
+        (r = gemini__require_int(model, "vision.num_layers", 1, 4096, &hp->vision_layers)) ||
+        (r = gemini__require_int(model, "vision.num_heads", 1, 1024, &hp->vision_heads)) ||
+        (r = gemini__require_int(model, "vision.image_token_id", 0, INT32_MAX,
+                                 &hp->image_token_id)) ||
+        (r = gemini__require_float(model, "vision.layer_norm_eps", &hp->vision_norm_eps)) ||
+        (r = gemini__require_array(model, "vision.image_mean", GEMINI_META_F32, 3, &mean)) ||
+        (r = gemini__require_array(model, "vision.image_std", GEMINI_META_F32, 3, &std)) ||
+        (r = gemini__require_string(model, "vision.activation", &m)))
+        return r;
+    if (!(m->value_bytes == 9 && memcmp(m->value, "gelu_tanh", 9) == 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "vision.activation '%.*s' is not supported",
+                            (int)(m->value_bytes > 64 ? 64 : m->value_bytes),
+                            (const char *)m->value);
+    if (hp->image_size % hp->patch_size != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "vision.image_size %d is not a multiple of "
+                            "vision.patch_size %d", hp->image_size, hp->patch_size);
+    grid = hp->image_size / hp->patch_size;
+    if ((int64_t)grid * grid > GEMINI__MAX_BATCH - 64)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%d x %d image patches are more than %d",
+                            grid, grid, GEMINI__MAX_BATCH - 64);
+    if (hp->vision_hidden % hp->vision_heads != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "vision.num_heads %d does not divide "
+                            "vision.hidden_size %d", hp->vision_heads, hp->vision_hidden);
+    if (!(hp->vision_norm_eps >= 0.0f && hp->vision_norm_eps < 1.0f))
+        return gemini__fail(GEMINI_ERR_FORMAT, "vision.layer_norm_eps %g is out of range",
+                            hp->vision_norm_eps);
+    for (c = 0; c < 3; c++) {
+        hp->image_mean[c] = gemini__bits_f32(gemini__le32(mean->value + 4 * c));
+        hp->image_std[c] = gemini__bits_f32(gemini__le32(std->value + 4 * c));
+        if (!(fabsf(hp->image_mean[c]) <= 1e6f) || !(hp->image_std[c] > 0.0f) ||
+            !(hp->image_std[c] <= 1e6f))
+            return gemini__fail(GEMINI_ERR_FORMAT, "vision.image_mean/std[%d] (%g, %g) is out "
+                                "of range", (int)c, hp->image_mean[c], hp->image_std[c]);
+    }
+    hp->image_tokens = grid * grid;
+    hp->has_vision = 1;
+    model->rope_offset = 1; /* PaliGemma's reference counts positions from 1 */
+    return GEMINI_OK;
+}
+
 /* Reads and checks the hyperparameters of format.md §4.2. */
 static gemini_result gemini__read_hparams(gemini_model *model)
 {
@@ -2204,7 +2349,7 @@ static gemini_result gemini__read_hparams(gemini_model *model)
                             "range (eps %g, caps %g %g, theta %g %g, scale %g)",
                             hp->rms_norm_eps, hp->attn_softcap, hp->final_softcap,
                             hp->rope_theta, hp->rope_theta_local, hp->rope_scale);
-    return GEMINI_OK;
+    return gemini__read_vision_hparams(model);
 }
 
 /* Binds the weights of one Whisper block named prefix + "attn_q" etc. (format.md §7.2):
@@ -2247,6 +2392,63 @@ static gemini_result gemini__bind_whisper_layer(gemini_model *model, const char 
          (r = GEMINI__MATRIX("cross_out", d, d, &layer->cross_out)) ||
          (r = GEMINI__VECTOR("cross_out_b", d, &layer->cross_out_b))))
         return r;
+#undef GEMINI__MATRIX
+#undef GEMINI__VECTOR
+#undef GEMINI__NAME
+    return GEMINI_OK;
+}
+
+/* Binds and checks the SigLIP tower and the projector of a PaliGemma file (format.md §8.2). */
+static gemini_result gemini__bind_vision_weights(gemini_model *model)
+{
+    const gemini_model_hparams *hp = &model->hparams;
+    int64_t dv = hp->vision_hidden, fv = hp->vision_ffn, d = hp->hidden_size;
+    int64_t patch_columns = 3 * (int64_t)hp->patch_size * hp->patch_size;
+    const gemini__tensor *t;
+    char name[64];
+    gemini_result r;
+    int32_t i;
+
+    model->vis_layers = (gemini__layer *)GEMINI_MALLOC(sizeof(gemini__layer) *
+                                                       (size_t)hp->vision_layers);
+    if (model->vis_layers == NULL) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "no memory");
+    memset(model->vis_layers, 0, sizeof(gemini__layer) * (size_t)hp->vision_layers);
+    if ((r = gemini__bind_tensor(model, "vis.patch_embd", dv, patch_columns, 0,
+                                 &model->vis_patch)) ||
+        (r = gemini__bind_vector(model, "vis.patch_embd_b", dv, &model->vis_patch_b)) ||
+        (r = gemini__bind_tensor(model, "vis.pos_embd", hp->image_tokens, dv, 1, &t)) ||
+        (r = gemini__bind_vector(model, "vis.post_norm", dv, &model->vis_post_norm)) ||
+        (r = gemini__bind_vector(model, "vis.post_norm_b", dv, &model->vis_post_norm_b)) ||
+        (r = gemini__bind_tensor(model, "mm.proj", d, dv, 0, &model->mm_proj)) ||
+        (r = gemini__bind_vector(model, "mm.proj_b", d, &model->mm_proj_b)))
+        return r;
+    model->vis_pos = (const float *)(const void *)t->data;
+
+#define GEMINI__NAME(suffix) (snprintf(name, sizeof name, "vis.blk.%d." suffix, (int)i), name)
+#define GEMINI__VECTOR(suffix, n, out) gemini__bind_vector(model, GEMINI__NAME(suffix), n, out)
+#define GEMINI__MATRIX(suffix, rows, cols, out) \
+    gemini__bind_tensor(model, GEMINI__NAME(suffix), rows, cols, 0, out)
+    for (i = 0; i < hp->vision_layers; i++) {
+        gemini__layer *layer = &model->vis_layers[i];
+        layer->gelu_tanh = 1;
+        if ((r = GEMINI__VECTOR("attn_norm", dv, &layer->attn_norm)) ||
+            (r = GEMINI__VECTOR("attn_norm_b", dv, &layer->attn_norm_b)) ||
+            (r = GEMINI__MATRIX("attn_q", dv, dv, &layer->attn_q)) ||
+            (r = GEMINI__VECTOR("attn_q_b", dv, &layer->attn_q_b)) ||
+            (r = GEMINI__MATRIX("attn_k", dv, dv, &layer->attn_k)) ||
+            (r = GEMINI__VECTOR("attn_k_b", dv, &layer->attn_k_b)) ||
+            (r = GEMINI__MATRIX("attn_v", dv, dv, &layer->attn_v)) ||
+            (r = GEMINI__VECTOR("attn_v_b", dv, &layer->attn_v_b)) ||
+            (r = GEMINI__MATRIX("attn_out", dv, dv, &layer->attn_out)) ||
+            (r = GEMINI__VECTOR("attn_out_b", dv, &layer->attn_out_b)) ||
+            (r = GEMINI__VECTOR("ffn_norm", dv, &layer->ffn_norm)) ||
+            (r = GEMINI__VECTOR("ffn_norm_b", dv, &layer->ffn_norm_b)) ||
+            (r = GEMINI__MATRIX("ffn_up", fv, dv, &layer->ffn_up)) ||
+            (r = GEMINI__VECTOR("ffn_up_b", fv, &layer->ffn_up_b)) ||
+            (r = GEMINI__MATRIX("ffn_down", dv, fv, &layer->ffn_down)) ||
+            (r = GEMINI__VECTOR("ffn_down_b", dv, &layer->ffn_down_b)))
+            return r;
+    }
 #undef GEMINI__MATRIX
 #undef GEMINI__VECTOR
 #undef GEMINI__NAME
@@ -2373,7 +2575,7 @@ static gemini_result gemini__bind_weights(gemini_model *model)
             return r;
     }
 #undef GEMINI__NAME
-    return GEMINI_OK;
+    return hp->has_vision ? gemini__bind_vision_weights(model) : GEMINI_OK;
 }
 
 /* An optional special-token id: -1 .. vocab-1. */
@@ -2534,6 +2736,7 @@ GEMINI_API void gemini_model_free(gemini_model *model)
     GEMINI_FREE((void *)model->tensors_by_name);
     GEMINI_FREE(model->layers);
     GEMINI_FREE(model->enc_layers);
+    GEMINI_FREE(model->vis_layers);
     GEMINI_FREE(model->merges);
     GEMINI_FREE((void *)model->piece_pointers);
     GEMINI_FREE(model->piece_lengths);
@@ -3419,6 +3622,16 @@ struct gemini_context {
     float *enc_out;                 /* (audio_ctx, d) */
     float **cross_k, **cross_v;     /* (L) -> (audio_ctx, d) */
     int has_audio;                  /* gemini_encode_mel succeeded */
+
+    /* PaliGemma: the vision tower's activations and the last image's rows */
+    gemini__acts vis;               /* (image_tokens rows) */
+    float *vis_columns;             /* (image_tokens, 3 * P * P) the patches as rows */
+    float *vis_out;                 /* (image_tokens, Dv) after the final LayerNorm */
+    float *image_embd;              /* (image_tokens, d) projected */
+    int has_image;                  /* gemini_encode_image succeeded */
+    int32_t image_next;             /* image row the next placeholder takes; -1: none (text) */
+    int32_t prefix_begin, prefix_end; /* positions of the bidirectional prefix of the step
+                                       being decoded (equal: none) */
     float *inv_freq_global;         /* (D/2) */
     float *inv_freq_local;          /* (D/2) */
     float *cos_global, *sin_global; /* (B, D/2) */
@@ -3452,6 +3665,8 @@ typedef struct gemini__context_sizes {
     int64_t enc_columns;            /* floats of the im2col buffer */
     int64_t q8_rows, q8_cols;       /* the q8_0 input copy: rows x columns */
     int64_t scores_stride;
+    int64_t vis_rows, vis_d, vis_f; /* PaliGemma: image_tokens, Dv, vision MLP width */
+    int64_t vis_columns;            /* 3 * P * P */
 } gemini__context_sizes;
 
 static void gemini__context_sizes_of(const gemini_model *model,
@@ -3481,6 +3696,17 @@ static void gemini__context_sizes_of(const gemini_model *model,
         if (3 * (int64_t)hp->n_mels > z->q8_cols) z->q8_cols = 3 * (int64_t)hp->n_mels;
         if (z->enc_f > z->q8_cols) z->q8_cols = z->enc_f;
         if (z->enc_rows > z->scores_stride) z->scores_stride = z->enc_rows;
+    }
+    if (hp->has_vision) {
+        z->vis_rows = hp->image_tokens;
+        z->vis_d = hp->vision_hidden;
+        z->vis_f = hp->vision_ffn;
+        z->vis_columns = 3 * (int64_t)hp->patch_size * hp->patch_size;
+        if (z->vis_rows > z->q8_rows) z->q8_rows = z->vis_rows;
+        if (z->vis_columns > z->q8_cols) z->q8_cols = z->vis_columns;
+        if (z->vis_d > z->q8_cols) z->q8_cols = z->vis_d;
+        if (z->vis_f > z->q8_cols) z->q8_cols = z->vis_f;
+        if (z->vis_rows > z->scores_stride) z->scores_stride = z->vis_rows;
     }
 }
 
@@ -3531,6 +3757,10 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->capacity);
     gemini__acts_free(&ctx->a);
     gemini__acts_free(&ctx->enc);
+    gemini__acts_free(&ctx->vis);
+    gemini__aligned_free(ctx->vis_columns);
+    gemini__aligned_free(ctx->vis_out);
+    gemini__aligned_free(ctx->image_embd);
     gemini__aligned_free(ctx->enc_conv);
     gemini__aligned_free(ctx->enc_columns);
     gemini__aligned_free(ctx->enc_out);
@@ -3587,7 +3817,9 @@ static int64_t gemini__layer_capacity(const gemini_model *model, int32_t layer,
 }
 
 /* The parameters a context really uses: a model with learned positions (Whisper) has no
-   positions beyond max_position, so n_ctx is capped there. */
+   positions beyond max_position, so n_ctx is capped there; a model with a vision tower needs
+   an image prompt (image rows and some text) in one step, so n_batch is raised to
+   image_tokens + 64. */
 static gemini_context_params gemini__effective_params(const gemini_model *model,
                                                       const gemini_context_params *params_in)
 {
@@ -3595,6 +3827,8 @@ static gemini_context_params gemini__effective_params(const gemini_model *model,
                                                      : gemini_context_default_params();
     if (model->hparams.is_encoder_decoder && params.n_ctx > model->hparams.max_position)
         params.n_ctx = model->hparams.max_position;
+    if (model->hparams.has_vision && params.n_batch < model->hparams.image_tokens + 64)
+        params.n_batch = model->hparams.image_tokens + 64;
     return params;
 }
 
@@ -3630,6 +3864,12 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
         total += z.enc_rows * (7 * z.d + 2 * z.enc_f) * 4;
         total += (2 * z.enc_rows * z.d + z.enc_columns + z.enc_rows * z.d) * 4;
         total += 2 * (int64_t)hp->num_layers * z.enc_rows * z.d * 4;
+    }
+
+    /* PaliGemma: the tower's activations, patch rows, output and projected rows */
+    if (hp->has_vision) {
+        total += z.vis_rows * (7 * z.vis_d + 2 * z.vis_f) * 4;
+        total += z.vis_rows * (z.vis_columns + z.vis_d + z.d) * 4;
     }
     if (params.backend != NULL)
         total += model->n_tensors * (int64_t)sizeof(gemini__backend_slot);
@@ -3741,6 +3981,10 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
         gemini__log(params.log_callback, params.log_user_data, GEMINI_LOG_INFO,
                     "n_ctx %d capped at the model's %d learned positions", params.n_ctx,
                     hp->max_position);
+    if (hp->has_vision && params.n_batch < hp->image_tokens + 64)
+        gemini__log(params.log_callback, params.log_user_data, GEMINI_LOG_INFO,
+                    "n_batch %d raised to %d: an image prompt is decoded in one step",
+                    params.n_batch, hp->image_tokens + 64);
     params = gemini__effective_params(model, &params);
     gemini__context_sizes_of(model, &params, &z);
 
@@ -3761,6 +4005,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->n_ctx = params.n_ctx;
     ctx->n_batch = params.n_batch;
     ctx->pool.n_threads = 1;
+    ctx->image_next = -1;
     B = z.batch_rows;
     half = hp->head_dim / 2;
 
@@ -3818,6 +4063,17 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
             ctx->cross_v[i] = gemini__alloc_floats(z.enc_rows * z.d);
             if (!ctx->cross_k[i] || !ctx->cross_v[i]) goto out_of_memory;
         }
+    }
+
+    /* PaliGemma: the vision tower's buffers and the image rows */
+    if (hp->has_vision) {
+        if (gemini__acts_alloc(&ctx->vis, z.vis_rows, z.vis_d, z.vis_d, z.vis_d, z.vis_f) !=
+            GEMINI_OK)
+            goto out_of_memory;
+        ctx->vis_columns = gemini__alloc_floats(z.vis_rows * z.vis_columns);
+        ctx->vis_out = gemini__alloc_floats(z.vis_rows * z.vis_d);
+        ctx->image_embd = gemini__alloc_floats(z.vis_rows * z.d);
+        if (!ctx->vis_columns || !ctx->vis_out || !ctx->image_embd) goto out_of_memory;
     }
 
     /* Threads, then one attention-weights row per thread */
@@ -3879,18 +4135,21 @@ typedef struct gemini__matmul_task {
 } gemini__matmul_task;
 
 #define GEMINI__ROW_BLOCK 16  /* weight rows kept hot in cache while a tile of tokens passes */
-#define GEMINI__TOKEN_TILE 64 /* tokens whose inputs stay in cache while the weights pass; even,
-                                 so that the token pairs of dot2x2 do not depend on it */
+#define GEMINI__TILE_BYTES (512 << 10) /* inputs of one tile of tokens, kept in cache while the
+                                          thread's weight rows pass (the 1500-frame encoder) */
 
 static void gemini__matmul_worker(void *arg, int thread_index, int n_threads)
 {
     const gemini__matmul_task *task = (const gemini__matmul_task *)arg;
     int64_t begin, end, block, r, block_end;
-    int32_t tile, tile_end, t;
+    int32_t tile, tile_end, t, tile_tokens;
+
+    /* an even number of tokens per tile, so that dot2x2's token pairs do not depend on it */
+    tile_tokens = (int32_t)(GEMINI__TILE_BYTES / task->x_stride) & ~1;
+    if (tile_tokens < 2) tile_tokens = 2;
     gemini__split(task->rows, thread_index, n_threads, &begin, &end);
-    for (tile = 0; tile < task->n_tokens; tile += GEMINI__TOKEN_TILE) {
-        tile_end = task->n_tokens - tile < GEMINI__TOKEN_TILE ? task->n_tokens
-                                                              : tile + GEMINI__TOKEN_TILE;
+    for (tile = 0; tile < task->n_tokens; tile += tile_tokens) {
+        tile_end = task->n_tokens - tile < tile_tokens ? task->n_tokens : tile + tile_tokens;
         for (block = begin; block < end; block += GEMINI__ROW_BLOCK) {
             block_end = block + GEMINI__ROW_BLOCK < end ? block + GEMINI__ROW_BLOCK : end;
             for (t = tile; t < tile_end; t++) {
@@ -3927,7 +4186,8 @@ static void gemini__matmul_worker(void *arg, int thread_index, int n_threads)
 enum {
     GEMINI__ROWS_QUANTIZE = 0,      /* out = q8_0(x) */
     GEMINI__ROWS_GEGLU = 1,         /* gate = gelu_tanh(gate) * up (Gemma) */
-    GEMINI__ROWS_GELU = 2           /* gate = gelu(gate), exact (Whisper) */
+    GEMINI__ROWS_GELU = 2,          /* gate = gelu(gate), exact (Whisper) */
+    GEMINI__ROWS_GELU_TANH = 3      /* gate = gelu_tanh(gate) (SigLIP) */
 };
 
 typedef struct gemini__rows_task {
@@ -3968,6 +4228,9 @@ static void gemini__rows_worker(void *arg, int thread_index, int n_threads)
             float *gate = task->gate + t * task->n;
             const float *up = task->up + t * task->n;
             for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_tanh(gate[i]) * up[i];
+        } else if (task->kind == GEMINI__ROWS_GELU_TANH) {
+            float *gate = task->gate + t * task->n;
+            for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_tanh(gate[i]);
         } else {
             float *gate = task->gate + t * task->n;
             for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_erf(gate[i]);
@@ -4069,17 +4332,23 @@ static void gemini__layernorm(float *out, const float *x, const float *weight,
     for (i = 0; i < n; i++) out[i] = (x[i] - mean_f) * scale * weight[i] + bias[i];
 }
 
-/* A block's norm over n rows of d: LayerNorm where it has a bias (Whisper), else RMSNorm. */
-static void gemini__norm_rows(const gemini_model_hparams *hp, float *out, const float *x,
-                              int32_t n, int64_t d, const float *weight, const float *bias)
+/* A norm over n rows of d: LayerNorm where it has a bias (Whisper, SigLIP), else RMSNorm. */
+static void gemini__norm_rows_eps(float *out, const float *x, int32_t n, int64_t d,
+                                  const float *weight, const float *bias, float eps)
 {
     int32_t t;
     for (t = 0; t < n; t++) {
-        if (bias != NULL)
-            gemini__layernorm(out + t * d, x + t * d, weight, bias, d, hp->layer_norm_eps);
-        else
-            gemini__rmsnorm(out + t * d, x + t * d, weight, d, hp->rms_norm_eps);
+        if (bias != NULL) gemini__layernorm(out + t * d, x + t * d, weight, bias, d, eps);
+        else gemini__rmsnorm(out + t * d, x + t * d, weight, d, eps);
     }
+}
+
+/* The same with the decoder's eps for the kind of norm. */
+static void gemini__norm_rows(const gemini_model_hparams *hp, float *out, const float *x,
+                              int32_t n, int64_t d, const float *weight, const float *bias)
+{
+    gemini__norm_rows_eps(out, x, n, d, weight, bias,
+                          bias != NULL ? hp->layer_norm_eps : hp->rms_norm_eps);
 }
 
 /* x += y over n rows of d. */
@@ -4102,8 +4371,10 @@ static void gemini__rope(float *head, const float *cos_row, const float *sin_row
 
 /* Attention of n_tokens queries over rows of keys and values. Causal: token t (at position
    first_position + t) sees the keys of positions [max(0, p - window + 1), p], key row j stored
-   at j % capacity (the KV cache). Not causal: every token sees the n_keys rows (the encoder's
-   own frames, or the encoded audio for cross-attention). */
+   at j % capacity (the KV cache); a token inside the prefix [prefix_begin, prefix_end) sees the
+   whole prefix as well (PaliGemma's prefix-LM: the union of its window and the prefix). Not
+   causal: every token sees the n_keys rows (the encoder's own frames, or the encoded audio for
+   cross-attention). */
 typedef struct gemini__attention_task {
     gemini_context *ctx;
     const float *q;                 /* (n_tokens, n_heads * head_dim) */
@@ -4117,6 +4388,7 @@ typedef struct gemini__attention_task {
     int32_t capacity;               /* causal: rows of the (ring) cache */
     int32_t window;                 /* causal: keys visible including the current one; 0 = all */
     int32_t first_position;         /* causal: position of token 0 */
+    int32_t prefix_begin, prefix_end; /* causal: the bidirectional prefix; equal: none */
     int32_t n_keys;                 /* not causal: key rows */
     int32_t n_tokens;
 } gemini__attention_task;
@@ -4140,6 +4412,10 @@ static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
             capacity = task->capacity;
             if (task->window > 0 && last - task->window + 1 > 0)
                 first = last - task->window + 1;
+            if (last >= task->prefix_begin && last < task->prefix_end) {
+                if (first > task->prefix_begin) first = task->prefix_begin;
+                last = task->prefix_end - 1;
+            }
         }
 
         /* scores = q.k * scale, soft-capped */
@@ -4225,6 +4501,7 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
     const float *sin_table = layer->is_local ? ctx->sin_local : ctx->sin_global;
     gemini__attention_task attention;
     int backend_attended = 0;
+    int in_prefix = ctx->prefix_end > first_position;
 
     /* QK-norm per head (Gemma 3), then RoPE; Whisper's positions are in its embeddings */
     if (!hp->is_encoder_decoder) {
@@ -4272,6 +4549,8 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
         step.out = a->attn;
         backend_attended = ctx->backend.attention(ctx->backend.user_data, &step) ==
                            GEMINI_BACKEND_DONE;
+        /* a backend attends causally; a bidirectional prefix is the CPU's (it has stored k, v) */
+        if (in_prefix) backend_attended = 0;
     }
     if (backend_attended) return;
     memset(&attention, 0, sizeof attention);
@@ -4290,28 +4569,51 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
     attention.capacity = capacity;
     attention.window = layer->is_local ? hp->sliding_window : 0;
     attention.first_position = first_position;
+    attention.prefix_begin = ctx->prefix_begin;
+    attention.prefix_end = ctx->prefix_end;
     attention.n_tokens = n;
     gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
 }
 
-/* Runs one transformer block on the n rows of a. Decoder blocks (layer_index >= 0) attend
-   causally over their KV cache from first_position and, where the block has it, to the encoded
-   audio; encoder blocks (layer_index < 0) attend over their own n rows. n_heads and f are the
-   block's head count and MLP width. */
+/* The shape of a stack of blocks: the decoder's, Whisper's encoder's or the vision tower's. */
+typedef struct gemini__stack {
+    int64_t d;                      /* residual width */
+    int32_t n_heads, head_dim;
+    int64_t f;                      /* MLP width */
+    float norm_eps;                 /* of its norms (RMSNorm or LayerNorm) */
+} gemini__stack;
+
+static gemini__stack gemini__decoder_stack(const gemini_model_hparams *hp)
+{
+    gemini__stack stack;
+    stack.d = hp->hidden_size;
+    stack.n_heads = hp->num_heads;
+    stack.head_dim = hp->head_dim;
+    stack.f = hp->intermediate_size;
+    stack.norm_eps = hp->is_encoder_decoder ? hp->layer_norm_eps : hp->rms_norm_eps;
+    return stack;
+}
+
+/* Runs one transformer block of the given stack on the n rows of a. Decoder blocks
+   (layer_index >= 0) attend causally over their KV cache from first_position and, where the
+   block has it, to the encoded audio; encoder blocks (layer_index < 0: Whisper's encoder, the
+   vision tower) attend over their own n rows. */
 static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
-                                  const gemini__layer *layer, int32_t layer_index,
-                                  int32_t n_heads, int64_t f, int32_t n, int32_t first_position)
+                                  const gemini__layer *layer, const gemini__stack *stack,
+                                  int32_t layer_index, int32_t n, int32_t first_position)
 {
     const gemini_model_hparams *hp = &ctx->model->hparams;
-    int64_t d = hp->hidden_size, D = layer_index >= 0 ? hp->head_dim : d / n_heads;
+    int64_t d = stack->d, D = stack->head_dim, f = stack->f;
+    int32_t n_heads = stack->n_heads;
     int64_t q_dim = n_heads * D;
     int64_t kv_dim = layer_index >= 0 ? (int64_t)hp->num_kv_heads * D : q_dim;
+    float eps = stack->norm_eps;
     gemini__rows_task rows;
 
     /* pre-attention norm; q, k, v projections */
-    gemini__norm_rows(hp, a->xn, a->x, n, d, layer->attn_norm, layer->attn_norm_b);
+    gemini__norm_rows_eps(a->xn, a->x, n, d, layer->attn_norm, layer->attn_norm_b, eps);
     gemini__linear(ctx, layer->attn_q, layer->attn_q_b, a->xn, d, n, a->q, q_dim);
-    gemini__linear(ctx, layer->attn_k, NULL, a->xn, d, n, a->k, kv_dim);
+    gemini__linear(ctx, layer->attn_k, layer->attn_k_b, a->xn, d, n, a->k, kv_dim);
     gemini__linear(ctx, layer->attn_v, layer->attn_v_b, a->xn, d, n, a->v, kv_dim);
 
     /* self-attention */
@@ -4321,12 +4623,12 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
     /* output projection, post-attention norm (Gemma 2/3), residual */
     gemini__linear(ctx, layer->attn_out, layer->attn_out_b, a->attn, q_dim, n, a->proj, d);
     if (layer->post_attn_norm)
-        gemini__norm_rows(hp, a->proj, a->proj, n, d, layer->post_attn_norm, NULL);
+        gemini__norm_rows_eps(a->proj, a->proj, n, d, layer->post_attn_norm, NULL, eps);
     gemini__add_rows(a->x, a->proj, n, d);
 
     /* cross-attention to the encoded audio (Whisper decoder) */
     if (layer->cross_norm != NULL) {
-        gemini__norm_rows(hp, a->xn, a->x, n, d, layer->cross_norm, layer->cross_norm_b);
+        gemini__norm_rows_eps(a->xn, a->x, n, d, layer->cross_norm, layer->cross_norm_b, eps);
         gemini__linear(ctx, layer->cross_q, layer->cross_q_b, a->xn, d, n, a->q, q_dim);
         gemini__attend_all(ctx, a->q, a->attn, ctx->cross_k[layer_index],
                            ctx->cross_v[layer_index], hp->audio_ctx, n_heads, (int32_t)D, n);
@@ -4336,7 +4638,7 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
     }
 
     /* pre-MLP norm; GeGLU down(gelu_tanh(gate(x)) * up(x)) or plain down(gelu(up(x))) */
-    gemini__norm_rows(hp, a->xn, a->x, n, d, layer->ffn_norm, layer->ffn_norm_b);
+    gemini__norm_rows_eps(a->xn, a->x, n, d, layer->ffn_norm, layer->ffn_norm_b, eps);
     memset(&rows, 0, sizeof rows);
     rows.n = f;
     rows.n_rows = n;
@@ -4348,7 +4650,7 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
         rows.up = a->up;
     } else {
         gemini__linear(ctx, layer->ffn_up, layer->ffn_up_b, a->xn, d, n, a->gate, f);
-        rows.kind = GEMINI__ROWS_GELU;
+        rows.kind = layer->gelu_tanh ? GEMINI__ROWS_GELU_TANH : GEMINI__ROWS_GELU;
         rows.gate = a->gate;
         rows.up = a->gate;
     }
@@ -4357,7 +4659,7 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
 
     /* post-MLP norm (Gemma 2/3), residual */
     if (layer->post_ffn_norm)
-        gemini__norm_rows(hp, a->proj, a->proj, n, d, layer->post_ffn_norm, NULL);
+        gemini__norm_rows_eps(a->proj, a->proj, n, d, layer->post_ffn_norm, NULL, eps);
     gemini__add_rows(a->x, a->proj, n, d);
 }
 
@@ -4370,11 +4672,18 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
     const gemini_model_hparams *hp = &model->hparams;
     int64_t d = hp->hidden_size, half = hp->head_dim / 2, i;
     int64_t embd_row_bytes = gemini_type_row_bytes((gemini_type)model->token_embd->type, d);
+    gemini__stack stack = gemini__decoder_stack(hp);
     int32_t t, layer;
 
-    /* token embeddings: * embed_scale (Gemma), + learned position embeddings (Whisper) */
+    /* token embeddings: * embed_scale (Gemma), + learned position embeddings (Whisper); in
+       an image prompt, the image rows as they are in the place of the placeholders */
     for (t = 0; t < n; t++) {
         float *x = ctx->a.x + t * d;
+        if (ctx->image_next >= 0 && tokens[t] == hp->image_token_id) {
+            memcpy(x, ctx->image_embd + (int64_t)ctx->image_next * d, (size_t)d * sizeof(float));
+            ctx->image_next++;
+            continue;
+        }
         gemini__dequantize((gemini_type)model->token_embd->type,
                            model->token_embd->data + tokens[t] * embd_row_bytes, x, d);
         if (model->pos_embd != NULL) {
@@ -4387,7 +4696,7 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
 
     /* RoPE angles of every token, for global and local layers */
     for (t = 0; t < n && !hp->is_encoder_decoder; t++) {
-        float position = (float)(ctx->position + t);
+        float position = (float)(ctx->position + t + model->rope_offset);
         for (i = 0; i < half; i++) {
             float angle_global = position * ctx->inv_freq_global[i];
             float angle_local = position * ctx->inv_freq_local[i];
@@ -4400,8 +4709,8 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
 
     /* decoder blocks */
     for (layer = 0; layer < hp->num_layers; layer++)
-        gemini__block_forward(ctx, &ctx->a, &model->layers[layer], layer, hp->num_heads,
-                              hp->intermediate_size, n, ctx->position);
+        gemini__block_forward(ctx, &ctx->a, &model->layers[layer], &stack, layer, n,
+                              ctx->position);
 
     /* output head */
     if (logits != NULL) {
@@ -4409,6 +4718,22 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
         else gemini__output_head(ctx, ctx->a.x + (int64_t)(n - 1) * d, 1, logits);
     }
     ctx->position += n;
+}
+
+/* Runs checked tokens in steps of n_batch. */
+static void gemini__decode_steps(gemini_context *ctx, const int32_t *tokens, int32_t n_tokens,
+                                 float *logits_out, int all_logits)
+{
+    int64_t vocab = ctx->model->hparams.vocab_size;
+    int32_t i;
+    for (i = 0; i < n_tokens; i += ctx->n_batch) {
+        int32_t n = n_tokens - i < ctx->n_batch ? n_tokens - i : ctx->n_batch;
+        int last = i + n == n_tokens;
+        float *rows = NULL;
+        if (logits_out != NULL && all_logits) rows = logits_out + (int64_t)i * vocab;
+        else if (logits_out != NULL && last) rows = logits_out;
+        gemini__forward_batch(ctx, tokens + i, n, rows, all_logits);
+    }
 }
 
 GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *tokens,
@@ -4429,14 +4754,7 @@ GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *token
             return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "token %d (index %d) is outside "
                                 "[0, %d)", tokens[i], i, vocab);
     }
-    for (i = 0; i < n_tokens; i += ctx->n_batch) {
-        int32_t n = n_tokens - i < ctx->n_batch ? n_tokens - i : ctx->n_batch;
-        int last = i + n == n_tokens;
-        float *rows = NULL;
-        if (logits_out != NULL && all_logits) rows = logits_out + (int64_t)i * vocab;
-        else if (logits_out != NULL && last) rows = logits_out;
-        gemini__forward_batch(ctx, tokens + i, n, rows, all_logits);
-    }
+    gemini__decode_steps(ctx, tokens, n_tokens, logits_out, all_logits);
     return GEMINI_OK;
 }
 
@@ -4449,6 +4767,7 @@ GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel
     const gemini_model_hparams *hp;
     int64_t d, n_in, n_out, columns, t, i, k;
     gemini__rows_task rows;
+    gemini__stack stack;
     int32_t layer;
 
     if (ctx == NULL || mel == NULL)
@@ -4509,9 +4828,14 @@ GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel
     gemini__add_rows(ctx->enc.x, model->enc_pos, (int32_t)n_out, d);
 
     /* encoder blocks, final norm */
+    stack.d = d;
+    stack.n_heads = hp->encoder_heads;
+    stack.head_dim = (int32_t)(d / hp->encoder_heads);
+    stack.f = hp->encoder_ffn;
+    stack.norm_eps = hp->layer_norm_eps;
     for (layer = 0; layer < hp->encoder_layers; layer++)
-        gemini__block_forward(ctx, &ctx->enc, &model->enc_layers[layer], -1, hp->encoder_heads,
-                              hp->encoder_ffn, (int32_t)n_out, 0);
+        gemini__block_forward(ctx, &ctx->enc, &model->enc_layers[layer], &stack, -1,
+                              (int32_t)n_out, 0);
     gemini__norm_rows(hp, ctx->enc_out, ctx->enc.x, (int32_t)n_out, d, model->enc_output_norm,
                       model->enc_output_norm_b);
 
@@ -4592,6 +4916,138 @@ GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const ge
         memcpy(dst->cross_v[layer], src->cross_v[layer], bytes);
     }
     dst->has_audio = 1;
+    return GEMINI_OK;
+}
+
+/* ---- PaliGemma's image encoder -------------------------------------------------------------- */
+
+GEMINI_API gemini_result gemini_encode_image(gemini_context *ctx, const float *pixels,
+                                             int32_t width, int32_t height)
+{
+    const gemini_model *model;
+    const gemini_model_hparams *hp;
+    int64_t dv, d, P, grid, columns, row, c, y;
+    gemini__stack stack;
+    int32_t layer;
+
+    if (ctx == NULL || pixels == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_image: NULL argument");
+    model = ctx->model;
+    hp = &model->hparams;
+    if (!hp->has_vision)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_image: this %s model "
+                            "has no vision tower", hp->architecture);
+    if (width != hp->image_size || height != hp->image_size)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_image: a %d x %d image "
+                            "given, the model reads %d x %d", width, height, hp->image_size,
+                            hp->image_size);
+    dv = hp->vision_hidden;
+    d = hp->hidden_size;
+    P = hp->patch_size;
+    grid = hp->image_size / P;
+    columns = 3 * P * P;
+    ctx->has_image = 0;
+
+    /* patches as rows, in the order of the convolution's weight [Dv][3][P][P]: row
+       gy * grid + gx holds pixel (c, gy * P + ky, gx * P + kx) at column (c * P + ky) * P + kx */
+    for (row = 0; row < grid * grid; row++) {
+        int64_t gy = row / grid, gx = row % grid;
+        float *out = ctx->vis_columns + row * columns;
+        for (c = 0; c < 3; c++)
+            for (y = 0; y < P; y++)
+                memcpy(out + (c * P + y) * P,
+                       pixels + (c * hp->image_size + gy * P + y) * hp->image_size + gx * P,
+                       (size_t)P * sizeof(float));
+    }
+
+    /* patch embedding (the convolution as one product), learned positions */
+    gemini__linear(ctx, model->vis_patch, model->vis_patch_b, ctx->vis_columns, columns,
+                   hp->image_tokens, ctx->vis.x, dv);
+    gemini__add_rows(ctx->vis.x, model->vis_pos, hp->image_tokens, dv);
+
+    /* pre-LN encoder blocks over all patches, final LayerNorm */
+    stack.d = dv;
+    stack.n_heads = hp->vision_heads;
+    stack.head_dim = (int32_t)(dv / hp->vision_heads);
+    stack.f = hp->vision_ffn;
+    stack.norm_eps = hp->vision_norm_eps;
+    for (layer = 0; layer < hp->vision_layers; layer++)
+        gemini__block_forward(ctx, &ctx->vis, &model->vis_layers[layer], &stack, -1,
+                              hp->image_tokens, 0);
+    gemini__norm_rows_eps(ctx->vis_out, ctx->vis.x, hp->image_tokens, dv, model->vis_post_norm,
+                          model->vis_post_norm_b, hp->vision_norm_eps);
+
+    /* projector into the decoder's embedding space; no scale (the text rows get embed_scale) */
+    gemini__linear(ctx, model->mm_proj, model->mm_proj_b, ctx->vis_out, dv, hp->image_tokens,
+                   ctx->image_embd, d);
+    ctx->has_image = 1;
+    return GEMINI_OK;
+}
+
+GEMINI_API const float *gemini_vision_output(const gemini_context *ctx, int32_t *n_rows,
+                                             int32_t *dim)
+{
+    if (ctx == NULL || !ctx->has_image) return NULL;
+    if (n_rows != NULL) *n_rows = ctx->model->hparams.image_tokens;
+    if (dim != NULL) *dim = ctx->model->hparams.vision_hidden;
+    return ctx->vis_out;
+}
+
+GEMINI_API const float *gemini_image_embeddings(const gemini_context *ctx, int32_t *n_rows,
+                                                int32_t *dim)
+{
+    if (ctx == NULL || !ctx->has_image) return NULL;
+    if (n_rows != NULL) *n_rows = ctx->model->hparams.image_tokens;
+    if (dim != NULL) *dim = ctx->model->hparams.hidden_size;
+    return ctx->image_embd;
+}
+
+GEMINI_API gemini_result gemini_decode_prefix(gemini_context *ctx, const int32_t *tokens,
+                                              int32_t n_tokens, int32_t prefix_length,
+                                              float *logits_out, int all_logits)
+{
+    const gemini_model_hparams *hp;
+    int32_t i, n_image = 0, vocab;
+
+    if (ctx == NULL || tokens == NULL || n_tokens < 1)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: NULL or no "
+                            "tokens");
+    hp = &ctx->model->hparams;
+    vocab = hp->vocab_size;
+    if (prefix_length < 0 || prefix_length > n_tokens || prefix_length > ctx->n_batch)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: prefix of %d "
+                            "tokens for %d tokens and n_batch %d", prefix_length, n_tokens,
+                            ctx->n_batch);
+    if (hp->is_encoder_decoder && !ctx->has_audio)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: no audio "
+                            "encoded in this context (call gemini_encode_mel first)");
+    if (n_tokens > ctx->n_ctx - ctx->position)
+        return gemini__fail(GEMINI_ERR_CONTEXT_FULL, "%d tokens at position %d exceed the "
+                            "context of %d", n_tokens, ctx->position, ctx->n_ctx);
+    for (i = 0; i < n_tokens; i++) {
+        if (hp->has_vision && tokens[i] == hp->image_token_id) {
+            n_image++;
+            continue;
+        }
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "token %d (index %d) is outside "
+                                "[0, %d)", tokens[i], i, vocab);
+    }
+    if (n_image != 0 && n_image != hp->image_tokens)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: %d image "
+                            "placeholders, the image has %d rows", n_image, hp->image_tokens);
+    if (n_image != 0 && !ctx->has_image)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_prefix: image "
+                            "placeholders but no image encoded (call gemini_encode_image)");
+
+    /* the prefix is the first step's (prefix_length <= n_batch); the image rows are taken in
+       order by the placeholders */
+    ctx->prefix_begin = ctx->position;
+    ctx->prefix_end = ctx->position + prefix_length;
+    ctx->image_next = n_image != 0 ? 0 : -1;
+    gemini__decode_steps(ctx, tokens, n_tokens, logits_out, all_logits);
+    ctx->prefix_begin = ctx->prefix_end = 0;
+    ctx->image_next = -1;
     return GEMINI_OK;
 }
 

@@ -70,8 +70,9 @@
          either); EXIF orientation is read from JPEG only.
        - JPEG pixels are within a few units of libjpeg-turbo's, not identical (float IDCT).
        - 16-bit samples are reduced to 8 bits before preprocessing, as the reference does.
-       - Not here yet: the SigLIP encoder, the PaliGemma / Gemma 3 projectors and Gemma 3's
-         pan-and-scan crops. The resize is scalar and single-threaded.
+       - The SigLIP encoder and PaliGemma's projector are in gemini.h (gemini_encode_image);
+         Gemma 3's projector and pan-and-scan crops are not here yet. The resize is scalar
+         and single-threaded.
 
    Limits (untrusted input)
        Every header field is checked against the bytes present before use; a malformed file

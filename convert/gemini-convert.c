@@ -2551,6 +2551,13 @@ static gemini_result cv_gguf_tokenizer(cv_tokenizer *t, cv_source *s, const char
    Hyperparameters (format.md §4.2)
    ============================================================================================ */
 
+/* PaliGemma's vision tower and projector (format.md §8); present = 0 for a text model. */
+typedef struct cv_vision {
+    int present;
+    uint64_t image_size, patch, hidden, inter, layers, heads, image_token;
+    double eps, mean[3], std[3];
+} cv_vision;
+
 typedef struct cv_hparams {
     const char *arch;        /* "gemma", "gemma2", "gemma3" */
     char name[256];
@@ -2559,6 +2566,7 @@ typedef struct cv_hparams {
     double rope_theta, rope_scale, rope_theta_local;
     uint8_t layer_types[CV_MAX_LAYERS];
     int sandwich, qk_norm, tied;
+    cv_vision vision;
 } cv_hparams;
 
 /* Config lookups: 1 = read, 0 = absent or null, and on a wrong type a failure in *err. */
@@ -2653,6 +2661,125 @@ static gemini_result cv_check_hparams(cv_hparams *hp, const char *where)
     return GEMINI_OK;
 }
 
+/* A PaliGemma config.json: text_config (a gemma or gemma2 decoder) becomes *cfg and *family;
+   vision_config and image_token_index fill hp->vision. Absent keys take PaliGemmaConfig's
+   defaults (SigLIP So400m/14 at 224 pixels), except that a missing image_size is derived from
+   num_image_tokens where that is given. */
+static gemini_result cv_paligemma_config(cv_hparams *hp, cv_json *j, cv_jnode **cfg,
+                                         int *family)
+{
+    cv_jnode *root = cv_jroot(j), *text = cv_jget(j, root, "text_config");
+    cv_jnode *vision = cv_jget(j, root, "vision_config"), *n;
+    cv_vision *v = &hp->vision;
+    gemini_result r = GEMINI_OK;
+    uint64_t tokens = 0, side;
+    int c;
+
+    if (!text || text->type != CV_JOBJ || !vision || vision->type != CV_JOBJ)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: paligemma config without \"text_config\" "
+                            "and \"vision_config\" objects", j->name);
+    n = cv_jget(j, text, "model_type");
+    if (!n || n->type != CV_JSTR || strcmp(cv_jstr(j, n), "gemma") == 0)
+        *family = 1;
+    else if (strcmp(cv_jstr(j, n), "gemma2") == 0)
+        *family = 2;
+    else
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: paligemma text_config model_type "
+                            "\"%.60s\" (supported: gemma, gemma2)", j->name, cv_jstr(j, n));
+    n = cv_jget(j, vision, "model_type");
+    if (n && (n->type != CV_JSTR || strcmp(cv_jstr(j, n), "siglip_vision_model") != 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: vision_config model_type must be "
+                            "\"siglip_vision_model\"", j->name);
+    n = cv_jget(j, vision, "hidden_act");
+    if (n && (n->type != CV_JSTR || (strcmp(cv_jstr(j, n), "gelu_pytorch_tanh") != 0 &&
+                                     strcmp(cv_jstr(j, n), "gelu_new") != 0)))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: vision_config hidden_act must be a "
+                            "tanh GELU (gelu_pytorch_tanh)", j->name);
+    n = cv_jget(j, vision, "vision_use_head");
+    if (n && n->type == CV_JBOOL && n->boolean)
+        cv_warn("%s: vision_use_head is true; PaliGemma does not use the pooling head, which "
+                "is not converted", j->name);
+
+    v->present = 1;
+    v->image_size = 224, v->patch = 14, v->hidden = 1152, v->inter = 4096, v->layers = 27;
+    v->heads = 16, v->eps = 1e-6, v->image_token = 256000;
+    for (c = 0; c < 3; c++)
+        v->mean[c] = 0.5, v->std[c] = 0.5;
+    cv_cfg_uint(j, vision, "patch_size", &v->patch, &r);
+    cv_cfg_uint(j, vision, "hidden_size", &v->hidden, &r);
+    cv_cfg_uint(j, vision, "intermediate_size", &v->inter, &r);
+    cv_cfg_uint(j, vision, "num_hidden_layers", &v->layers, &r);
+    cv_cfg_uint(j, vision, "num_attention_heads", &v->heads, &r);
+    cv_cfg_num(j, vision, "layer_norm_eps", &v->eps, &r);
+    if (!cv_cfg_uint(j, vision, "num_image_tokens", &tokens, &r))
+        cv_cfg_uint(j, text, "num_image_tokens", &tokens, &r);
+    if (!cv_cfg_uint(j, vision, "image_size", &v->image_size, &r) && tokens > 0 && v->patch) {
+        for (side = 1; side * side < tokens; side++)
+            ;
+        v->image_size = side * v->patch;
+    }
+    if (!cv_cfg_uint(j, root, "image_token_index", &v->image_token, &r))
+        cv_cfg_uint(j, root, "image_token_id", &v->image_token, &r);
+    if (r != GEMINI_OK)
+        return r;
+    if (!v->patch || !v->hidden || !v->inter || !v->layers || !v->heads ||
+        v->hidden % v->heads != 0 || v->image_size % v->patch != 0 ||
+        v->image_size / v->patch > 64 || v->layers > CV_MAX_LAYERS || v->image_token > INT32_MAX ||
+        !(v->eps >= 0 && v->eps < 1))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: inconsistent vision_config: image %llu, "
+                            "patch %llu, hidden %llu, heads %llu, layers %llu", j->name,
+                            (unsigned long long)v->image_size, (unsigned long long)v->patch,
+                            (unsigned long long)v->hidden, (unsigned long long)v->heads,
+                            (unsigned long long)v->layers);
+    *cfg = text;
+    return GEMINI_OK;
+}
+
+/* image_mean and image_std of a preprocessor_config.json beside config.json, if there is one
+   (SiglipImageProcessor's values; 0.5 each otherwise). */
+static gemini_result cv_paligemma_preprocessor(cv_vision *v, const char *dir)
+{
+    static const char *const keys[2] = {"image_mean", "image_std"};
+    char *path = cv_path_join(dir, "preprocessor_config.json"), *text = NULL;
+    gemini_result r = GEMINI_OK;
+    size_t size;
+    cv_json j;
+    int k, c, parsed;
+    if (!path)
+        return GEMINI_ERR_OUT_OF_MEMORY;
+    if (!cv_file_exists(path)) {
+        free(path);
+        return GEMINI_OK;
+    }
+    r = cv_read_whole(path, CV_MAX_JSON_BYTES, &text, &size);
+    if (r == GEMINI_OK)
+        r = cv_json_parse(&j, path, text, size);
+    parsed = r == GEMINI_OK;
+    for (k = 0; k < 2 && r == GEMINI_OK; k++) {
+        cv_jnode *a = cv_jget(&j, cv_jroot(&j), keys[k]), *e;
+        double *out = k == 0 ? v->mean : v->std;
+        if (!a)
+            continue;
+        if (a->type != CV_JARR || a->count != 3) {
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: \"%s\" must be 3 numbers", path, keys[k]);
+            break;
+        }
+        for (e = cv_jchild(&j, a), c = 0; e && c < 3; e = cv_jnext(&j, e), c++) {
+            if (e->type != CV_JNUM || (k == 1 && !(e->number > 0)) || !(fabs(e->number) < 1e6)) {
+                r = gemini__fail(GEMINI_ERR_FORMAT, "%s: \"%s\"[%d] is out of range", path,
+                                 keys[k], c);
+                break;
+            }
+            out[c] = e->number;
+        }
+    }
+    if (parsed)
+        cv_json_free(&j);
+    free(text);
+    free(path);
+    return r;
+}
+
 static gemini_result cv_hf_hparams(cv_hparams *hp, cv_json *j)
 {
     cv_jnode *root = cv_jroot(j), *cfg = root, *mt = cv_jget(j, root, "model_type"), *n;
@@ -2660,7 +2787,7 @@ static gemini_result cv_hf_hparams(cv_hparams *hp, cv_json *j)
     gemini_result r = GEMINI_OK;
     uint64_t pattern = 6;
     double qpas = 256;
-    int family;              /* 1, 2, 3 */
+    int family = 1;          /* 1, 2, 3 */
 
     if (!mt || mt->type != CV_JSTR)
         return gemini__fail(GEMINI_ERR_FORMAT, "%s: \"model_type\" is missing", j->name);
@@ -2677,10 +2804,14 @@ static gemini_result cv_hf_hparams(cv_hparams *hp, cv_json *j)
         family = 2;
     } else if (strcmp(model_type, "gemma") == 0) {
         family = 1;
+    } else if (strcmp(model_type, "paligemma") == 0) {
+        r = cv_paligemma_config(hp, j, &cfg, &family);
+        if (r != GEMINI_OK)
+            return r;
     } else {
         return gemini__fail(GEMINI_ERR_UNSUPPORTED,
                             "%s: model_type \"%.60s\" (supported: gemma, gemma2, gemma3_text, "
-                            "gemma3)", j->name, model_type);
+                            "gemma3, paligemma)", j->name, model_type);
     }
     hp->arch = family == 1 ? "gemma" : family == 2 ? "gemma2" : "gemma3";
 
@@ -3100,6 +3231,121 @@ static gemini_result cv_same_bytes(cv_source *s, const cv_src_tensor *a, const c
     return r;
 }
 
+/* PaliGemma's SigLIP tower and projector (format.md §8.2), after the decoder's tensors. The
+   released files name the tower vision_tower.vision_model.*, transformers v5 writes
+   vision_tower.* and its in-memory names carry a leading "model."; all are accepted. */
+static gemini_result cv_plan_vision(cv_plan *plan, cv_source *s, const cv_hparams *hp,
+                                    const cv_options *opt)
+{
+    static const char *const towers[] = {"vision_tower.vision_model.",
+                                         "model.vision_tower.vision_model.", "vision_tower.",
+                                         "model.vision_tower."};
+    static const char *const projectors[] = {"multi_modal_projector.linear.",
+                                             "model.multi_modal_projector.linear."};
+    static const struct {
+        const char *ours, *hf;
+        char shape;          /* 'n' [Dv], 'm' [Dv, Dv], 'u' [F, Dv], 'f' [F], 'd' [Dv, F] */
+    } block[] = {
+        {"attn_norm", "layer_norm1.weight", 'n'}, {"attn_norm_b", "layer_norm1.bias", 'n'},
+        {"attn_q", "self_attn.q_proj.weight", 'm'}, {"attn_q_b", "self_attn.q_proj.bias", 'n'},
+        {"attn_k", "self_attn.k_proj.weight", 'm'}, {"attn_k_b", "self_attn.k_proj.bias", 'n'},
+        {"attn_v", "self_attn.v_proj.weight", 'm'}, {"attn_v_b", "self_attn.v_proj.bias", 'n'},
+        {"attn_out", "self_attn.out_proj.weight", 'm'},
+        {"attn_out_b", "self_attn.out_proj.bias", 'n'},
+        {"ffn_norm", "layer_norm2.weight", 'n'}, {"ffn_norm_b", "layer_norm2.bias", 'n'},
+        {"ffn_up", "mlp.fc1.weight", 'u'}, {"ffn_up_b", "mlp.fc1.bias", 'f'},
+        {"ffn_down", "mlp.fc2.weight", 'd'}, {"ffn_down_b", "mlp.fc2.bias", 'n'},
+    };
+    const cv_vision *v = &hp->vision;
+    uint64_t grid = v->image_size / v->patch, layer;
+    const char *tower = NULL, *projector = NULL;
+    char name[512], ours[64];
+    cv_src_tensor *t;
+    gemini_result r;
+    size_t i;
+
+    for (i = 0; i < sizeof towers / sizeof towers[0] && !tower; i++) {
+        snprintf(name, sizeof name, "%sembeddings.patch_embedding.weight", towers[i]);
+        if (cv_source_find(s, name))
+            tower = towers[i];
+    }
+    for (i = 0; i < sizeof projectors / sizeof projectors[0] && !projector; i++) {
+        snprintf(name, sizeof name, "%sweight", projectors[i]);
+        if (cv_source_find(s, name))
+            projector = projectors[i];
+    }
+    if (!tower || !projector)
+        return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: no %s (tried the prefixes "
+                            "vision_tower.vision_model., vision_tower. and multi_modal_projector."
+                            "linear., each also after model.)", s->input,
+                            tower ? "projector" : "vision tower");
+
+#define CV_VISION_TENSOR(suffix)                                                                 \
+    do {                                                                                         \
+        snprintf(name, sizeof name, "%s%s", tower, suffix);                                      \
+        if (!(t = cv_source_find(s, name)))                                                      \
+            return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: tensor %s is missing", s->input,    \
+                                name);                                                           \
+    } while (0)
+    /* the patch convolution [Dv, 3, P, P] is stored as the matrix [Dv, 3 * P * P] it is
+       row-major already */
+    CV_VISION_TENSOR("embeddings.patch_embedding.weight");
+    if (t->n_dims != 4 || t->dims[0] != v->hidden || t->dims[1] != 3 || t->dims[2] != v->patch ||
+        t->dims[3] != v->patch)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor %s must be [%llu, 3, %llu, %llu]",
+                            s->input, name, (unsigned long long)v->hidden,
+                            (unsigned long long)v->patch, (unsigned long long)v->patch);
+    t->n_dims = 2;
+    t->dims[1] = 3 * v->patch * v->patch;
+    t->dims[2] = t->dims[3] = 0;
+    r = cv_plan_add(plan, s, opt, "vis.patch_embd", t, 2, v->hidden, t->dims[1], 0, 0);
+    if (r == GEMINI_OK) {
+        CV_VISION_TENSOR("embeddings.patch_embedding.bias");
+        r = cv_plan_add(plan, s, opt, "vis.patch_embd_b", t, 1, v->hidden, 0, 1, 0);
+    }
+    if (r == GEMINI_OK) {
+        CV_VISION_TENSOR("embeddings.position_embedding.weight");
+        r = cv_plan_add(plan, s, opt, "vis.pos_embd", t, 2, grid * grid, v->hidden, 1, 0);
+    }
+    for (layer = 0; layer < v->layers && r == GEMINI_OK; layer++) {
+        for (i = 0; i < sizeof block / sizeof block[0] && r == GEMINI_OK; i++) {
+            uint64_t d0 = block[i].shape == 'u' || block[i].shape == 'f' ? v->inter : v->hidden;
+            uint64_t d1 = block[i].shape == 'm' || block[i].shape == 'u' ? v->hidden
+                          : block[i].shape == 'd'                        ? v->inter
+                                                                         : 0;
+            char suffix[96];
+            snprintf(suffix, sizeof suffix, "encoder.layers.%llu.%s", (unsigned long long)layer,
+                     block[i].hf);
+            CV_VISION_TENSOR(suffix);
+            snprintf(ours, sizeof ours, "vis.blk.%llu.%s", (unsigned long long)layer,
+                     block[i].ours);
+            r = cv_plan_add(plan, s, opt, ours, t, d1 ? 2 : 1, d0, d1, d1 == 0, 0);
+        }
+    }
+    if (r == GEMINI_OK) {
+        CV_VISION_TENSOR("post_layernorm.weight");
+        r = cv_plan_add(plan, s, opt, "vis.post_norm", t, 1, v->hidden, 0, 1, 0);
+    }
+    if (r == GEMINI_OK) {
+        CV_VISION_TENSOR("post_layernorm.bias");
+        r = cv_plan_add(plan, s, opt, "vis.post_norm_b", t, 1, v->hidden, 0, 1, 0);
+    }
+#undef CV_VISION_TENSOR
+    if (r == GEMINI_OK) {
+        snprintf(name, sizeof name, "%sweight", projector);
+        r = cv_plan_add(plan, s, opt, "mm.proj", cv_source_find(s, name), 2, hp->hidden,
+                        v->hidden, 0, 0);
+    }
+    if (r == GEMINI_OK) {
+        snprintf(name, sizeof name, "%sbias", projector);
+        if (!(t = cv_source_find(s, name)))
+            return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: tensor %s is missing", s->input,
+                                name);
+        r = cv_plan_add(plan, s, opt, "mm.proj_b", t, 1, hp->hidden, 0, 1, 0);
+    }
+    return r;
+}
+
 /* Builds the plan for either input kind; sets hp->vocab and hp->tied. */
 static gemini_result cv_make_plan(cv_plan *plan, cv_source *s, cv_hparams *hp,
                                   const cv_options *opt)
@@ -3191,6 +3437,8 @@ static gemini_result cv_make_plan(cv_plan *plan, cv_source *s, cv_hparams *hp,
         r = cv_plan_add(plan, s, opt, "output_norm", norm, 1, hp->hidden, 0, 1, !s->is_gguf);
     if (r == GEMINI_OK && !hp->tied)
         r = cv_plan_add(plan, s, opt, "output", head, 2, hp->vocab, hp->hidden, 0, 0);
+    if (r == GEMINI_OK && hp->vision.present)
+        r = cv_plan_vision(plan, s, hp, opt);
     return r;
 }
 
@@ -3247,6 +3495,28 @@ static void cv_meta_array(cv_meta *m, const char *key, uint32_t elem_type, uint6
     cv_buf_u64(&m->buf, count);
 }
 
+/* The vision.* keys of format.md §8.1. */
+static void cv_write_vision_metadata(cv_meta *m, const cv_vision *v)
+{
+    int c;
+    cv_meta_str(m, "vision.projector", "paligemma");
+    cv_meta_u32(m, "vision.image_size", v->image_size);
+    cv_meta_u32(m, "vision.patch_size", v->patch);
+    cv_meta_u32(m, "vision.hidden_size", v->hidden);
+    cv_meta_u32(m, "vision.intermediate_size", v->inter);
+    cv_meta_u32(m, "vision.num_layers", v->layers);
+    cv_meta_u32(m, "vision.num_heads", v->heads);
+    cv_meta_f32(m, "vision.layer_norm_eps", v->eps);
+    cv_meta_str(m, "vision.activation", "gelu_tanh");
+    cv_meta_i32(m, "vision.image_token_id", (int64_t)v->image_token);
+    cv_meta_array(m, "vision.image_mean", CV_GV_F32, 3);
+    for (c = 0; c < 3; c++)
+        cv_buf_f32(&m->buf, (float)v->mean[c]);
+    cv_meta_array(m, "vision.image_std", CV_GV_F32, 3);
+    for (c = 0; c < 3; c++)
+        cv_buf_f32(&m->buf, (float)v->std[c]);
+}
+
 static void cv_write_metadata(cv_meta *m, const cv_hparams *hp, const cv_tokenizer *tok,
                               const char *source_kind)
 {
@@ -3280,6 +3550,8 @@ static void cv_write_metadata(cv_meta *m, const cv_hparams *hp, const cv_tokeniz
     cv_meta_bool(m, "model.qk_norm", hp->qk_norm);
     cv_meta_str(m, "model.activation", "gelu_tanh");
     cv_meta_bool(m, "model.tied_embeddings", hp->tied);
+    if (hp->vision.present)
+        cv_write_vision_metadata(m, &hp->vision);
 
     if (!tok->model)
         return;
@@ -3906,6 +4178,8 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
             r = cv_hf_open(&src, input);
         if (r == GEMINI_OK)
             r = cv_hf_tokenizer(&tok, input);
+        if (r == GEMINI_OK && hp->vision.present)
+            r = cv_paligemma_preprocessor(&hp->vision, input);
     } else {
         r = cv_gguf_open(&src, input);
         if (r == GEMINI_OK)
@@ -3966,7 +4240,7 @@ static void cv_usage(FILE *fp)
         "       gemini-convert --info [--full] FILE.gemini\n"
         "       gemini-convert --verify FILE.gemini\n"
         "\n"
-        "Converts a Gemma 1/2/3 checkpoint to the .gemini format (format.md).\n"
+        "Converts a Gemma 1/2/3 or PaliGemma 1/2 checkpoint to the .gemini format (format.md).\n"
         "INPUT is a Hugging Face directory (config.json; model.safetensors or\n"
         "model.safetensors.index.json with its shards; tokenizer.model and/or tokenizer.json)\n"
         "or a GGUF v2/v3 file (tensor types F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K\n"

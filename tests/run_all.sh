@@ -44,6 +44,7 @@ run_suite offload "$BUILD/test_offload"
 run_suite audio "$BUILD/test_audio"
 run_suite audio-compile sh tests/audio/compile_check.sh
 run_suite vision "$BUILD/test_vision"
+run_suite vision-model sh tests/test_vision_model.sh
 run_suite whisper "$BUILD/test_whisper"
 run_suite whisper-model "$BUILD/test_whisper_model"
 run_suite transcribe-cli sh tests/test_transcribe_cli.sh
