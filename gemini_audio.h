@@ -1803,11 +1803,17 @@ static size_t gemini__zlib_compressed_size(const void *data, size_t n)
     return 2 + (size_t)((counts.bits + 7) / 8) + 4;
 }
 
-GEMINI_API float gemini_whisper_compression_ratio(const char *text, size_t len)
+/* The ratio in double, as the reference's Python float (segments keep it so). */
+static double gemini__whisper_ratio(const char *text, size_t len)
 {
     size_t compressed = gemini__zlib_compressed_size(text, text ? len : 0);
     if (compressed == 0) return NAN;
-    return (float)((double)(text ? len : 0) / (double)compressed);
+    return (double)(text ? len : 0) / (double)compressed;
+}
+
+GEMINI_API float gemini_whisper_compression_ratio(const char *text, size_t len)
+{
+    return (float)gemini__whisper_ratio(text, len);
 }
 
 /* ---- Whisper: text helpers ------------------------------------------------------------------ */
@@ -2521,7 +2527,7 @@ static gemini_result gemini__whisper_decode_window(gemini__whisper_run *run, flo
                                 vocab->timestamp_begin);
     if (!text) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "whisper: cannot decode text");
     length = gemini__whisper_strip(text, strlen(text), &begin);
-    run->compression_ratio = gemini_whisper_compression_ratio(text + begin, length);
+    run->compression_ratio = gemini__whisper_ratio(text + begin, length);
     GEMINI_FREE(text);
     return GEMINI_OK;
 }
