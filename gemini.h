@@ -1063,6 +1063,7 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #define GEMINI__CPU_AVX512VNNI 3 /* the above + AVX512_VNNI */
 
 #define GEMINI__MAX_CTX 32768
+#define GEMINI__QUERY_BLOCK 256 /* queries per block of an encoder's attention */
 #define GEMINI__MAX_BATCH 4096
 #define GEMINI__MAX_THREADS 256
 
@@ -3628,6 +3629,11 @@ struct gemini_context {
     float *vis_columns;             /* (image_tokens, 3 * P * P) the patches as rows */
     float *vis_out;                 /* (image_tokens, Dv) after the final LayerNorm */
     float *image_embd;              /* (image_tokens, d) projected */
+
+    /* Encoders' attention as matrix products (gemini__attend_blocked): the scores of a block
+       of queries against every key, and one head's values transposed */
+    float *block_scores;            /* (GEMINI__QUERY_BLOCK, block_keys) */
+    float *block_values;            /* (head_dim, block_keys) */
     int has_image;                  /* gemini_encode_image succeeded */
     int32_t image_next;             /* image row the next placeholder takes; -1: none (text) */
     int32_t prefix_begin, prefix_end; /* positions of the bidirectional prefix of the step
@@ -3667,6 +3673,7 @@ typedef struct gemini__context_sizes {
     int64_t scores_stride;
     int64_t vis_rows, vis_d, vis_f; /* PaliGemma: image_tokens, Dv, vision MLP width */
     int64_t vis_columns;            /* 3 * P * P */
+    int64_t block_keys, block_width; /* an encoder's rows and widest head (0: no encoder) */
 } gemini__context_sizes;
 
 static void gemini__context_sizes_of(const gemini_model *model,
@@ -3708,6 +3715,8 @@ static void gemini__context_sizes_of(const gemini_model *model,
         if (z->vis_f > z->q8_cols) z->q8_cols = z->vis_f;
         if (z->vis_rows > z->scores_stride) z->scores_stride = z->vis_rows;
     }
+    z->block_keys = z->enc_rows > z->vis_rows ? z->enc_rows : z->vis_rows;
+    z->block_width = z->d > z->vis_d ? z->d : z->vis_d;
 }
 
 static gemini_result gemini__acts_alloc(gemini__acts *a, int64_t rows, int64_t d, int64_t q_dim,
@@ -3764,6 +3773,8 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     gemini__aligned_free(ctx->enc_conv);
     gemini__aligned_free(ctx->enc_columns);
     gemini__aligned_free(ctx->enc_out);
+    gemini__aligned_free(ctx->block_scores);
+    gemini__aligned_free(ctx->block_values);
     if (ctx->cross_k != NULL)
         for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->cross_k[i]);
     if (ctx->cross_v != NULL)
@@ -3871,6 +3882,7 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
         total += z.vis_rows * (7 * z.vis_d + 2 * z.vis_f) * 4;
         total += z.vis_rows * (z.vis_columns + z.vis_d + z.d) * 4;
     }
+    total += (GEMINI__QUERY_BLOCK + z.block_width) * z.block_keys * 4;
     if (params.backend != NULL)
         total += model->n_tensors * (int64_t)sizeof(gemini__backend_slot);
     *bytes = (uint64_t)total;
@@ -4076,6 +4088,13 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
         if (!ctx->vis_columns || !ctx->vis_out || !ctx->image_embd) goto out_of_memory;
     }
 
+    /* encoders' blocked attention */
+    if (z.block_keys > 0) {
+        ctx->block_scores = gemini__alloc_floats(GEMINI__QUERY_BLOCK * z.block_keys);
+        ctx->block_values = gemini__alloc_floats(z.block_width * z.block_keys);
+        if (!ctx->block_scores || !ctx->block_values) goto out_of_memory;
+    }
+
     /* Threads, then one attention-weights row per thread */
     n_threads = gemini__pool_start(&ctx->pool, params.n_threads);
     if (n_threads < params.n_threads)
@@ -4187,7 +4206,8 @@ enum {
     GEMINI__ROWS_QUANTIZE = 0,      /* out = q8_0(x) */
     GEMINI__ROWS_GEGLU = 1,         /* gate = gelu_tanh(gate) * up (Gemma) */
     GEMINI__ROWS_GELU = 2,          /* gate = gelu(gate), exact (Whisper) */
-    GEMINI__ROWS_GELU_TANH = 3      /* gate = gelu_tanh(gate) (SigLIP) */
+    GEMINI__ROWS_GELU_TANH = 3,     /* gate = gelu_tanh(gate) (SigLIP) */
+    GEMINI__ROWS_SOFTMAX = 4        /* gate = softmax(gate * scale) */
 };
 
 typedef struct gemini__rows_task {
@@ -4200,6 +4220,7 @@ typedef struct gemini__rows_task {
     int64_t out_stride;
     int64_t n;                      /* values per row */
     int32_t n_rows;
+    float scale;                    /* GEMINI__ROWS_SOFTMAX */
 } gemini__rows_task;
 
 static float gemini__gelu_tanh(float x)
@@ -4231,6 +4252,17 @@ static void gemini__rows_worker(void *arg, int thread_index, int n_threads)
         } else if (task->kind == GEMINI__ROWS_GELU_TANH) {
             float *gate = task->gate + t * task->n;
             for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_tanh(gate[i]);
+        } else if (task->kind == GEMINI__ROWS_SOFTMAX) {
+            float *row = task->gate + t * task->n, max_score = -INFINITY, sum = 0.0f;
+            for (i = 0; i < task->n; i++) {
+                row[i] *= task->scale;
+                if (row[i] > max_score) max_score = row[i];
+            }
+            for (i = 0; i < task->n; i++) {
+                row[i] = expf(row[i] - max_score);
+                sum += row[i];
+            }
+            for (i = 0; i < task->n; i++) row[i] /= sum;
         } else {
             float *gate = task->gate + t * task->n;
             for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_erf(gate[i]);
@@ -4466,6 +4498,64 @@ static void gemini__attend_all(gemini_context *ctx, const float *q, float *out, 
     gemini__pool_run(&ctx->pool, gemini__attention_worker, &task);
 }
 
+/* The same attention as gemini__attend_all (every key visible), as matrix products, for an
+   encoder's many queries: per head and block of queries, S = Q K^T by the matmul worker with
+   K's rows as the "weights", softmax(S * scale) row by row, then O = S V with V^T's rows as the
+   weights. Streams K and V once per block instead of once per query. */
+static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *out,
+                                   const float *k, const float *v, int32_t n_keys,
+                                   int32_t n_heads, int32_t head_dim, int32_t n_tokens)
+{
+    int64_t width = (int64_t)n_heads * head_dim, key, i;
+    gemini__matmul_task task;
+    gemini__rows_task rows;
+    int32_t h, block;
+
+    memset(&task, 0, sizeof task);
+    memset(&rows, 0, sizeof rows);
+    task.dot = ctx->dot[GEMINI_TYPE_F32];
+    rows.kind = GEMINI__ROWS_SOFTMAX;
+    rows.gate = ctx->block_scores;
+    rows.n = n_keys;
+    rows.scale = 1.0f / sqrtf((float)head_dim);
+    for (h = 0; h < n_heads; h++) {
+        /* this head's values, transposed: row i holds component i of every key */
+        for (key = 0; key < n_keys; key++)
+            for (i = 0; i < head_dim; i++)
+                ctx->block_values[i * n_keys + key] = v[key * width + h * head_dim + i];
+
+        for (block = 0; block < n_tokens; block += GEMINI__QUERY_BLOCK) {
+            int32_t n_block = n_tokens - block < GEMINI__QUERY_BLOCK ? n_tokens - block
+                                                                      : GEMINI__QUERY_BLOCK;
+
+            /* scores of the block's queries against every key */
+            task.w = (const uint8_t *)(k + h * head_dim);
+            task.rows = n_keys;
+            task.cols = head_dim;
+            task.row_bytes = width * (int64_t)sizeof(float);
+            task.x = (const uint8_t *)(q + (int64_t)block * width + h * head_dim);
+            task.x_stride = width * (int64_t)sizeof(float);
+            task.y = ctx->block_scores;
+            task.y_stride = n_keys;
+            task.n_tokens = n_block;
+            gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+
+            /* softmax, then the weighted values */
+            rows.n_rows = n_block;
+            gemini__run_rows(ctx, &rows);
+            task.w = (const uint8_t *)ctx->block_values;
+            task.rows = head_dim;
+            task.cols = n_keys;
+            task.row_bytes = (int64_t)n_keys * (int64_t)sizeof(float);
+            task.x = (const uint8_t *)ctx->block_scores;
+            task.x_stride = (int64_t)n_keys * (int64_t)sizeof(float);
+            task.y = out + (int64_t)block * width + h * head_dim;
+            task.y_stride = width;
+            gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+        }
+    }
+}
+
 /* The logits of n_rows residual rows (stride d) into out (n_rows, vocab). */
 static void gemini__output_head(gemini_context *ctx, const float *x, int32_t n_rows, float *out)
 {
@@ -4618,7 +4708,7 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
 
     /* self-attention */
     if (layer_index >= 0) gemini__cached_attention(ctx, a, layer_index, n, first_position);
-    else gemini__attend_all(ctx, a->q, a->attn, a->k, a->v, n, n_heads, (int32_t)D, n);
+    else gemini__attend_blocked(ctx, a->q, a->attn, a->k, a->v, n, n_heads, (int32_t)D, n);
 
     /* output projection, post-attention norm (Gemma 2/3), residual */
     gemini__linear(ctx, layer->attn_out, layer->attn_out_b, a->attn, q_dim, n, a->proj, d);

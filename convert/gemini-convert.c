@@ -1,7 +1,7 @@
 /* gemini-convert - writes .gemini weight files (format.md) from Hugging Face checkpoints and GGUF.
 
    Usage (--help has the details)
-       gemini-convert [--type T] [-o OUT.gemini] [-q] INPUT     INPUT: HF directory or .gguf file
+       gemini-convert [--type T] [-o OUT.gemini] [-q] INPUT     INPUT: a directory or .gguf file
        gemini-convert --info [--full] FILE                      metadata and tensor table
        gemini-convert --verify FILE                             load it, then check every CRC
 
@@ -9,14 +9,22 @@
        - A Hugging Face directory: config.json, model.safetensors or model.safetensors.index.json
          (sharded, with its weight_map), and tokenizer.model and/or tokenizer.json (the former
          is preferred; with neither, the file holds no tokenizer and a warning says so).
+         Whisper (model_type "whisper") also reads generation_config.json when present.
        - A GGUF v2/v3 file in llama.cpp's gemma, gemma2 or gemma3 layout, with tensors of type
          F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K.
+       - A CTranslate2 Whisper directory (faster-whisper's layout): model.bin (binary version 4
+         to 6, WhisperSpec, float32/float16/bfloat16), and optionally config.json (suppress
+         lists, languages, alignment heads) and tokenizer.json.
 
    Families: Gemma 1 (`gemma`), Gemma 2 (`gemma2`), Gemma 3 text (`gemma3_text`, and the text
-   part of a `gemma3` checkpoint, in both the released and the transformers >= 4.5x key layout).
+   part of a `gemma3` checkpoint, in both the released and the transformers >= 4.5x key layout),
+   Whisper (encoder-decoder speech recognition, format.md §7; its tokenizer must be a
+   byte-level BPE tokenizer.json).
 
    Matrices are converted to --type through f32 (Q8_0 and Q4_0 blocks are copied when the type
-   does not change); norms are f32 and hold 1 + w (GGUF already stores 1 + w). The GGUF
+   does not change); norms are f32 and hold 1 + w (GGUF already stores 1 + w). Whisper's
+   biases, LayerNorm vectors (stored as they are) and position tables are f32, and its two conv
+   stems stay f16 when --type is q8_0 or q4_0. The GGUF
    dequantisers reproduce ggml's reference dequantize_row_* bit for bit (tests/test_convert.sh
    checks them against gguf-py), provided the compiler does not contract a*b-c into a fused
    multiply-add: ISO modes such as -std=c99 do not.
@@ -1132,6 +1140,7 @@ typedef struct cv_src_tensor {
     int file;                /* index into cv_source.files */
     uint64_t offset;         /* absolute offset in that file */
     uint64_t size;           /* bytes */
+    const char *from;        /* CTranslate2: the variable this part was cut from, for messages */
 } cv_src_tensor;
 
 /* One GGUF metadata value. Numbers keep their raw little-endian bytes. */
@@ -1154,6 +1163,9 @@ typedef struct cv_gkv {
 typedef struct cv_source {
     const char *input;       /* what the user named */
     int is_gguf;
+    int is_ct2;              /* a CTranslate2 model.bin */
+    char ct2_spec[64];       /* its specification name ("WhisperSpec") */
+    uint32_t ct2_revision;
     cv_file *files;
     int n_files;
     cv_src_tensor *tensors;
@@ -1817,6 +1829,249 @@ done:
 }
 
 /* ============================================================================================
+   CTranslate2 model.bin, binary versions 4 to 6 (the layout CTranslate2's model_spec.py writes
+   and its models/model.cc reads; faster-whisper's checkpoints are binary version 6)
+
+       u32     binary version
+       string  specification name, e.g. "WhisperSpec"      string: u16 n, then n bytes of
+       u32     specification revision                        which the last is a NUL
+       u32     variable count, then per variable:
+                   string name, u8 rank, u32 dims[rank], u8 dtype, u32 n_bytes, n_bytes of data
+       u32     alias count, then per alias: string name, string the variable it stands for
+
+   Little-endian and packed. dtype: 0 float32, 1 int8, 2 int16, 3 int32, 4 float16,
+   5 bfloat16. Rank-0 variables are scalars (head counts, flags). An alias may name an earlier
+   alias. Every variable becomes a source tensor under its own name; aliases become second
+   records over the same bytes.
+   ============================================================================================ */
+
+#define CV_CT2_MAX_NAME 1024
+#define CV_CT2_N_DTYPES 6
+
+static const char *const cv_ct2_dtype_names[CV_CT2_N_DTYPES] = {
+    "float32", "int8", "int16", "int32", "float16", "bfloat16"};
+static const unsigned cv_ct2_dtype_sizes[CV_CT2_N_DTYPES] = {4, 1, 2, 4, 2, 2};
+
+static gemini_result cv_ct2_u8(cv_reader *rd, unsigned *v, const char *what)
+{
+    unsigned char b;
+    gemini_result r = cv_reader_read(rd, &b, 1, what);
+    *v = b;
+    return r;
+}
+
+static gemini_result cv_ct2_u32(cv_reader *rd, uint32_t *v, const char *what)
+{
+    unsigned char b[4];
+    gemini_result r = cv_reader_read(rd, b, 4, what);
+    *v = cv_rd32(b);
+    return r;
+}
+
+/* One string into out (CV_CT2_MAX_NAME + 1 bytes): its length byte count includes the NUL,
+   which must be the last byte and the only one. */
+static gemini_result cv_ct2_string(cv_reader *rd, char *out, const char *what)
+{
+    unsigned char len_bytes[2];
+    uint64_t at = rd->pos;
+    unsigned n;
+    gemini_result r = cv_reader_read(rd, len_bytes, 2, what);
+    if (r != GEMINI_OK)
+        return r;
+    n = cv_rd16(len_bytes);
+    if (n == 0 || n > CV_CT2_MAX_NAME)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: %s at offset %llu has length %u (1 to %d)",
+                            rd->file->path, what, (unsigned long long)at, n, CV_CT2_MAX_NAME);
+    r = cv_reader_read(rd, out, n, what);
+    if (r != GEMINI_OK)
+        return r;
+    if (out[n - 1] != 0 || memchr(out, 0, n - 1))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: %s at offset %llu is not one NUL-terminated "
+                            "string", rd->file->path, what, (unsigned long long)at);
+    return GEMINI_OK;
+}
+
+/* Reads one variable record (after its name) into a new source tensor. */
+static gemini_result cv_ct2_variable(cv_source *s, cv_reader *rd, int file, const char *name)
+{
+    const char *path = rd->file->path;
+    unsigned rank, dtype, d;
+    uint32_t n_bytes, dim;
+    uint64_t n_values = 1, want;
+    cv_src_tensor *t;
+    gemini_result r = cv_ct2_u8(rd, &rank, "rank");
+    if (r != GEMINI_OK)
+        return r;
+    if (rank > 4)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: variable %.200s has rank %u (at most 4)",
+                            path, name, rank);
+    r = cv_source_add_tensor(s, &t);
+    if (r != GEMINI_OK)
+        return r;
+    t->name = cv_strdup(name);
+    if (!t->name)
+        return GEMINI_ERR_OUT_OF_MEMORY;
+    for (d = 0; d < rank; d++) {
+        r = cv_ct2_u32(rd, &dim, "dimension");
+        if (r != GEMINI_OK)
+            return r;
+        if (dim == 0 || !cv_mul_u64(n_values, dim, &n_values) || n_values > CV_MAX_DIM)
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: variable %.200s: dimension %u is %lu "
+                                "(1 to 2^32-1, at most 2^40 values in all)", path, name, d,
+                                (unsigned long)dim);
+        t->dims[d] = dim;
+    }
+    t->n_dims = (int)rank;
+    t->n_values = n_values;
+    if ((r = cv_ct2_u8(rd, &dtype, "dtype")) != GEMINI_OK ||
+        (r = cv_ct2_u32(rd, &n_bytes, "byte count")) != GEMINI_OK)
+        return r;
+    if (dtype >= CV_CT2_N_DTYPES)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: variable %.200s has dtype %u (0 to 5 are "
+                            "defined)", path, name, dtype);
+    want = n_values * cv_ct2_dtype_sizes[dtype];
+    if (n_bytes != want)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: variable %.200s: %lu bytes for %llu %s "
+                            "values", path, name, (unsigned long)n_bytes,
+                            (unsigned long long)n_values, cv_ct2_dtype_names[dtype]);
+    if (rd->pos > rd->file->size || n_bytes > rd->file->size - rd->pos)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: truncated: variable %.200s needs %lu bytes "
+                            "at offset %llu, the file has %llu", path, name,
+                            (unsigned long)n_bytes, (unsigned long long)rd->pos,
+                            (unsigned long long)rd->file->size);
+    snprintf(t->dtype_name, sizeof t->dtype_name, "%s", cv_ct2_dtype_names[dtype]);
+    t->type = dtype == 0 ? CV_GGML_F32 : dtype == 4 ? CV_GGML_F16 : dtype == 5 ? CV_GGML_BF16
+                                                                               : -1;
+    t->file = file;
+    t->offset = rd->pos;
+    t->size = n_bytes;
+    rd->pos += n_bytes;
+    return GEMINI_OK;
+}
+
+/* Reads a model.bin: every variable and alias becomes a source tensor (format above). The
+   whole file must be consumed. */
+static gemini_result cv_ct2_open(cv_source *s, const char *path)
+{
+    cv_reader *rd;
+    char *name = NULL, *target = NULL;
+    uint32_t version, count, i;
+    int file;
+    gemini_result r = cv_source_add_file(s, path, &file);
+    if (r != GEMINI_OK)
+        return r;
+    s->is_ct2 = 1;
+    rd = (cv_reader *)cv_calloc(1, sizeof *rd, path);
+    name = (char *)cv_alloc(CV_CT2_MAX_NAME + 1, path);
+    target = (char *)cv_alloc(CV_CT2_MAX_NAME + 1, path);
+    if (!rd || !name || !target) {
+        r = GEMINI_ERR_OUT_OF_MEMORY;
+        goto done;
+    }
+    rd->file = &s->files[file];
+
+    /* Header: binary version, specification name and revision. */
+    if ((r = cv_ct2_u32(rd, &version, "binary version")) != GEMINI_OK)
+        goto done;
+    if (version < 4 || version > 6) {
+        r = gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: CTranslate2 binary version %lu (4 to 6 "
+                         "are read)", path, (unsigned long)version);
+        goto done;
+    }
+    if ((r = cv_ct2_string(rd, name, "specification name")) != GEMINI_OK ||
+        (r = cv_ct2_u32(rd, &s->ct2_revision, "specification revision")) != GEMINI_OK ||
+        (r = cv_ct2_u32(rd, &count, "variable count")) != GEMINI_OK)
+        goto done;
+    snprintf(s->ct2_spec, sizeof s->ct2_spec, "%.63s", name);
+
+    /* A variable record takes at least 10 bytes, so a count that cannot fit is refused before
+       anything is read for it. */
+    if (count > CV_MAX_TENSORS || (uint64_t)count * 10 > rd->file->size - rd->pos) {
+        r = gemini__fail(GEMINI_ERR_FORMAT, "%s: %lu variables cannot fit in %llu bytes (at "
+                         "most %llu are read)", path, (unsigned long)count,
+                         (unsigned long long)rd->file->size, (unsigned long long)CV_MAX_TENSORS);
+        goto done;
+    }
+    for (i = 0; i < count && r == GEMINI_OK; i++) {
+        if ((r = cv_ct2_string(rd, name, "variable name")) != GEMINI_OK)
+            break;
+        if (cv_source_find(s, name)) {
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: variable %.200s is defined twice", path,
+                             name);
+            break;
+        }
+        r = cv_ct2_variable(s, rd, file, name);
+    }
+    if (r != GEMINI_OK)
+        goto done;
+
+    /* Aliases: a second name for an existing variable (or alias) of this file. */
+    if ((r = cv_ct2_u32(rd, &count, "alias count")) != GEMINI_OK)
+        goto done;
+    if (count > CV_MAX_TENSORS || (uint64_t)count * 6 > rd->file->size - rd->pos) {
+        r = gemini__fail(GEMINI_ERR_FORMAT, "%s: %lu aliases cannot fit in the %llu bytes left",
+                         path, (unsigned long)count,
+                         (unsigned long long)(rd->file->size - rd->pos));
+        goto done;
+    }
+    for (i = 0; i < count && r == GEMINI_OK; i++) {
+        const cv_src_tensor *found;
+        size_t index;
+        cv_src_tensor *t;
+        char *copy;
+        if ((r = cv_ct2_string(rd, name, "alias name")) != GEMINI_OK ||
+            (r = cv_ct2_string(rd, target, "alias target")) != GEMINI_OK)
+            break;
+        found = cv_source_find(s, target);
+        if (!found || cv_source_find(s, name)) {
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: alias %.200s -> %.200s: %s", path, name,
+                             target, found ? "the name is already taken" : "no such variable");
+            break;
+        }
+        index = (size_t)(found - s->tensors);
+        copy = cv_strdup(name);
+        if (!copy || (r = cv_source_add_tensor(s, &t)) != GEMINI_OK) {
+            free(copy);
+            r = copy ? r : GEMINI_ERR_OUT_OF_MEMORY;
+            break;
+        }
+        *t = s->tensors[index];
+        t->name = copy;
+    }
+    if (r == GEMINI_OK && rd->pos != rd->file->size)
+        r = gemini__fail(GEMINI_ERR_FORMAT, "%s: %llu bytes after the alias table", path,
+                         (unsigned long long)(rd->file->size - rd->pos));
+
+done:
+    free(rd);
+    free(name);
+    free(target);
+    return r;
+}
+
+/* The value of a rank-0 integer variable. 1 = read, 0 = absent; a variable of that name that
+   is not an integer scalar is an error in *err. */
+static int cv_ct2_scalar(cv_source *s, const char *name, int64_t *value, gemini_result *err)
+{
+    const cv_src_tensor *t = cv_source_find(s, name);
+    unsigned char b[4];
+    if (!t)
+        return 0;
+    if (t->n_dims != 0 || t->size > 4 || strstr(t->dtype_name, "int") != t->dtype_name) {
+        *err = gemini__fail(GEMINI_ERR_FORMAT, "%s: variable %s should be an integer scalar, "
+                            "not %s with %d dimensions", s->input, name, t->dtype_name,
+                            t->n_dims);
+        return 0;
+    }
+    *err = cv_file_read(&s->files[t->file], t->offset, b, t->size, name);
+    if (*err != GEMINI_OK)
+        return 0;
+    *value = t->size == 1 ? (int64_t)(int8_t)b[0]
+             : t->size == 2 ? (int64_t)(int16_t)cv_rd16(b) : (int64_t)(int32_t)cv_rd32(b);
+    return 1;
+}
+
+/* ============================================================================================
    Tokenizer (format.md §4.3), from tokenizer.model, tokenizer.json or GGUF arrays
    ============================================================================================ */
 
@@ -1835,6 +2090,8 @@ typedef struct cv_tokenizer {
     int add_bos, add_dummy_prefix, remove_extra_ws, escape_ws, ws_suffix, byte_fallback;
     unsigned char *charsmap;
     uint64_t charsmap_len;
+    gemini_tok *byte_bpe;    /* "byte-bpe" (Whisper): gemini_tokenizer.h's own tokenizer.json
+                                reader built it; its arrays are written as they are */
 } cv_tokenizer;
 
 static void cv_tokenizer_free(cv_tokenizer *t)
@@ -1848,6 +2105,7 @@ static void cv_tokenizer_free(cv_tokenizer *t)
     free(t->scores);
     free(t->types);
     free(t->charsmap);
+    gemini_tok_free(t->byte_bpe);
     memset(t, 0, sizeof *t);
 }
 
@@ -2558,6 +2816,35 @@ typedef struct cv_vision {
     double eps, mean[3], std[3];
 } cv_vision;
 
+/* A list of int32 read from a config file. */
+typedef struct cv_i32_list {
+    int32_t *v;
+    uint64_t n;
+    int present;
+} cv_i32_list;
+
+/* The special tokens a Whisper file names (format.md §7.1), in key order. */
+#define CV_WHISPER_N_IDS 9
+static const char *const cv_whisper_id_keys[CV_WHISPER_N_IDS] = {
+    "whisper.sot_id", "whisper.eot_id", "whisper.translate_id", "whisper.transcribe_id",
+    "whisper.sot_lm_id", "whisper.sot_prev_id", "whisper.no_speech_id",
+    "whisper.no_timestamps_id", "whisper.timestamp_begin_id"};
+static const char *const cv_whisper_id_pieces[CV_WHISPER_N_IDS] = {
+    "<|startoftranscript|>", "<|endoftext|>", "<|translate|>", "<|transcribe|>",
+    "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>", "<|0.00|>"};
+enum { CV_WH_SOT, CV_WH_EOT, CV_WH_TRANSLATE, CV_WH_TRANSCRIBE, CV_WH_SOT_LM, CV_WH_SOT_PREV,
+       CV_WH_NO_SPEECH, CV_WH_NO_TIMESTAMPS, CV_WH_TIMESTAMP_BEGIN };
+
+/* The encoder and the generation settings of a Whisper model; the decoder's sizes are the
+   shared fields of cv_hparams. */
+typedef struct cv_whisper {
+    uint64_t n_mels, audio_ctx, enc_layers, enc_heads, enc_ffn;
+    cv_i32_list suppress, begin_suppress, alignment_heads, lang_ids;
+    char **lang_codes;       /* lang_ids.n codes ("en"), or NULL when only the ids are known */
+    int64_t ids[CV_WHISPER_N_IDS];     /* from the tokenizer; written only when it exists */
+    int64_t cfg_translate, cfg_transcribe, cfg_no_timestamps;  /* generation_config, or -1 */
+} cv_whisper;
+
 typedef struct cv_hparams {
     const char *arch;        /* "gemma", "gemma2", "gemma3" */
     char name[256];
@@ -2567,6 +2854,8 @@ typedef struct cv_hparams {
     uint8_t layer_types[CV_MAX_LAYERS];
     int sandwich, qk_norm, tied;
     cv_vision vision;
+    int is_whisper;          /* arch "whisper": the fields below, layer norms (eps), no RoPE */
+    cv_whisper wh;
 } cv_hparams;
 
 /* Config lookups: 1 = read, 0 = absent or null, and on a wrong type a failure in *err. */
@@ -2811,7 +3100,7 @@ static gemini_result cv_hf_hparams(cv_hparams *hp, cv_json *j)
     } else {
         return gemini__fail(GEMINI_ERR_UNSUPPORTED,
                             "%s: model_type \"%.60s\" (supported: gemma, gemma2, gemma3_text, "
-                            "gemma3, paligemma)", j->name, model_type);
+                            "gemma3, paligemma, whisper)", j->name, model_type);
     }
     hp->arch = family == 1 ? "gemma" : family == 2 ? "gemma2" : "gemma3";
 
@@ -3095,23 +3384,31 @@ typedef struct cv_options {
     const char *output;
 } cv_options;
 
+/* What an output tensor is, for its type: a matrix takes --type; a vector (norm, bias) or a
+   table that is added, not multiplied (Whisper's positions) is always f32; a convolution stem
+   takes --type but stays f16 instead of q8_0/q4_0. */
+enum { CV_MATRIX = 0, CV_VECTOR = 1, CV_STEM = 2 };
+
 /* Adds an output tensor after checking the source's shape against the expected one. */
-static gemini_result cv_plan_add(cv_plan *plan, const cv_source *src, const cv_options *opt,
-                                 const char *name, const cv_src_tensor *t, int n_dims,
-                                 uint64_t d0, uint64_t d1, int is_norm, int add_one)
+static gemini_result cv_plan_add_kind(cv_plan *plan, const cv_source *src,
+                                      const cv_options *opt, const char *name,
+                                      const cv_src_tensor *t, int n_dims, uint64_t d0,
+                                      uint64_t d1, int kind, int add_one)
 {
     cv_out_tensor *o;
     const cv_srctype *st;
     int k;
     if (t->n_dims != n_dims || t->dims[0] != d0 || (n_dims == 2 && t->dims[1] != d1)) {
-        char got[96];
+        char got[96], expected[64];
         cv_shape_string(t, got, sizeof got);
         if (n_dims == 1)
-            return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor %s has shape %s, expected [%llu]",
-                                src->input, t->name, got, (unsigned long long)d0);
-        return gemini__fail(GEMINI_ERR_FORMAT,
-                            "%s: tensor %s has shape %s, expected [%llu, %llu]", src->input,
-                            t->name, got, (unsigned long long)d0, (unsigned long long)d1);
+            snprintf(expected, sizeof expected, "[%llu]", (unsigned long long)d0);
+        else
+            snprintf(expected, sizeof expected, "[%llu, %llu]", (unsigned long long)d0,
+                     (unsigned long long)d1);
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor %s%s%s%s has shape %s, expected %s",
+                            src->input, t->name, t->from ? " (cut from " : "",
+                            t->from ? t->from : "", t->from ? ")" : "", got, expected);
     }
     st = cv_srctype_find(t->type);
     if (!st)
@@ -3136,13 +3433,15 @@ static gemini_result cv_plan_add(cv_plan *plan, const cv_source *src, const cv_o
 
     /* Norms and other vectors are always f32. Matrices take --type; without it, GGUF tensors
        keep their type when the format has it (else q8_0) and HF tensors become f16. */
-    if (is_norm || n_dims == 1)
+    if (kind == CV_VECTOR || n_dims == 1)
         o->type = GEMINI_TYPE_F32;
     else if (opt->has_type)
         o->type = opt->type;
     else if (src->is_gguf)
         o->type = st->gemini >= 0 ? (gemini_type)st->gemini : GEMINI_TYPE_Q8_0;
     else
+        o->type = GEMINI_TYPE_F16;
+    if (kind == CV_STEM && (o->type == GEMINI_TYPE_Q8_0 || o->type == GEMINI_TYPE_Q4_0))
         o->type = GEMINI_TYPE_F16;
     if (o->dims[n_dims - 1] % (uint64_t)gemini_type_block_size(o->type) != 0) {
         cv_warn("%s: rows of %llu values are not a multiple of the %s block: writing f16", name,
@@ -3151,6 +3450,14 @@ static gemini_result cv_plan_add(cv_plan *plan, const cv_source *src, const cv_o
     }
     o->copy = st->gemini == (int)o->type && !add_one;
     return GEMINI_OK;
+}
+
+static gemini_result cv_plan_add(cv_plan *plan, const cv_source *src, const cv_options *opt,
+                                 const char *name, const cv_src_tensor *t, int n_dims,
+                                 uint64_t d0, uint64_t d1, int is_norm, int add_one)
+{
+    return cv_plan_add_kind(plan, src, opt, name, t, n_dims, d0, d1,
+                            is_norm ? CV_VECTOR : CV_MATRIX, add_one);
 }
 
 /* Tensor-name mapping (format.md §5). For each output name, the HF suffix of every family and
@@ -3443,6 +3750,826 @@ static gemini_result cv_make_plan(cv_plan *plan, cv_source *s, cv_hparams *hp,
 }
 
 /* ============================================================================================
+   Whisper (format.md §7), from a Hugging Face directory or a CTranslate2 (faster-whisper) one
+
+   Both inputs end up as source tensors under the Hugging Face names (model.encoder.*,
+   model.decoder.*, proj_out.weight): a CTranslate2 file's variables are renamed, and its fused
+   projections cut into row ranges, right after it is read. One plan then serves both.
+   ============================================================================================ */
+
+/* A CTranslate2 WhisperSpec variable and the Hugging Face tensor it holds: rows part of parts
+   equal row ranges (self-attention keeps q, k and v in one [3d, d] matrix, cross-attention k
+   and v in one [2d, d]). hf NULL: a bias Whisper does not have, which CTranslate2 fills with
+   zeros; it must be zero and is dropped. */
+typedef struct cv_ct2_name {
+    const char *ct2;         /* after "encoder/layer_N/" or "decoder/layer_N/" (layers), or
+                                the whole name */
+    const char *hf;          /* after "model.encoder.layers.N." / "model.decoder.layers.N." */
+    int part, parts;
+} cv_ct2_name;
+
+static const cv_ct2_name cv_ct2_layer_names[] = {
+    {"self_attention/layer_norm/gamma", "self_attn_layer_norm.weight", 0, 1},
+    {"self_attention/layer_norm/beta", "self_attn_layer_norm.bias", 0, 1},
+    {"self_attention/linear_0/weight", "self_attn.q_proj.weight", 0, 3},
+    {"self_attention/linear_0/weight", "self_attn.k_proj.weight", 1, 3},
+    {"self_attention/linear_0/weight", "self_attn.v_proj.weight", 2, 3},
+    {"self_attention/linear_0/bias", "self_attn.q_proj.bias", 0, 3},
+    {"self_attention/linear_0/bias", NULL, 1, 3},
+    {"self_attention/linear_0/bias", "self_attn.v_proj.bias", 2, 3},
+    {"self_attention/linear_1/weight", "self_attn.out_proj.weight", 0, 1},
+    {"self_attention/linear_1/bias", "self_attn.out_proj.bias", 0, 1},
+    /* Cross-attention: decoder layers only. */
+    {"attention/layer_norm/gamma", "encoder_attn_layer_norm.weight", 0, 1},
+    {"attention/layer_norm/beta", "encoder_attn_layer_norm.bias", 0, 1},
+    {"attention/linear_0/weight", "encoder_attn.q_proj.weight", 0, 1},
+    {"attention/linear_0/bias", "encoder_attn.q_proj.bias", 0, 1},
+    {"attention/linear_1/weight", "encoder_attn.k_proj.weight", 0, 2},
+    {"attention/linear_1/weight", "encoder_attn.v_proj.weight", 1, 2},
+    {"attention/linear_1/bias", NULL, 0, 2},
+    {"attention/linear_1/bias", "encoder_attn.v_proj.bias", 1, 2},
+    {"attention/linear_2/weight", "encoder_attn.out_proj.weight", 0, 1},
+    {"attention/linear_2/bias", "encoder_attn.out_proj.bias", 0, 1},
+    {"ffn/layer_norm/gamma", "final_layer_norm.weight", 0, 1},
+    {"ffn/layer_norm/beta", "final_layer_norm.bias", 0, 1},
+    {"ffn/linear_0/weight", "fc1.weight", 0, 1},
+    {"ffn/linear_0/bias", "fc1.bias", 0, 1},
+    {"ffn/linear_1/weight", "fc2.weight", 0, 1},
+    {"ffn/linear_1/bias", "fc2.bias", 0, 1},
+};
+
+static const cv_ct2_name cv_ct2_top_names[] = {
+    {"encoder/conv1/weight", "model.encoder.conv1.weight", 0, 1},
+    {"encoder/conv1/bias", "model.encoder.conv1.bias", 0, 1},
+    {"encoder/conv2/weight", "model.encoder.conv2.weight", 0, 1},
+    {"encoder/conv2/bias", "model.encoder.conv2.bias", 0, 1},
+    {"encoder/position_encodings/encodings", "model.encoder.embed_positions.weight", 0, 1},
+    {"encoder/layer_norm/gamma", "model.encoder.layer_norm.weight", 0, 1},
+    {"encoder/layer_norm/beta", "model.encoder.layer_norm.bias", 0, 1},
+    {"decoder/embeddings/weight", "model.decoder.embed_tokens.weight", 0, 1},
+    {"decoder/position_encodings/encodings", "model.decoder.embed_positions.weight", 0, 1},
+    {"decoder/layer_norm/gamma", "model.decoder.layer_norm.weight", 0, 1},
+    {"decoder/layer_norm/beta", "model.decoder.layer_norm.bias", 0, 1},
+    {"decoder/projection/weight", "proj_out.weight", 0, 1},
+    {"decoder/projection/bias", NULL, 0, 1},
+};
+
+/* "encoder/layer_12/rest": *decoder 0, *layer 12, *rest "rest". 0 if the name is not a layer
+   variable (or its index has leading zeros or is too large). */
+static int cv_ct2_layer_name(const char *name, int *decoder, uint64_t *layer, const char **rest)
+{
+    const char *p = name + 14;
+    if (strncmp(name, "encoder/layer_", 14) == 0)
+        *decoder = 0;
+    else if (strncmp(name, "decoder/layer_", 14) == 0)
+        *decoder = 1;
+    else
+        return 0;
+    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] != '/'))
+        return 0;
+    for (*layer = 0; *p >= '0' && *p <= '9'; p++) {
+        *layer = *layer * 10 + (uint64_t)(*p - '0');
+        if (*layer >= CV_MAX_LAYERS)
+            return 0;
+    }
+    if (*p != '/')
+        return 0;
+    *rest = p + 1;
+    return 1;
+}
+
+/* Fails unless every value of t (f32, f16 or bf16) is +0 or -0. */
+static gemini_result cv_ct2_check_zero(cv_source *s, const cv_src_tensor *t,
+                                       const char *variable, uint64_t first, const char *what)
+{
+    unsigned char buf[4096];
+    uint64_t pos, elem = t->size / t->n_values, k;
+    for (pos = 0; pos < t->size; pos += sizeof buf) {
+        uint64_t n = t->size - pos < sizeof buf ? t->size - pos : sizeof buf;
+        gemini_result r = cv_file_read(&s->files[t->file], t->offset + pos, buf, n, variable);
+        if (r != GEMINI_OK)
+            return r;
+        /* The sign bit is the top bit of each value's last byte (little-endian). */
+        for (k = 0; k < n; k++)
+            if ((k % elem == elem - 1 ? buf[k] & 0x7F : buf[k]) != 0)
+                return gemini__fail(GEMINI_ERR_UNSUPPORTED,
+                                    "%s: variable %s: values %llu to %llu hold %s, which "
+                                    "Whisper does not have, but they are not all zero", s->input,
+                                    variable, (unsigned long long)first,
+                                    (unsigned long long)(first + t->n_values - 1), what);
+    }
+    return GEMINI_OK;
+}
+
+/* Adds the Hugging Face tensor hf_name over part `part` of `parts` equal row ranges of
+   CTranslate2 variable `index` (see cv_ct2_name). */
+static gemini_result cv_ct2_part(cv_source *s, size_t index, const char *hf_name, int part,
+                                 int parts)
+{
+    cv_src_tensor piece = s->tensors[index], *t;
+    uint64_t rows = piece.dims[0];
+    gemini_result r;
+    if (piece.type < 0)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: variable %s is %s: only float32, "
+                            "float16 and bfloat16 checkpoints are read (convert the model again "
+                            "with CTranslate2's --quantization float16)", s->input, piece.name,
+                            piece.dtype_name);
+    if (rows % (uint64_t)parts != 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: variable %s: %llu rows do not split into %d "
+                            "equal parts", s->input, piece.name, (unsigned long long)rows,
+                            parts);
+    piece.dims[0] = rows / (uint64_t)parts;
+    piece.n_values /= (uint64_t)parts;
+    piece.size /= (uint64_t)parts;
+    piece.offset += piece.size * (uint64_t)part;
+    if (!hf_name)
+        return cv_ct2_check_zero(s, &piece, piece.name, piece.n_values * (uint64_t)part,
+                                 parts == 1 ? "an output-projection bias" : "a key bias");
+    piece.from = s->tensors[index].name;
+    piece.name = cv_strdup(hf_name);
+    if (!piece.name)
+        return GEMINI_ERR_OUT_OF_MEMORY;
+    r = cv_source_add_tensor(s, &t);
+    if (r != GEMINI_OK) {
+        free(piece.name);
+        return r;
+    }
+    *t = piece;
+    return GEMINI_OK;
+}
+
+/* Renames every non-scalar variable of a WhisperSpec file (the tables above) and counts the
+   layers. A variable the tables do not know is an error: it could change the computation. */
+static gemini_result cv_ct2_whisper_rename(cv_source *s, cv_hparams *hp)
+{
+    size_t n = s->n_tensors, i, k;
+    gemini_result r = GEMINI_OK;
+    char hf[160];
+    for (i = 0; i < n && r == GEMINI_OK; i++) {
+        const char *name = s->tensors[i].name, *rest;
+        int decoder, matched = 0;
+        uint64_t layer;
+        if (s->tensors[i].n_dims == 0)
+            continue;   /* scalars: head counts and flags, read by cv_ct2_whisper_hparams */
+        if (cv_ct2_layer_name(name, &decoder, &layer, &rest)) {
+            for (k = 0; k < sizeof cv_ct2_layer_names / sizeof cv_ct2_layer_names[0] &&
+                        r == GEMINI_OK; k++) {
+                const cv_ct2_name *e = &cv_ct2_layer_names[k];
+                if (strcmp(e->ct2, rest) != 0 || (!decoder && strncmp(rest, "attention/", 10) == 0))
+                    continue;
+                matched = 1;
+                snprintf(hf, sizeof hf, "model.%s.layers.%llu.%s", decoder ? "decoder" : "encoder",
+                         (unsigned long long)layer, e->hf ? e->hf : "");
+                r = cv_ct2_part(s, i, e->hf ? hf : NULL, e->part, e->parts);
+            }
+            if (matched && decoder && layer + 1 > hp->layers)
+                hp->layers = layer + 1;
+            if (matched && !decoder && layer + 1 > hp->wh.enc_layers)
+                hp->wh.enc_layers = layer + 1;
+        } else {
+            for (k = 0; k < sizeof cv_ct2_top_names / sizeof cv_ct2_top_names[0] &&
+                        r == GEMINI_OK; k++)
+                if (strcmp(cv_ct2_top_names[k].ct2, name) == 0) {
+                    matched = 1;
+                    r = cv_ct2_part(s, i, cv_ct2_top_names[k].hf, 0, 1);
+                }
+        }
+        if (!matched && r == GEMINI_OK)
+            r = gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: variable %.200s is not part of the "
+                             "Whisper layout this converter reads", s->input, name);
+    }
+    return r;
+}
+
+/* The number of rows (and, with cols, the columns) of a source tensor that must exist with
+   n_dims dimensions; for hyperparameters found from shapes. */
+static gemini_result cv_whisper_dim(cv_source *s, const char *name, int n_dims, int which,
+                                    uint64_t *out)
+{
+    const cv_src_tensor *t = cv_source_find(s, name);
+    if (!t || t->n_dims != n_dims)
+        return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: %s%s%s is missing or does not have %d "
+                            "dimensions", s->input, name, t && t->from ? ", from " : "",
+                            t && t->from ? t->from : "", n_dims);
+    *out = t->dims[which];
+    return GEMINI_OK;
+}
+
+/* Common checks of a Whisper's sizes; sets the derived decoder fields. */
+static gemini_result cv_whisper_check(cv_hparams *hp, const char *where)
+{
+    cv_whisper *w = &hp->wh;
+    if (hp->layers == 0 || hp->layers > CV_MAX_LAYERS || w->enc_layers == 0 ||
+        w->enc_layers > CV_MAX_LAYERS)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: %llu encoder and %llu decoder layers (1 to "
+                            "%d each)", where, (unsigned long long)w->enc_layers,
+                            (unsigned long long)hp->layers, CV_MAX_LAYERS);
+    if (hp->hidden == 0 || hp->hidden > (1u << 16) || hp->heads == 0 || hp->heads > 1024 ||
+        w->enc_heads == 0 || w->enc_heads > 1024 || hp->hidden % hp->heads != 0 ||
+        hp->hidden % w->enc_heads != 0 || hp->hidden / hp->heads < 2)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: d_model %llu does not split into %llu "
+                            "encoder / %llu decoder heads (d at most 65536, heads at most 1024)",
+                            where, (unsigned long long)hp->hidden,
+                            (unsigned long long)w->enc_heads, (unsigned long long)hp->heads);
+    if (hp->inter == 0 || hp->inter > (1u << 20) || w->enc_ffn == 0 || w->enc_ffn > (1u << 20) ||
+        w->n_mels == 0 || w->n_mels > 4096 || w->audio_ctx == 0 || w->audio_ctx > (1u << 20) ||
+        hp->max_pos == 0 || hp->max_pos > (1u << 20) || hp->vocab == 0 ||
+        hp->vocab > (1u << 24))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: a size is out of range: MLP widths %llu and "
+                            "%llu, %llu mel bins, %llu audio and %llu text positions, vocabulary "
+                            "%llu", where, (unsigned long long)w->enc_ffn,
+                            (unsigned long long)hp->inter, (unsigned long long)w->n_mels,
+                            (unsigned long long)w->audio_ctx, (unsigned long long)hp->max_pos,
+                            (unsigned long long)hp->vocab);
+    hp->arch = "whisper";
+    hp->is_whisper = 1;
+    hp->kv_heads = hp->heads;
+    hp->head_dim = hp->hidden / hp->heads;
+    hp->eps = 1e-5;    /* torch.nn.LayerNorm's default, which Whisper uses; no config key */
+    hp->tied = 1;
+    return GEMINI_OK;
+}
+
+/* Hyperparameters of a CTranslate2 WhisperSpec file: the head counts are scalar variables,
+   everything else comes from tensor shapes (CTranslate2 stores no d_model). Also renames the
+   variables (cv_ct2_whisper_rename). */
+static gemini_result cv_ct2_whisper_hparams(cv_hparams *hp, cv_source *s)
+{
+    /* Flags of CTranslate2's decoder spec that would change the computation. */
+    static const struct {
+        const char *name;
+        int64_t value;
+        const char *meaning;
+    } flags[] = {
+        {"decoder/activation", 3, "GELU (3)"},
+        {"decoder/pre_norm", 1, "pre-norm layers (1)"},
+        {"decoder/scale_embeddings", 0, "unscaled embeddings (0)"},
+        {"decoder/alibi", 0, "no ALiBi (0)"},
+        {"decoder/start_from_zero_embedding", 0, "0"},
+    };
+    int64_t value;
+    size_t i;
+    gemini_result r = GEMINI_OK;
+    if (strcmp(s->ct2_spec, "WhisperSpec") != 0)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: CTranslate2 specification \"%s\" (only "
+                            "WhisperSpec is read)", s->input, s->ct2_spec);
+    if (s->ct2_revision > 3)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: WhisperSpec revision %lu is newer than "
+                            "the 3 this converter knows", s->input,
+                            (unsigned long)s->ct2_revision);
+    for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (cv_ct2_scalar(s, flags[i].name, &value, &r) && value != flags[i].value)
+            return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: %s is %lld; Whisper has %s",
+                                s->input, flags[i].name, (long long)value, flags[i].meaning);
+    if (r != GEMINI_OK)
+        return r;
+    if (!cv_ct2_scalar(s, "encoder/num_heads", &value, &r) || value < 1)
+        return r != GEMINI_OK ? r : gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: no positive "
+                                                 "encoder/num_heads scalar: the head count "
+                                                 "cannot be found from the shapes", s->input);
+    hp->wh.enc_heads = (uint64_t)value;
+    if (!cv_ct2_scalar(s, "decoder/num_heads", &value, &r) || value < 1)
+        return r != GEMINI_OK ? r : gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: no positive "
+                                                 "decoder/num_heads scalar: the head count "
+                                                 "cannot be found from the shapes", s->input);
+    hp->heads = (uint64_t)value;
+
+    r = cv_ct2_whisper_rename(s, hp);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.decoder.embed_tokens.weight", 2, 0, &hp->vocab);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.decoder.embed_tokens.weight", 2, 1, &hp->hidden);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.encoder.conv1.weight", 3, 1, &hp->wh.n_mels);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.encoder.embed_positions.weight", 2, 0, &hp->wh.audio_ctx);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.decoder.embed_positions.weight", 2, 0, &hp->max_pos);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.encoder.layers.0.fc1.weight", 2, 0, &hp->wh.enc_ffn);
+    if (r == GEMINI_OK)
+        r = cv_whisper_dim(s, "model.decoder.layers.0.fc1.weight", 2, 0, &hp->inter);
+    if (r != GEMINI_OK)
+        return r;
+    return cv_whisper_check(hp, s->input);
+}
+
+/* Hyperparameters of a Hugging Face Whisper config.json (model_type "whisper"). */
+static gemini_result cv_hf_whisper_hparams(cv_hparams *hp, cv_json *j)
+{
+    static const char *const keys[] = {
+        "d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
+        "decoder_layers", "decoder_attention_heads", "decoder_ffn_dim", "num_mel_bins",
+        "max_source_positions", "max_target_positions", "vocab_size"};
+    uint64_t *targets[sizeof keys / sizeof keys[0]];
+    cv_jnode *root = cv_jroot(j), *n;
+    gemini_result r = GEMINI_OK;
+    size_t i;
+    targets[0] = &hp->hidden;
+    targets[1] = &hp->wh.enc_layers;
+    targets[2] = &hp->wh.enc_heads;
+    targets[3] = &hp->wh.enc_ffn;
+    targets[4] = &hp->layers;
+    targets[5] = &hp->heads;
+    targets[6] = &hp->inter;
+    targets[7] = &hp->wh.n_mels;
+    targets[8] = &hp->wh.audio_ctx;
+    targets[9] = &hp->max_pos;
+    targets[10] = &hp->vocab;
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!cv_cfg_uint(j, root, keys[i], targets[i], &r))
+            return r != GEMINI_OK ? r : gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: \"%s\" is "
+                                                     "missing", j->name, keys[i]);
+    n = cv_jget(j, root, "activation_function");
+    if (n && (n->type != CV_JSTR || strcmp(cv_jstr(j, n), "gelu") != 0))
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: activation_function must be \"gelu\"",
+                            j->name);
+    n = cv_jget(j, root, "scale_embedding");
+    if (n && n->type == CV_JBOOL && n->boolean)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: scale_embedding is true; Whisper's "
+                            "embeddings are not scaled", j->name);
+    return cv_whisper_check(hp, j->name);
+}
+
+static void cv_whisper_free(cv_whisper *w)
+{
+    uint64_t i;
+    free(w->suppress.v);
+    free(w->begin_suppress.v);
+    free(w->alignment_heads.v);
+    free(w->lang_ids.v);
+    if (w->lang_codes)
+        for (i = 0; i < w->lang_ids.n; i++)
+            free(w->lang_codes[i]);
+    free(w->lang_codes);
+    memset(w, 0, sizeof *w);
+}
+
+/* An integer JSON node in [0, limit). */
+static int cv_json_index(const cv_jnode *n, uint64_t limit)
+{
+    return n && n->type == CV_JNUM && n->is_int && !n->negative && !n->int_overflow &&
+           n->uint_value < limit;
+}
+
+/* Reads key of obj, an array of token ids below vocab, into list (absent or null: not
+   present). With pairs, an array of [layer, head] pairs (alignment heads), flattened. */
+static gemini_result cv_whisper_list(cv_json *j, cv_jnode *obj, const char *key,
+                                     const cv_hparams *hp, int pairs, cv_i32_list *list)
+{
+    cv_jnode *n = cv_jget(j, obj, key), *e;
+    uint64_t k = 0;
+    if (!n || n->type == CV_JNULL)
+        return GEMINI_OK;
+    if (n->type != CV_JARR || n->count > CV_MAX_COUNT / 2)
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: \"%s\" must be an array", j->name, key);
+    free(list->v);
+    list->v = (int32_t *)cv_calloc((uint64_t)n->count * (pairs ? 2 : 1), sizeof(int32_t), key);
+    if (!list->v)
+        return GEMINI_ERR_OUT_OF_MEMORY;
+    for (e = cv_jchild(j, n); e; e = cv_jnext(j, e)) {
+        if (pairs) {
+            cv_jnode *layer = e->type == CV_JARR && e->count == 2 ? cv_jchild(j, e) : NULL;
+            cv_jnode *head = layer ? cv_jnext(j, layer) : NULL;
+            if (!cv_json_index(layer, hp->layers) || !cv_json_index(head, hp->heads))
+                return gemini__fail(GEMINI_ERR_FORMAT, "%s: %s[%llu] is not a [layer, head] "
+                                    "pair of the decoder (%llu layers, %llu heads)", j->name,
+                                    key, (unsigned long long)(k / 2),
+                                    (unsigned long long)hp->layers, (unsigned long long)hp->heads);
+            list->v[k++] = (int32_t)layer->uint_value;
+            list->v[k++] = (int32_t)head->uint_value;
+        } else {
+            if (!cv_json_index(e, hp->vocab))
+                return gemini__fail(GEMINI_ERR_FORMAT, "%s: %s[%llu] is not a token id below %llu",
+                                    j->name, key, (unsigned long long)k,
+                                    (unsigned long long)hp->vocab);
+            list->v[k++] = (int32_t)e->uint_value;
+        }
+    }
+    list->n = k;
+    list->present = 1;
+    return GEMINI_OK;
+}
+
+/* "<|en|>" -> "en": the language code of a language token, or NULL if piece (n bytes) is not
+   of that form (2 to 16 lower-case letters). */
+static char *cv_whisper_lang_code(const char *piece, size_t n)
+{
+    size_t i;
+    if (n < 6 || n > 20 || memcmp(piece, "<|", 2) != 0 || memcmp(piece + n - 2, "|>", 2) != 0)
+        return NULL;
+    for (i = 2; i < n - 2; i++)
+        if (piece[i] < 'a' || piece[i] > 'z')
+            return NULL;
+    return cv_strndup(piece + 2, n - 4);
+}
+
+/* An optional id setting of generation_config.json, into *out (-1 if absent). */
+static gemini_result cv_whisper_cfg_id(cv_json *j, cv_jnode *obj, const char *key,
+                                       const cv_hparams *hp, int64_t *out)
+{
+    cv_jnode *n = cv_jget(j, obj, key);
+    *out = -1;
+    if (!n || n->type == CV_JNULL)
+        return GEMINI_OK;
+    if (!cv_json_index(n, hp->vocab))
+        return gemini__fail(GEMINI_ERR_FORMAT, "%s: \"%s\" is not a token id below %llu", j->name,
+                            key, (unsigned long long)hp->vocab);
+    *out = (int64_t)n->uint_value;
+    return GEMINI_OK;
+}
+
+/* Generation settings. CTranslate2's config.json: suppress_ids, suppress_ids_begin, lang_ids,
+   alignment_heads. Hugging Face's generation_config.json: suppress_tokens,
+   begin_suppress_tokens, alignment_heads, lang_to_id, task_to_id, no_timestamps_token_id (older
+   checkpoints keep the two suppress lists in config.json, read first). Every file is optional;
+   a key it lacks is not written. */
+static gemini_result cv_whisper_settings(cv_hparams *hp, const char *dir, int ct2)
+{
+    static const char *const hf_files[2] = {"config.json", "generation_config.json"};
+    cv_whisper *w = &hp->wh;
+    gemini_result r = GEMINI_OK;
+    int f;
+    w->cfg_translate = w->cfg_transcribe = w->cfg_no_timestamps = -1;
+    for (f = ct2 ? 1 : 0; f < 2 && r == GEMINI_OK; f++) {
+        char *path = cv_path_join(dir, ct2 ? "config.json" : hf_files[f]), *text = NULL;
+        size_t size;
+        cv_json j;
+        cv_jnode *root, *map, *e;
+        if (!path)
+            return GEMINI_ERR_OUT_OF_MEMORY;
+        if (!cv_file_exists(path)) {
+            free(path);
+            continue;
+        }
+        r = cv_read_whole(path, CV_MAX_JSON_BYTES, &text, &size);
+        if (r == GEMINI_OK)
+            r = cv_json_parse(&j, path, text, size);
+        free(text);
+        if (r != GEMINI_OK) {
+            free(path);
+            return r;
+        }
+        root = cv_jroot(&j);
+        if (root->type != CV_JOBJ)
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: not a JSON object", path);
+        if (r == GEMINI_OK)
+            r = cv_json_check_unique_keys(&j, root);
+        if (r == GEMINI_OK && ct2) {
+            r = cv_whisper_list(&j, root, "suppress_ids", hp, 0, &w->suppress);
+            if (r == GEMINI_OK)
+                r = cv_whisper_list(&j, root, "suppress_ids_begin", hp, 0, &w->begin_suppress);
+            if (r == GEMINI_OK)
+                r = cv_whisper_list(&j, root, "lang_ids", hp, 0, &w->lang_ids);
+        } else if (r == GEMINI_OK) {
+            r = cv_whisper_list(&j, root, "suppress_tokens", hp, 0, &w->suppress);
+            if (r == GEMINI_OK)
+                r = cv_whisper_list(&j, root, "begin_suppress_tokens", hp, 0, &w->begin_suppress);
+        }
+        if (r == GEMINI_OK && (ct2 || f == 1))
+            r = cv_whisper_list(&j, root, "alignment_heads", hp, 1, &w->alignment_heads);
+        if (r == GEMINI_OK && !ct2 && f == 1) {
+            cv_jnode *tasks = cv_jget(&j, root, "task_to_id");
+            r = cv_whisper_cfg_id(&j, root, "no_timestamps_token_id", hp, &w->cfg_no_timestamps);
+            if (r == GEMINI_OK && tasks && tasks->type == CV_JOBJ) {
+                r = cv_whisper_cfg_id(&j, tasks, "translate", hp, &w->cfg_translate);
+                if (r == GEMINI_OK)
+                    r = cv_whisper_cfg_id(&j, tasks, "transcribe", hp, &w->cfg_transcribe);
+            }
+        }
+
+        /* lang_to_id {"<|en|>": 50259, ...}: ids and codes, in id order. */
+        map = ct2 || f == 0 ? NULL : cv_jget(&j, root, "lang_to_id");
+        if (r == GEMINI_OK && map && map->type == CV_JOBJ && map->count > 0 &&
+            map->count < CV_MAX_COUNT) {
+            uint64_t n = 0, a, b;
+            free(w->lang_ids.v);
+            w->lang_ids.v = (int32_t *)cv_calloc(map->count, sizeof(int32_t), path);
+            w->lang_codes = (char **)cv_calloc(map->count, sizeof(char *), path);
+            if (!w->lang_ids.v || !w->lang_codes)
+                r = GEMINI_ERR_OUT_OF_MEMORY;
+            for (e = cv_jchild(&j, map); e && r == GEMINI_OK; e = cv_jnext(&j, e), n++) {
+                w->lang_codes[n] = cv_whisper_lang_code(cv_jkey(&j, e), e->key_len);
+                w->lang_ids.n = n + 1;
+                if (!w->lang_codes[n] || !cv_json_index(e, hp->vocab))
+                    r = gemini__fail(GEMINI_ERR_FORMAT, "%s: lang_to_id[\"%.40s\"] is not a "
+                                     "language token's id", path, cv_jkey(&j, e));
+                else
+                    w->lang_ids.v[n] = (int32_t)e->uint_value;
+            }
+            /* Insertion sort by id: at most about a hundred languages. */
+            for (a = 1; a < n && r == GEMINI_OK; a++)
+                for (b = a; b > 0 && w->lang_ids.v[b - 1] > w->lang_ids.v[b]; b--) {
+                    int32_t id = w->lang_ids.v[b];
+                    char *code = w->lang_codes[b];
+                    w->lang_ids.v[b] = w->lang_ids.v[b - 1];
+                    w->lang_codes[b] = w->lang_codes[b - 1];
+                    w->lang_ids.v[b - 1] = id;
+                    w->lang_codes[b - 1] = code;
+                }
+            w->lang_ids.present = 1;
+        }
+        cv_json_free(&j);
+        free(path);
+    }
+    return r;
+}
+
+/* The byte-level BPE tokenizer of dir/tokenizer.json, read by gemini_tokenizer.h's own loader
+   (so the file holds exactly what gemini_tok_create_bpe accepts), and the special tokens and
+   languages found in it by name. Without tokenizer.json: a warning, ids only. */
+static gemini_result cv_whisper_tokenizer(cv_tokenizer *tok, cv_hparams *hp, const char *dir)
+{
+    cv_whisper *w = &hp->wh;
+    char *path = cv_path_join(dir, "tokenizer.json"), *text = NULL, **codes = NULL;
+    int32_t *langs = NULL;
+    gemini_tok_bpe_desc desc;
+    gemini_tok *bpe = NULL;
+    int64_t n_langs = 0, i;
+    size_t size;
+    int k;
+    gemini_result r = GEMINI_OK;
+    if (!path)
+        return GEMINI_ERR_OUT_OF_MEMORY;
+    if (!cv_file_exists(path)) {
+        cv_warn("%s: no tokenizer.json: the file will hold no tokenizer and no whisper.*_id "
+                "keys (token ids only)", dir);
+        free(path);
+        return GEMINI_OK;
+    }
+    r = cv_read_whole(path, CV_MAX_JSON_BYTES, &text, &size);
+    if (r == GEMINI_OK && gemini_tok_load_memory(text, size, &bpe) != GEMINI_OK) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s", gemini_last_error());
+        r = gemini__fail(GEMINI_ERR_FORMAT, "%s: %s", path, reason);
+    }
+    free(text);
+    if (r == GEMINI_OK && gemini_tok_model_type(bpe) != GEMINI_TOK_BYTE_BPE)
+        r = gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: not a byte-level BPE tokenizer (Whisper's "
+                         "is one)", path);
+    if (r != GEMINI_OK) {
+        gemini_tok_free(bpe);
+        free(path);
+        return r;
+    }
+    tok->byte_bpe = bpe;
+    tok->model = "byte-bpe";
+    tok->n = (uint64_t)gemini_tok_vocab_size(bpe);
+    gemini_tok_describe_bpe(bpe, &desc);
+
+    /* Special tokens, by name; no-speech has two spellings (<|nocaptions|> before v3). */
+    for (k = 0; k < CV_WHISPER_N_IDS && r == GEMINI_OK; k++) {
+        const char *piece = cv_whisper_id_pieces[k];
+        w->ids[k] = gemini_tok_id_of(bpe, piece, strlen(piece));
+        if (w->ids[k] < 0 && k == CV_WH_NO_SPEECH)
+            w->ids[k] = gemini_tok_id_of(bpe, "<|nocaptions|>", 14);
+        if (w->ids[k] < 0)
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: no %s token (for %s)", path, piece,
+                             cv_whisper_id_keys[k]);
+    }
+    tok->eos_id = w->ids[CV_WH_EOT];
+
+    /* Languages: every token between <|startoftranscript|> and <|translate|>. */
+    if (r == GEMINI_OK) {
+        n_langs = w->ids[CV_WH_TRANSLATE] - w->ids[CV_WH_SOT] - 1;
+        if (n_langs < 1)
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: no language tokens between %s and %s",
+                             path, cv_whisper_id_pieces[CV_WH_SOT],
+                             cv_whisper_id_pieces[CV_WH_TRANSLATE]);
+    }
+    if (r == GEMINI_OK) {
+        langs = (int32_t *)cv_calloc((uint64_t)n_langs, sizeof(int32_t), path);
+        codes = (char **)cv_calloc((uint64_t)n_langs, sizeof(char *), path);
+        if (!langs || !codes)
+            r = GEMINI_ERR_OUT_OF_MEMORY;
+    }
+    for (i = 0; i < n_langs && r == GEMINI_OK; i++) {
+        int32_t id = (int32_t)(w->ids[CV_WH_SOT] + 1 + i);
+        langs[i] = id;
+        codes[i] = cv_whisper_lang_code(desc.pieces[id], desc.piece_lengths[id]);
+        if (!codes[i])
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: token %ld, between %s and %s, is not a "
+                             "language token <|xx|>", path, (long)id,
+                             cv_whisper_id_pieces[CV_WH_SOT],
+                             cv_whisper_id_pieces[CV_WH_TRANSLATE]);
+    }
+
+    /* What the config files say must agree with the tokenizer. */
+    if (r == GEMINI_OK && w->lang_ids.present) {
+        int same = (int64_t)w->lang_ids.n == n_langs;
+        for (i = 0; same && i < n_langs; i++)
+            same = w->lang_ids.v[i] == langs[i] &&
+                   (!w->lang_codes || strcmp(w->lang_codes[i], codes[i]) == 0);
+        if (!same)
+            r = gemini__fail(GEMINI_ERR_FORMAT, "%s: the languages of the config (%llu) differ "
+                             "from the tokenizer's (%lld, ids %ld to %ld)", dir,
+                             (unsigned long long)w->lang_ids.n, (long long)n_langs,
+                             (long)langs[0], (long)langs[n_langs - 1]);
+    }
+    if (r == GEMINI_OK &&
+        ((w->cfg_translate >= 0 && w->cfg_translate != w->ids[CV_WH_TRANSLATE]) ||
+         (w->cfg_transcribe >= 0 && w->cfg_transcribe != w->ids[CV_WH_TRANSCRIBE]) ||
+         (w->cfg_no_timestamps >= 0 && w->cfg_no_timestamps != w->ids[CV_WH_NO_TIMESTAMPS])))
+        r = gemini__fail(GEMINI_ERR_FORMAT, "%s: generation_config.json's task_to_id or "
+                         "no_timestamps_token_id differs from the tokenizer", dir);
+    if (r == GEMINI_OK) {
+        uint64_t old_n = w->lang_ids.n;
+        free(w->lang_ids.v);
+        if (w->lang_codes)
+            for (i = 0; i < (int64_t)old_n; i++)
+                free(w->lang_codes[i]);
+        free(w->lang_codes);
+        w->lang_ids.v = langs;
+        w->lang_ids.n = (uint64_t)n_langs;
+        w->lang_ids.present = 1;
+        w->lang_codes = codes;
+        langs = NULL;
+        codes = NULL;
+    }
+    free(langs);
+    if (codes)
+        for (i = 0; i < n_langs; i++)
+            free(codes[i]);
+    free(codes);
+    free(path);
+    return r;
+}
+
+/* Adds output tensor `ours` from source tensor hf with the shape of code: 'v' [d], 'f' [ffn],
+   'm' [d, d], 'u' [ffn, d], 'w' [d, ffn], 'e' [vocab, d], 'a' [audio_ctx, d] and
+   't' [max_position, d] (f32 tables), 'c' and 'C' the conv stems [d, n_mels, 3] and
+   [d, d, 3], written as [d, in * 3] (the same bytes: element [o][i * 3 + k]). */
+static gemini_result cv_whisper_add(cv_plan *plan, cv_source *s, const cv_hparams *hp,
+                                    const cv_options *opt, const char *ours, const char *hf,
+                                    char shape, uint64_t ffn)
+{
+    cv_src_tensor *t = cv_source_find(s, hf);
+    uint64_t d = hp->hidden, d0 = d, d1 = d, in;
+    int n_dims = 2, kind = CV_MATRIX;
+    if (!t)
+        return gemini__fail(GEMINI_ERR_MISSING_KEY, "%s: tensor %s is missing", s->input, hf);
+    switch (shape) {
+    case 'v': n_dims = 1, kind = CV_VECTOR; break;
+    case 'f': n_dims = 1, d0 = ffn, kind = CV_VECTOR; break;
+    case 'm': break;
+    case 'u': d0 = ffn; break;
+    case 'w': d1 = ffn; break;
+    case 'e': d0 = hp->vocab; break;
+    case 'a': d0 = hp->wh.audio_ctx, kind = CV_VECTOR; break;
+    case 't': d0 = hp->max_pos, kind = CV_VECTOR; break;
+    default:
+        in = shape == 'c' ? hp->wh.n_mels : d;
+        if (t->n_dims != 3 || t->dims[0] != d || t->dims[1] != in || t->dims[2] != 3) {
+            char got[96];
+            cv_shape_string(t, got, sizeof got);
+            return gemini__fail(GEMINI_ERR_FORMAT, "%s: tensor %s has shape %s, expected [%llu, "
+                                "%llu, 3]", s->input, hf, got, (unsigned long long)d,
+                                (unsigned long long)in);
+        }
+        t->n_dims = 2;
+        t->dims[1] = in * 3;
+        t->dims[2] = 0;
+        d1 = in * 3;
+        kind = CV_STEM;
+        break;
+    }
+    return cv_plan_add_kind(plan, s, opt, ours, t, n_dims, d0, d1, kind, 0);
+}
+
+/* One encoder or decoder layer: output name after "enc.blk.N." / "blk.N.", source name after
+   "[model.]encoder.layers.N." / "[model.]decoder.layers.N.", cv_whisper_add's shape code. */
+typedef struct cv_whisper_tensor {
+    const char *ours;
+    const char *hf;
+    int decoder_only;
+    char shape;
+} cv_whisper_tensor;
+
+static const cv_whisper_tensor cv_whisper_layer_tensors[] = {
+    {"attn_norm", "self_attn_layer_norm.weight", 0, 'v'},
+    {"attn_norm_b", "self_attn_layer_norm.bias", 0, 'v'},
+    {"attn_q", "self_attn.q_proj.weight", 0, 'm'},
+    {"attn_q_b", "self_attn.q_proj.bias", 0, 'v'},
+    {"attn_k", "self_attn.k_proj.weight", 0, 'm'},
+    {"attn_v", "self_attn.v_proj.weight", 0, 'm'},
+    {"attn_v_b", "self_attn.v_proj.bias", 0, 'v'},
+    {"attn_out", "self_attn.out_proj.weight", 0, 'm'},
+    {"attn_out_b", "self_attn.out_proj.bias", 0, 'v'},
+    {"cross_norm", "encoder_attn_layer_norm.weight", 1, 'v'},
+    {"cross_norm_b", "encoder_attn_layer_norm.bias", 1, 'v'},
+    {"cross_q", "encoder_attn.q_proj.weight", 1, 'm'},
+    {"cross_q_b", "encoder_attn.q_proj.bias", 1, 'v'},
+    {"cross_k", "encoder_attn.k_proj.weight", 1, 'm'},
+    {"cross_v", "encoder_attn.v_proj.weight", 1, 'm'},
+    {"cross_v_b", "encoder_attn.v_proj.bias", 1, 'v'},
+    {"cross_out", "encoder_attn.out_proj.weight", 1, 'm'},
+    {"cross_out_b", "encoder_attn.out_proj.bias", 1, 'v'},
+    {"ffn_norm", "final_layer_norm.weight", 0, 'v'},
+    {"ffn_norm_b", "final_layer_norm.bias", 0, 'v'},
+    {"ffn_up", "fc1.weight", 0, 'u'},
+    {"ffn_up_b", "fc1.bias", 0, 'f'},
+    {"ffn_down", "fc2.weight", 0, 'w'},
+    {"ffn_down_b", "fc2.bias", 0, 'v'},
+};
+
+/* The layers of one stack, after its top tensors. */
+static gemini_result cv_whisper_layers(cv_plan *plan, cv_source *s, const cv_hparams *hp,
+                                       const cv_options *opt, const char *prefix, int decoder)
+{
+    uint64_t n = decoder ? hp->layers : hp->wh.enc_layers;
+    uint64_t ffn = decoder ? hp->inter : hp->wh.enc_ffn, layer;
+    const char *stack = decoder ? "decoder" : "encoder";
+    char hf[192], ours[64];
+    size_t i;
+    gemini_result r = GEMINI_OK;
+    for (layer = 0; layer < n && r == GEMINI_OK; layer++) {
+        const char *k_bias[2] = {"self_attn.k_proj.bias", "encoder_attn.k_proj.bias"};
+        for (i = 0; i < 2; i++) {
+            snprintf(hf, sizeof hf, "%s%s.layers.%llu.%s", prefix, stack,
+                     (unsigned long long)layer, k_bias[i]);
+            if (cv_source_find(s, hf))
+                return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: tensor %s exists, but Whisper's "
+                                    "key projections have no bias (format.md §7 has none)",
+                                    s->input, hf);
+        }
+        for (i = 0; i < sizeof cv_whisper_layer_tensors / sizeof cv_whisper_layer_tensors[0] &&
+                    r == GEMINI_OK; i++) {
+            const cv_whisper_tensor *e = &cv_whisper_layer_tensors[i];
+            if (e->decoder_only && !decoder)
+                continue;
+            snprintf(hf, sizeof hf, "%s%s.layers.%llu.%s", prefix, stack,
+                     (unsigned long long)layer, e->hf);
+            snprintf(ours, sizeof ours, "%sblk.%llu.%s", decoder ? "" : "enc.",
+                     (unsigned long long)layer, e->ours);
+            r = cv_whisper_add(plan, s, hp, opt, ours, hf, e->shape, ffn);
+        }
+    }
+    return r;
+}
+
+/* The whole plan of a Whisper file (format.md §7.2): encoder, then decoder. The head must be
+   the token embedding (tied), as in every released Whisper. */
+static gemini_result cv_whisper_plan(cv_plan *plan, cv_source *s, cv_hparams *hp,
+                                     const cv_options *opt)
+{
+    static const struct {
+        const char *ours, *hf;
+        char shape;
+        int decoder;
+    } top[] = {
+        {"enc.conv1", "encoder.conv1.weight", 'c', 0},
+        {"enc.conv1_b", "encoder.conv1.bias", 'v', 0},
+        {"enc.conv2", "encoder.conv2.weight", 'C', 0},
+        {"enc.conv2_b", "encoder.conv2.bias", 'v', 0},
+        {"enc.pos", "encoder.embed_positions.weight", 'a', 0},
+        {"enc.output_norm", "encoder.layer_norm.weight", 'v', 0},
+        {"enc.output_norm_b", "encoder.layer_norm.bias", 'v', 0},
+        {"token_embd", "decoder.embed_tokens.weight", 'e', 1},
+        {"pos_embd", "decoder.embed_positions.weight", 't', 1},
+        {"output_norm", "decoder.layer_norm.weight", 'v', 1},
+        {"output_norm_b", "decoder.layer_norm.bias", 'v', 1},
+    };
+    /* WhisperForConditionalGeneration names start with "model.", WhisperModel's do not. */
+    const char *prefix = cv_source_find(s, "model.decoder.embed_tokens.weight") ? "model." : "";
+    const cv_src_tensor *embd, *head;
+    char hf[192];
+    size_t i;
+    int decoder, same = 1;
+    gemini_result r = GEMINI_OK;
+
+    for (decoder = 0; decoder < 2 && r == GEMINI_OK; decoder++) {
+        /* Stem and positions, the layers, then the final norm. */
+        for (i = 0; i < sizeof top / sizeof top[0] && r == GEMINI_OK; i++) {
+            if (top[i].decoder != decoder || strstr(top[i].ours, "output_norm"))
+                continue;
+            snprintf(hf, sizeof hf, "%s%s", prefix, top[i].hf);
+            r = cv_whisper_add(plan, s, hp, opt, top[i].ours, hf, top[i].shape, 0);
+        }
+        if (r == GEMINI_OK)
+            r = cv_whisper_layers(plan, s, hp, opt, prefix, decoder);
+        for (i = 0; i < sizeof top / sizeof top[0] && r == GEMINI_OK; i++) {
+            if (top[i].decoder != decoder || !strstr(top[i].ours, "output_norm"))
+                continue;
+            snprintf(hf, sizeof hf, "%s%s", prefix, top[i].hf);
+            r = cv_whisper_add(plan, s, hp, opt, top[i].ours, hf, top[i].shape, 0);
+        }
+    }
+    if (r != GEMINI_OK)
+        return r;
+
+    snprintf(hf, sizeof hf, "%sdecoder.embed_tokens.weight", prefix);
+    embd = cv_source_find(s, hf);
+    head = cv_source_find(s, "proj_out.weight");
+    if (head && embd)
+        r = cv_same_bytes(s, embd, head, &same);
+    if (r == GEMINI_OK && !same)
+        r = gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s: %s%s%s differs from the token embedding: "
+                         "an untied Whisper head is not supported", s->input, head->name,
+                         head->from ? ", from " : "", head->from ? head->from : "");
+    return r;
+}
+
+/* ============================================================================================
    Writing the .gemini file (format.md §2)
    ============================================================================================ */
 
@@ -3517,6 +4644,70 @@ static void cv_write_vision_metadata(cv_meta *m, const cv_vision *v)
         cv_buf_f32(&m->buf, (float)v->std[c]);
 }
 
+/* An i32 array key, when the list was found. */
+static void cv_meta_i32_list(cv_meta *m, const char *key, const cv_i32_list *list)
+{
+    uint64_t i;
+    if (!list->present)
+        return;
+    cv_meta_array(m, key, CV_GV_I32, list->n);
+    for (i = 0; i < list->n; i++)
+        cv_buf_u32(&m->buf, (uint32_t)list->v[i]);
+}
+
+/* The keys of format.md §7.1 (after the general ones). */
+static void cv_write_whisper_metadata(cv_meta *m, const cv_hparams *hp, const cv_tokenizer *tok)
+{
+    const cv_whisper *w = &hp->wh;
+    gemini_tok_bpe_desc desc;
+    int64_t i;
+    int k;
+    cv_meta_u32(m, "model.vocab_size", hp->vocab);
+    cv_meta_u32(m, "model.hidden_size", hp->hidden);
+    cv_meta_u32(m, "model.intermediate_size", hp->inter);
+    cv_meta_u32(m, "model.num_layers", hp->layers);
+    cv_meta_u32(m, "model.num_heads", hp->heads);
+    cv_meta_u32(m, "model.num_kv_heads", hp->kv_heads);
+    cv_meta_u32(m, "model.head_dim", hp->head_dim);
+    cv_meta_u32(m, "model.max_position", hp->max_pos);
+    cv_meta_f32(m, "model.layer_norm_eps", hp->eps);
+    cv_meta_str(m, "model.activation", "gelu");
+    cv_meta_bool(m, "model.tied_embeddings", 1);
+    cv_meta_u32(m, "whisper.n_mels", w->n_mels);
+    cv_meta_u32(m, "whisper.audio_ctx", w->audio_ctx);
+    cv_meta_u32(m, "whisper.encoder_layers", w->enc_layers);
+    cv_meta_u32(m, "whisper.encoder_heads", w->enc_heads);
+    cv_meta_u32(m, "whisper.encoder_ffn", w->enc_ffn);
+    cv_meta_i32_list(m, "whisper.suppress_tokens", &w->suppress);
+    cv_meta_i32_list(m, "whisper.begin_suppress_tokens", &w->begin_suppress);
+    cv_meta_i32_list(m, "whisper.alignment_heads", &w->alignment_heads);
+    cv_meta_i32_list(m, "whisper.lang_ids", &w->lang_ids);
+    if (w->lang_ids.present && w->lang_codes) {
+        cv_meta_array(m, "whisper.lang_codes", CV_GV_STRING, w->lang_ids.n);
+        for (i = 0; i < (int64_t)w->lang_ids.n; i++)
+            cv_buf_str(&m->buf, w->lang_codes[i], strlen(w->lang_codes[i]));
+    }
+    if (!tok->byte_bpe)
+        return;
+
+    for (k = 0; k < CV_WHISPER_N_IDS; k++)
+        cv_meta_i32(m, cv_whisper_id_keys[k], w->ids[k]);
+    gemini_tok_describe_bpe(tok->byte_bpe, &desc);
+    cv_meta_str(m, "tokenizer.model", "byte-bpe");
+    cv_meta_array(m, "tokenizer.pieces", CV_GV_STRING, (uint64_t)desc.n_pieces);
+    for (i = 0; i < desc.n_pieces; i++)
+        cv_buf_str(&m->buf, desc.pieces[i], desc.piece_lengths[i]);
+    cv_meta_array(m, "tokenizer.types", CV_GV_U8, (uint64_t)desc.n_pieces);
+    cv_buf_put(&m->buf, desc.types, (size_t)desc.n_pieces);
+    cv_meta_array(m, "tokenizer.merges", CV_GV_I32, 2 * (uint64_t)desc.n_merges);
+    for (i = 0; i < 2 * (int64_t)desc.n_merges; i++)
+        cv_buf_u32(&m->buf, (uint32_t)desc.merges[i]);
+    cv_meta_i32(m, "tokenizer.eos_id", tok->eos_id);
+    cv_meta_i32(m, "tokenizer.bos_id", -1);
+    cv_meta_i32(m, "tokenizer.pad_id", -1);
+    cv_meta_i32(m, "tokenizer.unk_id", -1);
+}
+
 static void cv_write_metadata(cv_meta *m, const cv_hparams *hp, const cv_tokenizer *tok,
                               const char *source_kind)
 {
@@ -3526,6 +4717,10 @@ static void cv_write_metadata(cv_meta *m, const cv_hparams *hp, const cv_tokeniz
         cv_meta_str(m, "general.name", hp->name);
     cv_meta_str(m, "general.source", source_kind);
     cv_meta_str(m, "general.converter", CV_VERSION);
+    if (hp->is_whisper) {
+        cv_write_whisper_metadata(m, hp, tok);
+        return;
+    }
 
     cv_meta_u32(m, "model.vocab_size", hp->vocab);
     cv_meta_u32(m, "model.hidden_size", hp->hidden);
@@ -3713,7 +4908,8 @@ static gemini_result cv_write_file(const char *out_path, cv_source *s, cv_plan *
     sprintf(tmp_path, "%s.tmp", out_path);
 
     /* Layout: sizes and offsets first (the directory size does not depend on the CRCs). */
-    cv_write_metadata(&meta, hp, tok, s->is_gguf ? "gguf" : "hf-safetensors");
+    cv_write_metadata(&meta, hp, tok, s->is_gguf ? "gguf" : s->is_ct2 ? "ctranslate2"
+                                                                      : "hf-safetensors");
     pos = 0;
     for (i = 0; i < plan->n; i++) {
         cv_out_tensor *o = &plan->tensors[i];
@@ -4009,6 +5205,8 @@ static int cv_cmd_read(const char *path, int info, int verify)
         printf("%s: gemini_model_load ok (%s, %ld embedding rows; structure and directory CRC "
                "checked)\n", path, gemini_model_architecture(model),
                (long)gemini_model_vocab_size(model));
+    }
+    if (r == GEMINI_OK && verify) {
         r = gemini_model_verify(model);
         name_path = 1;
         if (r == GEMINI_OK)
@@ -4143,7 +5341,7 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
     cv_hparams *hp;
     cv_tokenizer tok;
     cv_plan plan;
-    char *out_path = NULL;
+    char *out_path = NULL, *ct2_bin;
     gemini_result r;
 
     memset(&src, 0, sizeof src);
@@ -4154,7 +5352,18 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
     if (!hp)
         return GEMINI_ERR_OUT_OF_MEMORY;
 
-    if (cv_is_directory(input)) {
+    ct2_bin = cv_is_directory(input) ? cv_path_join(input, "model.bin") : NULL;
+    if (ct2_bin && cv_file_exists(ct2_bin)) {
+        /* CTranslate2 (faster-whisper): model.bin; config.json holds generation settings. */
+        cv_base_name(input, hp->name, sizeof hp->name);
+        r = cv_ct2_open(&src, ct2_bin);
+        if (r == GEMINI_OK)
+            r = cv_ct2_whisper_hparams(hp, &src);
+        if (r == GEMINI_OK)
+            r = cv_whisper_settings(hp, input, 1);
+        if (r == GEMINI_OK)
+            r = cv_whisper_tokenizer(&tok, hp, input);
+    } else if (cv_is_directory(input)) {
         char *config_path = cv_path_join(input, "config.json"), *text = NULL;
         size_t size;
         cv_json j;
@@ -4164,7 +5373,11 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
             r = cv_json_parse(&j, config_path, text, size);
             if (r == GEMINI_OK) {
                 cv_jnode *name = cv_jget(&j, cv_jroot(&j), "_name_or_path");
-                r = cv_hf_hparams(hp, &j);
+                cv_jnode *type = cv_jget(&j, cv_jroot(&j), "model_type");
+                if (type && type->type == CV_JSTR && strcmp(cv_jstr(&j, type), "whisper") == 0)
+                    r = cv_hf_whisper_hparams(hp, &j);
+                else
+                    r = cv_hf_hparams(hp, &j);
                 if (name && name->type == CV_JSTR && name->str_len > 0)
                     snprintf(hp->name, sizeof hp->name, "%s", cv_jstr(&j, name));
                 else
@@ -4176,8 +5389,13 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
         free(config_path);
         if (r == GEMINI_OK)
             r = cv_hf_open(&src, input);
-        if (r == GEMINI_OK)
+        if (r == GEMINI_OK && hp->is_whisper) {
+            r = cv_whisper_settings(hp, input, 0);
+            if (r == GEMINI_OK)
+                r = cv_whisper_tokenizer(&tok, hp, input);
+        } else if (r == GEMINI_OK) {
             r = cv_hf_tokenizer(&tok, input);
+        }
         if (r == GEMINI_OK && hp->vision.present)
             r = cv_paligemma_preprocessor(&hp->vision, input);
     } else {
@@ -4190,7 +5408,8 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
             r = cv_tokenizer_finish(&tok);
     }
     if (r == GEMINI_OK)
-        r = cv_make_plan(&plan, &src, hp, opt);
+        r = hp->is_whisper ? cv_whisper_plan(&plan, &src, hp, opt)
+                           : cv_make_plan(&plan, &src, hp, opt);
     if (r == GEMINI_OK && tok.model && tok.n > hp->vocab)
         r = gemini__fail(GEMINI_ERR_FORMAT, "%s: the tokenizer has %llu pieces but the embedding "
                          "only %llu rows", input, (unsigned long long)tok.n,
@@ -4213,7 +5432,13 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
         if (!out_path)
             r = GEMINI_ERR_OUT_OF_MEMORY;
     }
-    if (r == GEMINI_OK && !cv_quiet)
+    if (r == GEMINI_OK && !cv_quiet && hp->is_whisper)
+        fprintf(stderr, "gemini-convert: %s: whisper (%s), %llu + %llu layers, d=%llu, %llu mel "
+                "bins, vocab %llu, %s\n", input, src.is_ct2 ? "CTranslate2" : "Hugging Face",
+                (unsigned long long)hp->wh.enc_layers, (unsigned long long)hp->layers,
+                (unsigned long long)hp->hidden, (unsigned long long)hp->wh.n_mels,
+                (unsigned long long)hp->vocab, tok.model ? tok.model : "no tokenizer");
+    else if (r == GEMINI_OK && !cv_quiet)
         fprintf(stderr, "gemini-convert: %s: %s, %llu layers, d=%llu, vocab %llu, %s, %s\n",
                 input, hp->arch, (unsigned long long)hp->layers, (unsigned long long)hp->hidden,
                 (unsigned long long)hp->vocab, hp->tied ? "tied head" : "separate head",
@@ -4221,10 +5446,12 @@ static gemini_result cv_convert(const char *input, const cv_options *opt)
     if (r == GEMINI_OK)
         r = cv_write_file(out_path, &src, &plan, hp, &tok);
 
+    free(ct2_bin);
     free(out_path);
     free(plan.tensors);
     cv_tokenizer_free(&tok);
     cv_source_free(&src);
+    cv_whisper_free(&hp->wh);
     free(hp);
     return r;
 }
@@ -4240,20 +5467,26 @@ static void cv_usage(FILE *fp)
         "       gemini-convert --info [--full] FILE.gemini\n"
         "       gemini-convert --verify FILE.gemini\n"
         "\n"
-        "Converts a Gemma 1/2/3 or PaliGemma 1/2 checkpoint to the .gemini format (format.md).\n"
+        "Converts a Gemma 1/2/3, PaliGemma 1/2 or Whisper checkpoint to the .gemini format\n"
+        "(format.md).\n"
         "INPUT is a Hugging Face directory (config.json; model.safetensors or\n"
-        "model.safetensors.index.json with its shards; tokenizer.model and/or tokenizer.json)\n"
-        "or a GGUF v2/v3 file (tensor types F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K\n"
-        "Q6_K).\n"
+        "model.safetensors.index.json with its shards; tokenizer.model and/or tokenizer.json;\n"
+        "Whisper: generation_config.json), a GGUF v2/v3 file (tensor types F32 F16 BF16 Q8_0\n"
+        "Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K), or a CTranslate2 (faster-whisper) Whisper\n"
+        "directory (model.bin of float32/float16/bfloat16 variables; config.json and\n"
+        "tokenizer.json when present).\n"
         "\n"
         "  -t, --type TYPE   type of the weight matrices: f32, f16, bf16, q8_0 or q4_0.\n"
-        "                    Default: f16 for Hugging Face input; for GGUF input each matrix\n"
-        "                    keeps its type if the format has it (F32/F16/BF16/Q8_0/Q4_0),\n"
-        "                    others become q8_0. Norms and other vectors are always f32\n"
-        "                    (HF norm weights w are written as 1 + w). A tensor whose type\n"
-        "                    does not change (e.g. GGUF Q8_0 -> q8_0) is copied byte for\n"
-        "                    byte; others are converted through f32. Rows that are not a\n"
-        "                    multiple of 32 values fall back to f16 for q8_0/q4_0.\n"
+        "                    Default: f16 for Hugging Face and CTranslate2 input; for GGUF\n"
+        "                    input each matrix keeps its type if the format has it\n"
+        "                    (F32/F16/BF16/Q8_0/Q4_0), others become q8_0. Norms and other\n"
+        "                    vectors are always f32 (HF norm weights w are written as\n"
+        "                    1 + w). A tensor whose type does not change (e.g. GGUF Q8_0 ->\n"
+        "                    q8_0) is copied byte for byte; others are converted through\n"
+        "                    f32. Rows that are not a multiple of 32 values fall back to\n"
+        "                    f16 for q8_0/q4_0.\n"
+        "                    Whisper: biases, LayerNorm vectors and position tables are\n"
+        "                    f32; the conv stems are f16 for q8_0/q4_0.\n"
         "  -o, --output OUT  output path. Default: INPUT with .gguf replaced by .gemini, or\n"
         "                    the directory's path plus .gemini. Written to OUT.tmp, then\n"
         "                    renamed.\n"
@@ -4265,6 +5498,9 @@ static void cv_usage(FILE *fp)
         "                    checks them). A file gemini_model_load refuses (bad structure,\n"
         "                    directory CRC, a missing key or tensor, an unsupported architecture)\n"
         "                    is not shown: the error is printed and the exit status is 1.\n"
+        "                    Exception: a Whisper file, while this build of gemini.h does not\n"
+        "                    load Whisper, is shown (and verified) from its structure alone,\n"
+        "                    with a warning.\n"
         "  --verify FILE     load FILE with gemini_model_load, as --info does, then check\n"
         "                    every tensor's CRC with gemini_model_verify, which names the\n"
         "                    first tensor that differs; exit status 1 on any failure.\n"

@@ -1,12 +1,15 @@
 #!/bin/sh
 # Tests of gemini-convert: conversions checked bit for bit against independent oracles
-# (gguf-py's dequantisers, NumPy over the HF fixtures, sentencepiece's own protobuf reader; see
-# tools/gguf_dequant_fixture.py and tools/convert_hf_fixture.py), metadata values, tokenizers,
-# and hostile inputs. Prints one line per check and ends with "N passed, M failed".
+# (gguf-py's dequantisers, NumPy over the HF fixtures, sentencepiece's own protobuf reader,
+# NumPy and the tokenizers library over the tiny Whisper checkpoints; see
+# tools/gguf_dequant_fixture.py, tools/convert_hf_fixture.py and
+# tools/make_whisper_convert_fixtures.py), metadata values, tokenizers, and hostile inputs.
+# Prints one line per check and ends with "N passed, M failed".
 #
 #   sh tests/test_convert.sh            (BUILD=build MODELS=models by default)
 #
-# The real-model checks run when $MODELS/src/gemma-3-270m-q4_k_m.gguf exists.
+# The real-model checks run when $MODELS/src/gemma-3-270m-q4_k_m.gguf and
+# $MODELS/whisper-base/model.bin exist.
 
 BUILD=${BUILD:-build}
 MODELS=${MODELS:-models}
@@ -73,6 +76,7 @@ meta_is() {
 hostile() {
     hostile_name=$1
     shift
+    rm -f "$OUT/hostile.gemini"     # left by an earlier check that wrongly succeeded
     "$CONVERT" -q "$@" -o "$OUT/hostile.gemini" >"$OUT/last.log" 2>&1
     status=$?
     if [ $status -eq 1 ] && grep -q 'error:' "$OUT/last.log" && [ ! -e "$OUT/hostile.gemini" ] &&
@@ -415,6 +419,235 @@ gemini_hostile() {
 }
 check "hostile .gemini: truncated, flipped data and directory bytes, huge dir_size" gemini_hostile
 
+# ---- Whisper: Hugging Face and CTranslate2 against NumPy, and against each other --------------
+
+# tools/make_whisper_convert_fixtures.py made both directories from the same float16 weights,
+# and computed every tensor's CRC for --type f32 and q8_0 (whisper-tiny.expected) and the
+# whisper.* / tokenizer.* lines of --info --full (whisper-tiny-meta.expected) with NumPy and
+# the tokenizers library.
+WH=$FX/convert/whisper-tiny-hf
+WC=$FX/convert/whisper-tiny-ct2
+WEXP=$FX/convert/whisper-tiny.expected
+
+# The "name type crc" triples of a .gemini file's tensor table, sorted.
+tensor_types_crcs() {
+    "$CONVERT" --info "$1" 2>/dev/null |
+        awk '/^tensors/ { t = 1; next } t && $1 != "name" { print $1, $2, $NF }' | sort
+}
+
+whisper_f32() {
+    "$CONVERT" -q --type f32 -o "$OUT/wh-$1-f32.gemini" "$2" || return 1
+    awk '$1 == "f32" { print $2, $3, $5 }' "$WEXP" | sort >"$OUT/expected"
+    tensor_types_crcs "$OUT/wh-$1-f32.gemini" >"$OUT/got"
+    same_files "$OUT/expected" "$OUT/got"
+}
+check "Whisper HF -> f32: 89 tensors, names, shapes, conv stems [d, in*3] equal NumPy" \
+    whisper_f32 hf "$WH"
+check "Whisper CTranslate2 -> f32: fused QKV / KV cut by rows, alias head: equal NumPy" \
+    whisper_f32 ct2 "$WC"
+
+whisper_q8() {
+    "$CONVERT" -q --type q8_0 -o "$OUT/wh-$1-q8.gemini" "$2" || return 1
+    awk '$1 == "q8_0" { print $2, $3, $5 }' "$WEXP" | sort >"$OUT/expected"
+    tensor_types_crcs "$OUT/wh-$1-q8.gemini" >"$OUT/got"
+    same_files "$OUT/expected" "$OUT/got"
+}
+check "Whisper HF -> q8_0: NumPy's blocks; conv stems f16; biases, norms, positions f32" \
+    whisper_q8 hf "$WH"
+check "Whisper CTranslate2 -> q8_0: the same tensors as from HF" whisper_q8 ct2 "$WC"
+
+whisper_same_both_ways() {
+    for type in f16 bf16 q4_0; do
+        "$CONVERT" -q --type $type -o "$OUT/wh-hf-$type.gemini" "$WH" &&
+            "$CONVERT" -q --type $type -o "$OUT/wh-ct2-$type.gemini" "$WC" || return 1
+        tensor_types_crcs "$OUT/wh-hf-$type.gemini" >"$OUT/a"
+        tensor_types_crcs "$OUT/wh-ct2-$type.gemini" >"$OUT/b"
+        [ "$(wc -l <"$OUT/a")" -eq 89 ] && same_files "$OUT/a" "$OUT/b" ||
+            { echo "--type $type differs"; return 1; }
+    done
+    grep -q '^enc.blk.1.ffn_down q4_0 ' "$OUT/a" && grep -q '^enc.conv2 f16 ' "$OUT/a" &&
+        grep -q '^pos_embd f32 ' "$OUT/a" && grep -q '^blk.1.cross_v_b f32 ' "$OUT/a"
+}
+check "Whisper --type f16, bf16, q4_0: HF and CTranslate2 give identical files' tensors" \
+    whisper_same_both_ways
+
+whisper_default_f16() {
+    "$CONVERT" -q -o "$OUT/wh-default.gemini" "$WC" || return 1
+    tensor_types_crcs "$OUT/wh-default.gemini" >"$OUT/got"
+    grep -q '^token_embd f16 ' "$OUT/got" && grep -q '^blk.0.attn_k f16 ' "$OUT/got" &&
+        grep -q '^enc.blk.0.attn_norm f32 ' "$OUT/got" && grep -q '^enc.pos f32 ' "$OUT/got"
+}
+check "Whisper default type: f16 matrices, f32 vectors and position tables" whisper_default_f16
+
+whisper_metadata() {
+    for f in "$OUT/wh-hf-f32.gemini" "$OUT/wh-ct2-f32.gemini"; do
+        "$CONVERT" --info --full "$f" 2>/dev/null | grep -aE '^  (whisper|tokenizer)\.' \
+            >"$OUT/meta" || return 1
+        same_files "$FX/convert/whisper-tiny-meta.expected" "$OUT/meta" || return 1
+        meta_is "$f" general.architecture '"whisper"' && meta_is "$f" model.vocab_size 300 &&
+            meta_is "$f" model.hidden_size 32 && meta_is "$f" model.intermediate_size 64 &&
+            meta_is "$f" model.num_layers 2 && meta_is "$f" model.num_heads 4 &&
+            meta_is "$f" model.num_kv_heads 4 && meta_is "$f" model.head_dim 8 &&
+            meta_is "$f" model.max_position 24 && meta_is "$f" model.activation '"gelu"' &&
+            meta_is "$f" model.layer_norm_eps 9.99999975e-06 &&
+            meta_is "$f" model.tied_embeddings true || return 1
+    done
+    meta_is "$OUT/wh-hf-f32.gemini" general.source '"hf-safetensors"' &&
+        meta_is "$OUT/wh-ct2-f32.gemini" general.source '"ctranslate2"'
+}
+check "Whisper metadata: sizes, suppress lists, alignment heads, special ids, languages, \
+raw-byte pieces, merges" whisper_metadata
+
+whisper_verify() {
+    "$CONVERT" --verify "$OUT/wh-ct2-q8.gemini" >"$OUT/v.log" 2>&1 || return 1
+    grep -q '89 tensor CRCs ok' "$OUT/v.log" || return 1
+    # A flipped data byte is still caught when only the structure can be loaded.
+    size=$(wc -c <"$OUT/wh-ct2-q8.gemini")
+    cp "$OUT/wh-ct2-q8.gemini" "$OUT/flip.gemini" && patch "$OUT/flip.gemini" $((size - 7)) 5a
+    "$CONVERT" --verify "$OUT/flip.gemini" >"$OUT/v.log" 2>&1
+    [ $? -eq 1 ] && grep -q 'CRC-32 mismatch' "$OUT/v.log"
+}
+check "Whisper --verify: every CRC checked (structure-only while gemini.h lacks Whisper)" \
+    whisper_verify
+
+whisper_no_tokenizer() {
+    rm -rf "$OUT/wnt" && mkdir -p "$OUT/wnt" && cp "$WH"/*.json "$WH"/*.safetensors "$OUT/wnt/" &&
+        rm "$OUT/wnt/tokenizer.json" || return 1
+    "$CONVERT" -o "$OUT/wnt.gemini" "$OUT/wnt" >/dev/null 2>"$OUT/err" || return 1
+    grep -q 'warning: .*no tokenizer.json' "$OUT/err" || return 1
+    "$CONVERT" --info --full "$OUT/wnt.gemini" 2>/dev/null >"$OUT/info"
+    ! grep -aqE '^  (tokenizer\.|whisper\.[a-z_]*_id )' "$OUT/info" || return 1
+    # The languages still come from generation_config.json's lang_to_id, in id order.
+    for key in whisper.lang_ids whisper.lang_codes whisper.suppress_tokens; do
+        grep -a "^  $key " "$FX/convert/whisper-tiny-meta.expected" >"$OUT/want"
+        grep -a "^  $key " "$OUT/info" | cmp -s - "$OUT/want" || { echo "$key"; return 1; }
+    done
+}
+check "Whisper without tokenizer.json: a warning, ids only, languages from lang_to_id" \
+    whisper_no_tokenizer
+
+whisper_ct2_bare() {
+    rm -rf "$OUT/wbare" && mkdir -p "$OUT/wbare" && cp "$WC/model.bin" "$OUT/wbare/" || return 1
+    "$CONVERT" -q -t f32 -o "$OUT/wbare.gemini" "$OUT/wbare" 2>/dev/null || return 1
+    "$CONVERT" --info --full "$OUT/wbare.gemini" 2>/dev/null >"$OUT/info"
+    if grep -aE '^  (tokenizer\.|whisper\.(lang|suppress|begin|alignment|[a-z_]*_id ))' \
+        "$OUT/info"; then
+        return 1
+    fi
+    tensor_types_crcs "$OUT/wh-ct2-f32.gemini" >"$OUT/a"
+    tensor_types_crcs "$OUT/wbare.gemini" >"$OUT/b"
+    same_files "$OUT/a" "$OUT/b"
+}
+check "Whisper CTranslate2 model.bin alone: converts, no optional keys" whisper_ct2_bare
+
+off() {
+    awk -v k="$1" '$1 == k { print $2 }' "$FX/convert/whisper-tiny-ct2.offsets"
+}
+BIN=$WC/model.bin
+mkdir -p "$OUT/ct2"
+cp "$WC/config.json" "$WC/tokenizer.json" "$OUT/ct2/"
+
+# ct2_string TEXT: a CTranslate2 string (u16 length counting the NUL, the bytes, the NUL).
+ct2_string() {
+    n=$((${#1} + 1))
+    printf "\\$(printf %o $((n % 256)))\\$(printf %o $((n / 256)))%s\\000" "$1"
+}
+
+# with_alias TARGET: the fixture's model.bin with its one alias, decoder/projection/weight,
+# naming TARGET instead; no TARGET: no alias (an absent head).
+with_alias() {
+    head -c "$(off alias_count)" "$BIN"
+    if [ -n "$1" ]; then
+        printf '\001\000\000\000'
+        ct2_string decoder/projection/weight
+        ct2_string "$1"
+    else
+        printf '\000\000\000\000'
+    fi
+}
+
+whisper_head_absent() {
+    with_alias "" >"$OUT/ct2/model.bin" && with_alias decoder/embeddings/weight |
+        cmp -s - "$BIN" || { echo "with_alias does not rebuild the fixture"; return 1; }
+    "$CONVERT" -q -t f32 -o "$OUT/noalias.gemini" "$OUT/ct2" || return 1
+    tensor_types_crcs "$OUT/wh-ct2-f32.gemini" >"$OUT/a"
+    tensor_types_crcs "$OUT/noalias.gemini" >"$OUT/b"
+    same_files "$OUT/a" "$OUT/b" && meta_is "$OUT/noalias.gemini" model.tied_embeddings true
+}
+check "Whisper CTranslate2 without decoder/projection (head absent): the same tensors" \
+    whisper_head_absent
+
+# ---- Whisper: hostile CTranslate2 and Hugging Face inputs ---------------------------------------
+
+with_alias decoder/layer_0/attention/linear_2/weight >"$OUT/ct2/model.bin"
+hostile "model.bin whose head is not the token embedding (untied)" "$OUT/ct2"
+bin_size=$(wc -c <"$BIN")
+for n in 3 10 30 $(($(off variable_count) + 4)) 5000 $(($(off alias_count) + 6)) \
+    $((bin_size - 1)); do
+    head -c $n "$BIN" >"$OUT/ct2/model.bin"
+    hostile "model.bin truncated to $n bytes" "$OUT/ct2"
+done
+# bad_bin NAME OFFSET HEXBYTES: model.bin with bytes overwritten must be refused.
+bad_bin() {
+    cp "$BIN" "$OUT/ct2/model.bin" && patch "$OUT/ct2/model.bin" "$2" "$3"
+    hostile "$1" "$OUT/ct2"
+}
+bad_bin "model.bin binary version 7" 0 07000000
+bad_bin "model.bin variable count 2^32-1" "$(off variable_count)" ffffffff
+bad_bin "model.bin dimension 2^32-1" "$(off dims:decoder/layer_1/ffn/linear_0/weight)" ffffffff
+bad_bin "model.bin byte count 2^32-1" "$(off bytes:decoder/layer_1/ffn/linear_0/weight)" ffffffff
+bad_bin "model.bin name length 65535" "$(off name:decoder/layer_0/ffn/linear_1/bias)" ffff
+bad_bin "model.bin unknown variable name" \
+    $(($(off name:decoder/layer_0/ffn/linear_1/bias) + 2)) 78
+bad_bin "model.bin alias count 2^32-1" "$(off alias_count)" ffffffff
+bad_bin "model.bin alias of a missing variable" \
+    $(($(off target:decoder/projection/weight) + 2)) 78
+bad_bin "model.bin shape [32, 64] for fc1 [64, 32] (same byte count)" \
+    "$(off dims:decoder/layer_1/ffn/linear_0/weight)" 2000000040000000
+# The key third of the fused [3d] self-attention bias starts at value d = 32 (float32).
+bad_bin "model.bin nonzero self-attention key bias" \
+    $(($(off data:encoder/layer_0/self_attention/linear_0/bias) + 4 * 32)) 0000803f
+bad_bin "model.bin nonzero cross-attention key bias" \
+    "$(off data:decoder/layer_1/attention/linear_1/bias)" 000080bf
+bad_bin "model.bin fused bias that does not split in three" \
+    "$(off dims:encoder/layer_0/self_attention/linear_0/bias)" 61000000
+bad_bin "model.bin encoder/num_heads 0" "$(off data:encoder/num_heads)" 0000
+bad_bin "model.bin encoder/num_heads 3 (d = 32)" "$(off data:encoder/num_heads)" 0300
+bad_bin "model.bin tanh GELU (decoder/activation 1)" "$(off data:decoder/activation)" 01
+cp "$BIN" "$OUT/ct2/model.bin" && printf 'x' >>"$OUT/ct2/model.bin"
+hostile "model.bin with a byte after the aliases" "$OUT/ct2"
+cp "$BIN" "$OUT/ct2/model.bin"
+echo '{"lang_ids": [282, 284]}' >"$OUT/ct2/config.json"
+hostile "CTranslate2 config.json languages that differ from the tokenizer" "$OUT/ct2"
+echo '{"alignment_heads": [[2, 0]]}' >"$OUT/ct2/config.json"
+hostile "CTranslate2 config.json alignment head in layer 2 of 2" "$OUT/ct2"
+echo '{"suppress_ids": [300]}' >"$OUT/ct2/config.json"
+hostile "CTranslate2 config.json suppressed id 300 of 300" "$OUT/ct2"
+cp "$WC/config.json" "$OUT/ct2/"
+sed 's/<|translate|>/<|translatx|>/' "$WC/tokenizer.json" >"$OUT/ct2/tokenizer.json"
+hostile "tokenizer.json without <|translate|>" "$OUT/ct2"
+cp "$FX/convert/tokenizer.json" "$OUT/ct2/tokenizer.json"
+hostile "tokenizer.json that is not byte-level BPE" "$OUT/ct2"
+
+mkdir -p "$OUT/whf"
+cp "$WH"/* "$OUT/whf/"
+sed 's/"d_model": 32/"d_model": 64/' "$WH/config.json" >"$OUT/whf/config.json"
+hostile "Whisper config.json d_model disagreeing with the tensors" "$OUT/whf"
+grep -v '"encoder_attention_heads"' "$WH/config.json" >"$OUT/whf/config.json"
+hostile "Whisper config.json without encoder_attention_heads" "$OUT/whf"
+sed 's/"gelu"/"relu"/' "$WH/config.json" >"$OUT/whf/config.json"
+hostile "Whisper config.json with activation_function relu" "$OUT/whf"
+sed 's/"encoder_attention_heads": 2/"encoder_attention_heads": 5/' "$WH/config.json" \
+    >"$OUT/whf/config.json"
+hostile "Whisper config.json with 5 heads for d_model 32" "$OUT/whf"
+cp "$WH/config.json" "$OUT/whf/"
+sed 's/"<|de|>": 283/"<|de|>": 284/' "$WH/generation_config.json" \
+    >"$OUT/whf/generation_config.json"
+hostile "generation_config.json lang_to_id disagreeing with the tokenizer" "$OUT/whf"
+sed 's/"transcribe": 286/"transcribe": 285/' "$WH/generation_config.json" \
+    >"$OUT/whf/generation_config.json"
+hostile "generation_config.json task_to_id disagreeing with the tokenizer" "$OUT/whf"
+
 # ---- The real Gemma 3 270M GGUF ------------------------------------------------------------
 
 REAL=$MODELS/src/gemma-3-270m-q4_k_m.gguf
@@ -450,6 +683,35 @@ if [ -f "$REAL" ]; then
     check "real 270M metadata (llama.cpp gemma3 conventions, tokenizer)" real_meta
 else
     echo "skip - $REAL not found (make models): real-model checks not run"
+fi
+
+# ---- The real Whisper base (CTranslate2, float16) -------------------------------------------
+
+WB=$MODELS/whisper-base
+if [ -f "$WB/model.bin" ]; then
+    whisper_base() {
+        "$CONVERT" -q --type q8_0 -o "$OUT/wb-q8.gemini" "$WB" || return 1
+        "$CONVERT" --verify "$OUT/wb-q8.gemini" >"$OUT/v.log" 2>&1 || return 1
+        grep -q '245 tensor CRCs ok' "$OUT/v.log" || return 1
+        f=$OUT/wb-q8.gemini
+        meta_is "$f" model.vocab_size 51865 && meta_is "$f" model.hidden_size 512 &&
+            meta_is "$f" model.num_layers 6 && meta_is "$f" model.num_heads 8 &&
+            meta_is "$f" model.intermediate_size 2048 && meta_is "$f" model.max_position 448 &&
+            meta_is "$f" whisper.n_mels 80 && meta_is "$f" whisper.audio_ctx 1500 &&
+            meta_is "$f" whisper.encoder_layers 6 && meta_is "$f" whisper.encoder_heads 8 &&
+            meta_is "$f" whisper.sot_id 50258 && meta_is "$f" whisper.eot_id 50257 &&
+            meta_is "$f" whisper.no_speech_id 50362 &&
+            meta_is "$f" whisper.timestamp_begin_id 50364 &&
+            meta_is "$f" whisper.begin_suppress_tokens 'i32[2] = 220 50257' || return 1
+        meta "$f" whisper.lang_codes | grep -q '^string\[99\] = "en" "zh" "de" ' &&
+            tensor_types_crcs "$f" | grep -q '^enc.conv1 f16 ' &&
+            tensor_types_crcs "$f" | grep -q '^token_embd q8_0 '
+    }
+    check "real Whisper base (CTranslate2 f16) -> q8_0: 245 tensors verify, metadata" \
+        whisper_base
+    rm -f "$OUT/wb-q8.gemini"
+else
+    echo "skip - $WB/model.bin not found (make models): real Whisper checks not run"
 fi
 
 echo "$passed passed, $failed failed"
