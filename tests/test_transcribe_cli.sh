@@ -2,7 +2,9 @@
 # Command-line checks of gemini-transcribe: help, usage errors, unreadable audio, a file that
 # is not a model, a model that is not Whisper (when the parity suite left one), and a full run
 # with every output format on the tiny random-weight Whisper of test_whisper_model (garbage
-# text, real file formats). Prints "N passed, M failed". Run from the repository root.
+# text, real file formats). With MODELS/whisper-base-f16.gemini (make models), also a real
+# transcription of the espeak-ng fixture. Prints "N passed, M failed". Run from the repository
+# root.
 BUILD=${BUILD:-build}
 OUT=tests/out/transcribe
 BIN=$BUILD/gemini-transcribe
@@ -97,6 +99,18 @@ check "vtt: WEBVTT header, MM:SS.mmm cues" vtt_cue
 check "json: text, segments and language keys" json_keys
 check "stdout: one [start --> end] line per segment" stdout_lines
 check "-of defaults to the audio name without its extension" default_base
+
+# The real model on tests/audio/speech_16k_mono_s16.wav: espeak-ng saying "The quick brown fox
+# jumps over the lazy dog.", cut at 2 s (greedy gives "Quick brown fox jump over the lake.").
+REAL=${MODELS:-models}/whisper-base-f16.gemini
+real_speech() {
+    run 0 -m "$REAL" -f "$AUDIO" -l en --beam 1 -t 2 && grep -qi 'brown fox' "$OUT/out"
+}
+if [ -f "$REAL" ]; then
+    check "whisper-base on espeak-ng speech: \"... brown fox ...\"" real_speech
+else
+    echo "note: no $REAL (make models); the real-speech check is skipped"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
