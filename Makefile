@@ -11,11 +11,11 @@ MODELS   := models
 
 HEADERS  := gemini.h gemini_tokenizer.h gemini_audio.h gemini_vision.h
 PROGRAMS := $(BUILD)/gemini-convert $(BUILD)/gemini-generate $(BUILD)/gemini-tokenize \
-            $(BUILD)/gemini-caption
+            $(BUILD)/gemini-caption $(BUILD)/gemini-transcribe
 TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BUILD)/test_real \
             $(BUILD)/test_audio $(BUILD)/test_vision $(BUILD)/test_real_reference \
             $(BUILD)/test_faults $(BUILD)/test_offload $(BUILD)/test_vision_model \
-            $(BUILD)/test_whisper_parity
+            $(BUILD)/test_whisper_parity $(BUILD)/test_whisper $(BUILD)/test_whisper_model
 
 GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
@@ -54,6 +54,9 @@ $(BUILD)/gemini-tokenize: examples/gemini-tokenize.c $(HEADERS) | $(BUILD)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(BUILD)/gemini-caption: examples/gemini-caption.c $(HEADERS) | $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+$(BUILD)/gemini-transcribe: examples/gemini-transcribe.c $(HEADERS) | $(BUILD)
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 
 $(BUILD)/test_%: tests/test_%.c $(HEADERS) | $(BUILD)

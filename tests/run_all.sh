@@ -47,6 +47,9 @@ run_suite audio-compile sh tests/audio/compile_check.sh
 run_suite vision "$BUILD/test_vision"
 run_suite vision-model sh tests/test_vision_model.sh
 run_suite neon sh tests/test_neon.sh
+run_suite whisper "$BUILD/test_whisper"
+run_suite whisper-model "$BUILD/test_whisper_model"
+run_suite transcribe-cli sh tests/test_transcribe_cli.sh
 [ -f tests/test_real_model.sh ] && run_suite real-model sh tests/test_real_model.sh
 
 echo
