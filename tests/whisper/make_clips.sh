@@ -52,9 +52,10 @@ speak() {
     espeak-ng -v en -s 160 -w "$tmp/speech.wav" "$text" </dev/null
 }
 
-# convert NAME RATE CHANNELS KIND: $tmp/speech.wav to $out/NAME.wav. KIND is s16, s24 (signed
-# integers) or f32 (IEEE float). Stereo puts the speech at full level on the left and at half
-# level on the right, so the two channels differ and a mono mix must average them.
+# convert NAME RATE CHANNELS KIND PAD: $tmp/speech.wav to $out/NAME.wav. KIND is s16, s24
+# (signed integers) or f32 (IEEE float); PAD seconds of silence go before and after. Stereo
+# puts the speech at full level on the left and at half level on the right, so the two
+# channels differ and a mono mix must average them.
 convert() {
     case $4 in
         s16) format="-b 16 -e signed-integer" ;;
@@ -68,14 +69,17 @@ convert() {
         *) echo "make_clips.sh: unsupported channel count $3" >&2; exit 2 ;;
     esac
     # shellcheck disable=SC2086 # $format and $remix are option lists
-    sox -D -R "$tmp/speech.wav" $format "$out/$1.wav" $remix rate -h "$2" </dev/null
+    sox -D -R "$tmp/speech.wav" $format "$out/$1.wav" $remix pad "$5" "$5" rate -h "$2" \
+        </dev/null
 }
 
 # One clip per line: name, sentence, rate, channels, kind. Every rate (8, 16, 22.05, 44.1,
 # 48 kHz), both layouts and all three sample kinds occur; s1..s4 come twice in other formats.
+# 0.3 s of silence around the speech: Whisper base often drops the first words when they
+# start at 0 s.
 while read -r name id rate channels kind; do
     speak "$id"
-    convert "$name" "$rate" "$channels" "$kind"
+    convert "$name" "$rate" "$channels" "$kind" 0.3
 done <<'EOF'
 s1_16k_mono_s16 s1 16000 1 s16
 s2_8k_mono_s16 s2 8000 1 s16
@@ -91,13 +95,13 @@ s3_8k_stereo_s24 s3 8000 2 s24
 s4_16k_mono_f32 s4 16000 1 f32
 EOF
 
-# Longer than one 30 s window: sixteen sentences read as one text.
-speak l1 l2 l3 l4 l5 l6 l7 l8 s1 s2 s3 s4 s5 s6 s7 s8
-convert long_16k_mono_s16 16000 1 s16
+# Longer than one 30 s window: fifteen sentences read as one text.
+speak l1 l2 l3 l4 l5 l6 l7 l8 s1 s2 s3 s4 s5 s6 s7
+convert long_16k_mono_s16 16000 1 s16 0.3
 
-# Shorter than a second: one word.
+# Shorter than a second: one word, with espeak-ng's own short margins.
 speak w1
-convert word_16k_mono_s16 16000 1 s16
+convert word_16k_mono_s16 16000 1 s16 0
 
 # No speech: 2 s of digital silence and 3 s of white noise at -40 dBFS peak (about -45 dBFS
 # RMS). The reference transcribes both as " you"; the no-speech rule skips the noise only.
@@ -105,7 +109,8 @@ sox -D -R -n -r 16000 -c 1 -b 16 -e signed-integer "$out/silence_16k_mono_s16.wa
 sox -D -R -n -r 16000 -c 1 -b 16 -e signed-integer "$out/noise_16k_mono_s16.wav" \
     synth 3 whitenoise vol -40dB
 
-(cd "$out" && sha256sum -- *.wav >SHA256SUMS)
+# byte order for the file list, as the reference script sorts it
+(cd "$out" && LC_ALL=C && export LC_ALL && sha256sum -- *.wav >SHA256SUMS)
 {
     espeak-ng --version
     sox --version
