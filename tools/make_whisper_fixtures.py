@@ -28,11 +28,12 @@ padded, is exactly WhisperFeatureExtractor's output for the WAV, and feeds the p
 
 Every number is computed from the model reloaded from hf/, so the files on disk are what is
 tested. Weights: N(0, std) from torch.Generator(seed), one tensor at a time in sorted name
-order: matrices and conv kernels 1/sqrt(fan_in) (query and key 2/sqrt(fan_in)), biases 0.1, LayerNorm weights 1 + N(0, 0.2),
-LayerNorm biases 0.1, token embeddings (tied output head) 0.2, decoder positions 1.0; the
-encoder positions stay Whisper's sinusoids. (Larger token embeddings against smaller positions
-make the tied head echo the input token: greedy then repeats one id forever.) Seeds come from a scan (--scan) for greedy
-continuations that keep changing token with clear top-1/top-2 gaps.
+order: matrices and conv kernels 1/sqrt(fan_in) (query and key 2/sqrt(fan_in)), biases 0.1,
+LayerNorm weights 1 + N(0, 0.2), LayerNorm biases 0.1, token embeddings (tied output head)
+0.2, decoder positions 1.0; the encoder positions stay Whisper's sinusoids. (Larger token
+embeddings against smaller positions make the tied head echo the input token: greedy then
+repeats one id forever.) Seeds come from a scan (--scan) for greedy continuations that keep
+changing token with clear top-1/top-2 gaps.
 """
 import argparse
 import hashlib
