@@ -71,10 +71,12 @@ test: all $(TESTS) test-cxx
 	BUILD=$(BUILD) MODELS=$(MODELS) sh tests/run_all.sh
 
 test-asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer" test
+	GEMINI_TEST_QUICK=1 $(MAKE) BUILD=build-asan \
+	    CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer" test
 
 test-ubsan:
-	$(MAKE) BUILD=build-ubsan CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
+	GEMINI_TEST_QUICK=1 $(MAKE) BUILD=build-ubsan \
+	    CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
 
 # The optional CUDA backend of the offload hook (backends/README.md); built only on request.
 cuda: | $(BUILD)

@@ -302,6 +302,11 @@ typedef struct gemini_whisper_params {
     float no_speech_threshold;      /* a window whose no-speech probability is above this and
                                        whose avg_logprob is below logprob_threshold is silence:
                                        skipped, and no fallback; NAN: never. Default 0.6 */
+    float silence_db;               /* a window none of whose 0.1 s blocks reaches this RMS
+                                       level (dBFS, 0 = full scale) is skipped undecoded: no
+                                       text for silence, where the reference's rules above can
+                                       still return " you". Our addition; NAN: off. Default -60
+                                       (-45 dBFS noise is left to the no-speech rule) */
     int condition_on_previous_text; /* 1: the previous windows' tokens prompt the next one
                                        (not after a temperature above 0.5). Default 1 */
     const char *initial_prompt;     /* text that prompts the first window; NULL: none */
@@ -2675,6 +2680,7 @@ GEMINI_API gemini_whisper_params gemini_whisper_default_params(void)
     p.compression_ratio_threshold = 2.4f;
     p.logprob_threshold = -1.0f;
     p.no_speech_threshold = 0.6f;
+    p.silence_db = -60.0f;
     p.condition_on_previous_text = 1;
     p.suppress_blank = 1;
     p.suppress_non_speech = 1;
@@ -2908,6 +2914,27 @@ static int32_t gemini__whisper_find_language(const gemini_whisper_vocab *vocab, 
 /* The mel window the encoder takes at frame seek: frames [seek, seek + size) of the log-mel
    of the samples followed by 30 s of silence, scaled with that signal's maximum `top`, and
    zeros after them (pad_or_trim of the slice). */
+/* 1 when no 0.1 s block of the window's samples (frames first_frame .. + n_frames, 160
+   samples each) has an RMS level of silence_db dBFS or more; 0 when one does or the gate is
+   off (NAN). */
+static int gemini__whisper_is_silent(const float *samples, size_t n_samples, int64_t first_frame,
+                                     int64_t n_frames, float silence_db)
+{
+    const size_t block = 1600;
+    double threshold;
+    size_t begin = (size_t)first_frame * 160, end = (size_t)(first_frame + n_frames) * 160, i;
+    if (silence_db != silence_db) return 0;
+    threshold = pow(10.0, (double)silence_db / 10.0); /* mean square of the level */
+    if (end > n_samples) end = n_samples;
+    for (; begin < end; begin += block) {
+        size_t stop = end - begin < block ? end : begin + block;
+        double sum = 0.0;
+        for (i = begin; i < stop; i++) sum += (double)samples[i] * samples[i];
+        if (sum / (double)(stop - begin) >= threshold) return 0;
+    }
+    return 1;
+}
+
 static void gemini__whisper_window_mel(const gemini_audio_mel *mel, const float *samples,
                                        size_t n_samples, float top, int64_t seek, int64_t size,
                                        float *out)
@@ -3103,6 +3130,16 @@ GEMINI_API gemini_result gemini_whisper_transcribe_with(const gemini_whisper_voc
         int32_t n_cuts = 0, i;
         int skip;
         if (segment_size > GEMINI_AUDIO_CHUNK_FRAMES) segment_size = GEMINI_AUDIO_CHUNK_FRAMES;
+
+        /* Silence (our gate, not the reference's): nothing to decode. */
+        if (gemini__whisper_is_silent(samples, n_samples, seek, segment_size,
+                                      run.params.silence_db)) {
+            seek += segment_size;
+            if (run.params.progress)
+                run.params.progress(run.params.user_data, (double)seek * 0.01,
+                                    (double)content_frames * 0.01);
+            continue;
+        }
 
         if (encoded_seek != seek || segment_size != GEMINI_AUDIO_CHUNK_FRAMES) {
             gemini__whisper_window_mel(mel, samples, n_samples, top, seek, segment_size, window);

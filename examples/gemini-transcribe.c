@@ -68,6 +68,8 @@ static void usage(FILE *out)
             "      --no-fallback       only the first temperature, no retries\n"
             "      --prompt TEXT       text that prompts the first window (names, spelling)\n"
             "      --no-prev           do not prompt a window with the previous text\n"
+            "      --silence-db DB     skip 30 s windows with no 0.1 s block at or above DB\n"
+            "                          dBFS RMS, undecoded (default -60; off: no gate)\n"
             "      --no-timestamps     decode without timestamp tokens (one segment per 30 s)\n"
             "      --timestamps        print [start --> end] before each segment on stdout\n"
             "  -otxt, -osrt, -ovtt, -otsv, -ojson\n"
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
             params.best_of = atoi(value);
         } else if (!strcmp(arg, "--temperature")) {
             first_temperature = (float)atof(value);
+        } else if (!strcmp(arg, "--silence-db")) {
+            params.silence_db = !strcmp(value, "off") ? (float)NAN : (float)atof(value);
         } else if (!strcmp(arg, "--prompt")) {
             params.initial_prompt = value;
         } else if (!strcmp(arg, "-of") || !strcmp(arg, "--output")) {

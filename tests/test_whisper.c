@@ -590,6 +590,7 @@ static void config_params(const char *line, gemini_whisper_params *p, char *lang
 {
     const char *s;
     *p = gemini_whisper_default_params();
+    p->silence_db = NAN; /* the fake models' audio is silence: decode it as the reference */
     p->beam_size = 0;
     p->best_of = 0;
     p->compression_ratio_threshold = NAN;
@@ -894,6 +895,7 @@ static gemini_result tiny_run(tiny_model *m, const gemini_tok *tok, double secon
 static void test_fallback(const gemini_tok *tok)
 {
     gemini_whisper_params p = gemini_whisper_default_params();
+    p.silence_db = NAN;
     gemini_whisper_result *res = NULL;
     const gemini_whisper_segment *s;
     tiny_model m;
@@ -968,6 +970,18 @@ static void test_fallback(const gemini_tok *tok)
           "a likely <|nospeech|> with a probable text is not skipped", "");
     gemini_whisper_result_free(res);
 
+    /* Our silence gate (on by default; these tests turn it off): the same silent audio and
+       a model that would write text is never decoded. */
+    p.silence_db = -60.0f;
+    m.windows = 0;
+    r = tiny_run(&m, tok, 65.0, &p, &res);
+    snprintf(detail, sizeof detail, "%d segments, %d windows encoded",
+             (int)gemini_whisper_result_n_segments(res), (int)m.windows);
+    check(r == GEMINI_OK && gemini_whisper_result_n_segments(res) == 0 && m.windows == 0,
+          "silence gate: 65 s of digital silence, no window encoded, no text", detail);
+    gemini_whisper_result_free(res);
+    p.silence_db = NAN;
+
     /* Prompts: the previous windows' tokens after <|startofprev|>, the initial prompt first;
        reset after a temperature above 0.5; none without conditioning. */
     memset(&m, 0, sizeof m);
@@ -1004,16 +1018,19 @@ static void test_fallback(const gemini_tok *tok)
 
     /* Arguments. */
     p = gemini_whisper_default_params();
+    p.silence_db = NAN;
     p.patience = 0.0f;
     r = tiny_run(&m, tok, 1.0, &p, &res);
     check(r == GEMINI_ERR_INVALID_ARGUMENT && res == NULL, "patience 0 is refused",
           gemini_last_error());
     p = gemini_whisper_default_params();
+    p.silence_db = NAN;
     p.beam_size = GEMINI_WHISPER_MAX_SLOTS + 1;
     r = tiny_run(&m, tok, 1.0, &p, &res);
     check(r == GEMINI_ERR_INVALID_ARGUMENT, "more beams than decoder slots is refused",
           gemini_last_error());
     p = gemini_whisper_default_params();
+    p.silence_db = NAN;
     r = gemini_whisper_transcribe_with(NULL, NULL, NULL, 0, &p, &res);
     check(r == GEMINI_ERR_INVALID_ARGUMENT, "NULL arguments are refused", "");
 }
@@ -1024,6 +1041,7 @@ static void test_languages(void)
     fake_model m;
     gemini_whisper_decoder d;
     gemini_whisper_params p = gemini_whisper_default_params();
+    p.silence_db = NAN;
     gemini_whisper_result *res = NULL;
     gemini_result r;
     if (!load_fake_vocab(&fv)) return;
@@ -1047,6 +1065,7 @@ static void test_languages(void)
 static void test_allocation_failures(const gemini_tok *tok)
 {
     gemini_whisper_params p = gemini_whisper_default_params();
+    p.silence_db = NAN;
     gemini_whisper_result *res = NULL;
     tiny_model m;
     long budget, wrong = 0, live_before;
