@@ -4,7 +4,8 @@
 #   2. Gemma 3 270M at q8_0 and q4_0 (bench/bench_model.c): prefill on 512 token ids, decode of
 #      128 tokens, each as a fraction of the roofline; load time; time to the first token; peak
 #      resident memory against weights + context + 64 MiB;
-#   3. the tokenizer against spm_encode (bench/bench_tokenizer.sh).
+#   3. the tokenizer against spm_encode (bench/bench_tokenizer.sh);
+#   4. Whisper base: gemini-transcribe's real-time factor on a 47 s clip (bench/bench_whisper.sh).
 # Every figure is measured in this run, with THREADS threads for both the roofline and the model
 # (default: online CPUs, which is also gemini_context_default_params()'s choice). The machine
 # may be shared: figures are best of RUNS (default 3) and still noisy.
@@ -67,3 +68,7 @@ echo
 echo
 echo "== tokenizer: encode throughput, ours against spm_encode"
 sh bench/bench_tokenizer.sh
+
+echo
+echo "== whisper-base: real-time factor on a 47 s clip, $THREADS threads, best of $RUNS runs"
+THREADS=$THREADS RUNS=$RUNS sh bench/bench_whisper.sh
