@@ -81,6 +81,37 @@ static void use_tokenizer(const gemini_model *model)
     gemini_tok_free(tok);
 }
 
+/* Whisper: encode a made-up log-mel window; PaliGemma / Gemma 3: a made-up image. Only for
+   small models, so that one input stays well under the fuzzer's time limit. */
+static void encode_inputs(const gemini_model *model, gemini_context *ctx)
+{
+    const gemini_model_hparams *hp = gemini_model_get_hparams(model);
+    int64_t n, i;
+    float *values;
+    if (hp->is_encoder_decoder) {
+        n = (int64_t)hp->n_mels * 2 * hp->audio_ctx;
+        if (n > (1 << 16) || hp->audio_ctx > 256 ||
+            (int64_t)hp->audio_ctx * hp->hidden_size * (hp->encoder_layers + 1) > (1 << 16))
+            return;
+        values = (float *)malloc((size_t)n * sizeof(float));
+        if (values == NULL) return;
+        for (i = 0; i < n; i++) values[i] = (float)(i % 7) * 0.25f - 0.75f;
+        gemini_encode_mel(ctx, values, hp->n_mels, 2 * hp->audio_ctx);
+        free(values);
+    }
+    if (hp->has_vision) {
+        n = 3 * (int64_t)hp->image_size * hp->image_size;
+        if (n > (1 << 16) || (int64_t)hp->image_size * hp->image_size * hp->vision_hidden >
+                                 (1 << 18))
+            return;
+        values = (float *)malloc((size_t)n * sizeof(float));
+        if (values == NULL) return;
+        for (i = 0; i < n; i++) values[i] = (float)(i % 5) * 0.5f - 1.0f;
+        gemini_encode_image(ctx, values, hp->image_size, hp->image_size);
+        free(values);
+    }
+}
+
 static void run_decode(const gemini_model *model)
 {
     gemini_context_params params = gemini_context_default_params();
@@ -96,6 +127,7 @@ static void run_decode(const gemini_model *model)
     if (gemini_context_memory_size(model, &params, &bytes) != GEMINI_OK || bytes > (64u << 20))
         return;
     if (gemini_context_create(model, &params, &ctx) != GEMINI_OK) return;
+    encode_inputs(model, ctx);
     logits = (float *)malloc(2 * (size_t)vocab * sizeof(float));
     tokens[0] = 0;
     tokens[1] = vocab - 1;

@@ -70,10 +70,49 @@ def hf_tensors():
     return shapes
 
 
-def safetensors_bytes(dtype):
+# A Whisper small enough for the fuzzer to run its encoder on every input: 16 mel bins, 32
+# encoder positions (64 frames), d 32, one layer each side.
+WHISPER_CONFIG = {
+    "model_type": "whisper", "architectures": ["WhisperForConditionalGeneration"],
+    "vocab_size": 64, "num_mel_bins": 16, "d_model": 32, "encoder_layers": 1,
+    "encoder_attention_heads": 2, "decoder_layers": 1, "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 32, "decoder_ffn_dim": 32, "max_source_positions": 32,
+    "max_target_positions": 16, "activation_function": "gelu", "scale_embedding": False,
+    "tie_word_embeddings": True, "decoder_start_token_id": 1, "eos_token_id": 2,
+    "pad_token_id": 0, "bos_token_id": 1,
+}
+
+
+def whisper_tensors():
+    c = WHISPER_CONFIG
+    d, f, mels = c["d_model"], c["encoder_ffn_dim"], c["num_mel_bins"]
+    shapes = {"model.encoder.conv1.weight": (d, mels, 3), "model.encoder.conv1.bias": (d,),
+              "model.encoder.conv2.weight": (d, d, 3), "model.encoder.conv2.bias": (d,),
+              "model.encoder.embed_positions.weight": (c["max_source_positions"], d),
+              "model.encoder.layer_norm.weight": (d,), "model.encoder.layer_norm.bias": (d,),
+              "model.decoder.embed_tokens.weight": (c["vocab_size"], d),
+              "model.decoder.embed_positions.weight": (c["max_target_positions"], d),
+              "model.decoder.layer_norm.weight": (d,), "model.decoder.layer_norm.bias": (d,)}
+    for side, attentions in (("encoder", ("self_attn",)),
+                             ("decoder", ("self_attn", "encoder_attn"))):
+        p = f"model.{side}.layers.0."
+        for a in attentions:
+            shapes[p + a + "_layer_norm.weight"] = (d,)
+            shapes[p + a + "_layer_norm.bias"] = (d,)
+            for proj in ("q", "k", "v", "out"):
+                shapes[p + f"{a}.{proj}_proj.weight"] = (d, d)
+                if proj != "k":
+                    shapes[p + f"{a}.{proj}_proj.bias"] = (d,)
+        shapes.update({p + "final_layer_norm.weight": (d,), p + "final_layer_norm.bias": (d,),
+                       p + "fc1.weight": (f, d), p + "fc1.bias": (f,),
+                       p + "fc2.weight": (d, f), p + "fc2.bias": (d,)})
+    return shapes
+
+
+def safetensors_bytes(dtype, tensors=None, rng=None):
     header, blobs, offset = {}, [], 0
-    for name, shape in hf_tensors().items():
-        values = (RNG.standard_normal(shape) * 0.1).astype(np.float32)
+    for name, shape in (tensors or hf_tensors()).items():
+        values = ((rng or RNG).standard_normal(shape) * 0.1).astype(np.float32)
         if dtype == "BF16":
             raw = (values.view(np.uint32) >> 16).astype("<u2").tobytes()
         else:
@@ -105,6 +144,23 @@ def make_checkpoint(convert):
         subprocess.run([convert, "-q", "--type", t, "-o", dst, hf], check=True)
         with open(dst, "rb") as f:
             out("fuzz_gemini_model", f"tiny-{t}.gemini", f.read())
+    # Whisper (written here, tiny), PaliGemma and Gemma 3 vision (the fixtures): the loader's
+    # other paths and the encoders
+    whisper = os.path.join(work, "whisper")
+    os.makedirs(whisper)
+    with open(os.path.join(whisper, "model.safetensors"), "wb") as f:
+        # its own generator, so that the other seeds stay as they were
+        f.write(safetensors_bytes("F32", whisper_tensors(), np.random.default_rng(7)))
+    with open(os.path.join(whisper, "config.json"), "w") as f:
+        json.dump(WHISPER_CONFIG, f)
+    for name, src, t in (("whisper-f16", whisper, "f16"),
+                         ("paligemma-q8_0", "tests/fixtures/paligemma/paligemma/hf", "q8_0"),
+                         ("gemma3-vision-q8_0", "tests/fixtures/gemma3-vision/hf", "q8_0")):
+        dst = os.path.join(work, f"{name}.gemini")
+        subprocess.run([convert, "-q", "--type", t, "-o", dst, os.path.join(ROOT, src)],
+                       check=True, stderr=subprocess.DEVNULL)
+        with open(dst, "rb") as f:
+            out("fuzz_gemini_model", f"{name}.gemini", f.read())
     shutil.rmtree(work)
     return CONFIG
 
