@@ -48,6 +48,7 @@
        BMP   1/4/8-bit palette and 24/32-bit uncompressed, 32-bit with BITFIELDS masks,
              bottom-up and top-down, header sizes 12 and 40..124. RLE and 16-bit refused.
        PNM   binary P5 (PGM) and P6 (PPM), maxval 1..65535, comments.
+       Y4M   YUV4MPEG2 video (see "Y4M video" below); gemini_vision_load* give its first frame.
 
    Colour rules (chosen to match Pillow's Image.open(f).convert("RGB"), the reference)
        - Alpha (an alpha channel, a palette tRNS or a tRNS colour key) is dropped by default,
@@ -65,6 +66,50 @@
          photo was meant to be seen. Set apply_exif_orientation = 0 for the bytes Pillow's
          Image.open gives. EXIF in PNG (eXIf) is ignored.
 
+   Y4M video (gemini_vision_video_open*, _frame, _sample)
+       gemini_vision_video *video;
+       int64_t index[8];
+       double seconds[8];
+       if (gemini_vision_video_open("clip.y4m", NULL, &video) == GEMINI_OK &&
+           gemini_vision_video_sample(video, 8, index, seconds) == GEMINI_OK)
+           for (i = 0; i < 8; i++)
+               if (gemini_vision_video_frame(video, index[i], &image) == GEMINI_OK) {
+                   gemini_vision_preprocess(image.pixels, image.width, image.height, &pre,
+                                            chw + (size_t)i * 3 * 224 * 224);
+                   gemini_vision_image_free(&image);
+               }
+       gemini_vision_video_close(video);
+
+       Stream header: W and H (required), F frame rate n:d (absent or 0:0 means 25:1, as
+       ffmpeg assumes), A pixel aspect n:d (0:0 = unknown), I interlacing, C colour space and X
+       comments; other tags are ignored, as ffmpeg ignores them. C may be 420jpeg, 420paldv,
+       420mpeg2, 420 (the default when absent), 422, 444 or mono; anything else (10-bit, alpha,
+       411 ...) is GEMINI_ERR_UNSUPPORTED naming the value. I may be p, t, b, m or ?: interlaced
+       frames are converted as whole progressive pictures (no deinterlacing, the field order is
+       only reported), which is what ffmpeg does without a deinterlace filter. Each frame is
+       "FRAME", optional parameters (read and ignored, per-frame interlacing included), a
+       newline, then the Y plane and, unless mono, the Cb and Cr planes of ceil(W/2) x ceil(H/2)
+       (4:2:0), ceil(W/2) x H (4:2:2) or W x H (4:4:4) samples. Opening scans every frame header
+       (the frame count is not stored in the file); a frame whose samples are cut short fails
+       the open with GEMINI_ERR_FORMAT naming the frame, so does a line that is not "FRAME".
+       Colour: Y'CbCr -> RGB with the BT.601 matrix (Kr 0.299, Kb 0.114), limited range
+       (Y 16..235, C 16..240) unless an X parameter says XCOLORRANGE=FULL; no colour-space
+       field exists in Y4M and ffmpeg assumes the same. R = 1.164384 (Y-16) + 1.596027 (Cr-128),
+       G = 1.164384 (Y-16) - 0.391762 (Cb-128) - 0.812968 (Cr-128),
+       B = 1.164384 (Y-16) + 2.017232 (Cb-128), in 16-bit fixed point, rounded, clipped.
+       Chroma is upsampled by replication (each chroma sample covers its 2x2 or 2x1 block), as
+       swscale's unscaled YUV->RGB path does, which ffmpeg uses by default for 4:2:0 and 4:2:2
+       frames of even height. Against ffmpeg 5.1's own decode (tests/vision/y4m/) we are within
+       3 per value, mean 1.2-1.5, at even heights: its SIMD converter truncates, lying about 1
+       below exact. 4:4:4 agrees within 1. For 4:2:0 frames of odd height ffmpeg switches to its
+       filtered (bicubic) scaler, so values differ by up to ~130 at sharp colour edges (mean
+       ~7). Mono gives R = G = B = Y unchanged, as ffmpeg does (it reads mono as full-range
+       grey whatever XCOLORRANGE says).
+       gemini_vision_video_sample picks frame floor(i * frame_count / n) for i = 0..n-1 (the
+       first frame always, then evenly spaced; frames repeat when n > frame_count), which is
+       transformers' default video sampling (arange(0, total, total / n)) in exact integer
+       arithmetic, and gives each frame's time as index * rate_den / rate_num seconds.
+
    Limitations
        - No GIF, WebP, TIFF, AVIF or HEIC; no ICC colour management (Pillow applies none
          either); EXIF orientation is read from JPEG only.
@@ -79,7 +124,9 @@
        gives GEMINI_ERR_FORMAT (GEMINI_ERR_CHECKSUM for a CRC or Adler-32 mismatch) and a
        message naming the field and its value, never a read out of bounds. Images are capped
        at 16384 pixels a side and 64 Mi (67108864) pixels in all (lower caps may be set per
-       call), files and callback streams at 1 GiB. Besides the file and the 3-byte-a-pixel
+       call), files and callback streams at 1 GiB (Y4M opened from a path: no size cap, frames
+       are read one at a time; at most GEMINI_VISION_Y4M_MAX_FRAMES frames, header lines at
+       most 65536 bytes). Besides the file and the 3-byte-a-pixel
        output, PNG needs its filtered data (up to 8 bytes a pixel for 16-bit RGBA) and JPEG up
        to 12 bytes a pixel (the coefficients of the whole image are kept, then the planes).
 
@@ -112,7 +159,8 @@ typedef enum gemini_vision_format {
     GEMINI_VISION_FORMAT_PNG = 1,
     GEMINI_VISION_FORMAT_JPEG = 2,
     GEMINI_VISION_FORMAT_BMP = 3,
-    GEMINI_VISION_FORMAT_PNM = 4
+    GEMINI_VISION_FORMAT_PNM = 4,
+    GEMINI_VISION_FORMAT_Y4M = 5    /* YUV4MPEG2 video; as an image, its first frame */
 } gemini_vision_format;
 
 /* What happens to transparency. */
@@ -208,6 +256,79 @@ GEMINI_API gemini_result gemini_vision_preprocess(const uint8_t *rgb, int32_t wi
                                                   const gemini_vision_preprocess_params *params,
                                                   float *out);
 
+/* ---- Y4M (YUV4MPEG2) video ---------------------------------------------------------------- */
+
+/* The most frames a video may hold (8 bytes of index each are kept). */
+#define GEMINI_VISION_Y4M_MAX_FRAMES ((int64_t)1 << 22)
+
+/* Chroma layouts. The four 4:2:0 names differ only in chroma siting, which the replicating
+   upsampler does not use. */
+typedef enum gemini_vision_chroma {
+    GEMINI_VISION_CHROMA_420 = 0,   /* C420jpeg, C420paldv, C420mpeg2, C420 or no C */
+    GEMINI_VISION_CHROMA_422 = 1,
+    GEMINI_VISION_CHROMA_444 = 2,
+    GEMINI_VISION_CHROMA_MONO = 3
+} gemini_vision_chroma;
+
+/* What the stream header says, and what the scan found. */
+typedef struct gemini_vision_video_info {
+    int32_t width, height;          /* W, H */
+    int32_t chroma;                 /* a gemini_vision_chroma */
+    char colour_space[12];          /* the C value as written, "420" when absent */
+    int32_t interlace;              /* the I letter: 'p', 't', 'b', 'm' or '?' ('?' if absent) */
+    int32_t rate_num, rate_den;     /* F, frames per second as a fraction; 25:1 if absent/0:0 */
+    int32_t aspect_num, aspect_den; /* A, pixel aspect ratio; 0:0 (unknown) if absent */
+    int32_t full_range;             /* 1 when an X parameter says XCOLORRANGE=FULL, else 0 */
+    int64_t frame_count;            /* complete frames in the stream (0 is possible) */
+    uint64_t frame_bytes;           /* bytes of samples in one frame */
+} gemini_vision_video_info;
+
+/* An open Y4M stream (opaque). */
+typedef struct gemini_vision_video gemini_vision_video;
+
+/* Opens a Y4M stream and scans its frame headers. params may be NULL; only its max_side and
+   max_pixels caps apply. On success *out is the video; on failure *out is NULL and the result
+   is GEMINI_ERR_INVALID_ARGUMENT (NULL pointers), GEMINI_ERR_IO (cannot open, seek or read),
+   GEMINI_ERR_FORMAT (no YUV4MPEG2 signature, a malformed or missing header field, a frame
+   header that is not FRAME, a truncated frame; the message names the field or frame and
+   value), GEMINI_ERR_UNSUPPORTED (an unsupported C value, over the size caps or over
+   GEMINI_VISION_Y4M_MAX_FRAMES frames) or GEMINI_ERR_OUT_OF_MEMORY.
+   The path form keeps the file open and reads each frame when asked (messages name the
+   path). The memory form KEEPS A POINTER to data, which must outlive the video. The callback
+   form reads the whole stream first (at most 1 GiB) into memory of its own. */
+GEMINI_API gemini_result gemini_vision_video_open(const char *path,
+                                                  const gemini_vision_decode_params *params,
+                                                  gemini_vision_video **out);
+GEMINI_API gemini_result gemini_vision_video_open_memory(const void *data, size_t size,
+                                                         const gemini_vision_decode_params *params,
+                                                         gemini_vision_video **out);
+GEMINI_API gemini_result gemini_vision_video_open_callbacks(
+    gemini_vision_read_fn read, void *user, const gemini_vision_decode_params *params,
+    gemini_vision_video **out);
+
+/* Closes the file and frees everything (NULL is fine). */
+GEMINI_API void gemini_vision_video_close(gemini_vision_video *video);
+
+/* The header fields and frame count; NULL for a NULL video. */
+GEMINI_API const gemini_vision_video_info *gemini_vision_video_get_info(
+    const gemini_vision_video *video);
+
+/* Converts frame `index` (0-based, any order) to 8-bit RGB in *out (format
+   GEMINI_VISION_FORMAT_Y4M, channels 1 for mono, else 3), ready for gemini_vision_preprocess.
+   Errors: GEMINI_ERR_INVALID_ARGUMENT (NULL pointers, index outside 0..frame_count-1),
+   GEMINI_ERR_IO (the path form could not read the frame, e.g. the file shrank),
+   GEMINI_ERR_OUT_OF_MEMORY; *out is then zeroed. Calls on one video must not overlap (the path
+   form shares one file position); different videos are independent. */
+GEMINI_API gemini_result gemini_vision_video_frame(gemini_vision_video *video, int64_t index,
+                                                   gemini_vision_image *out);
+
+/* Picks n frames evenly for captioning: indices[i] = floor(i * frame_count / n), and when
+   seconds is not NULL, seconds[i] = indices[i] * rate_den / rate_num (the frame's start time).
+   Errors: GEMINI_ERR_INVALID_ARGUMENT (NULL video or indices, n < 1), GEMINI_ERR_FORMAT (the
+   video has no frames); the arrays are then untouched. */
+GEMINI_API gemini_result gemini_vision_video_sample(const gemini_vision_video *video, int32_t n,
+                                                    int64_t *indices, double *seconds);
+
 #ifdef __cplusplus
 }
 #endif
@@ -226,6 +347,7 @@ GEMINI_API gemini_result gemini_vision_preprocess(const uint8_t *rgb, int32_t wi
 #undef GEMINI_TOKENIZER_IMPLEMENTATION
 #endif
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,28 +403,35 @@ typedef struct gemini__vision_job {
     gemini_vision_image *image;
 } gemini__vision_job;
 
-/* Checks a size from a header against the caps and allocates the RGB output. `what` names the
-   format and the header field, as in "png: IHDR". */
+/* Checks a size from a header against the caps. `what` names the format and the header
+   field, as in "png: IHDR". */
+static gemini_result gemini__vision_check_size(const gemini_vision_decode_params *params,
+                                               const char *what, int64_t width, int64_t height)
+{
+    if (width < 1 || width > (int64_t)params->max_side)
+        return gemini__fail(width < 1 ? GEMINI_ERR_FORMAT : GEMINI_ERR_UNSUPPORTED,
+                            "%s width %lld is out of range (1..%u)", what, (long long)width,
+                            (unsigned)params->max_side);
+    if (height < 1 || height > (int64_t)params->max_side)
+        return gemini__fail(height < 1 ? GEMINI_ERR_FORMAT : GEMINI_ERR_UNSUPPORTED,
+                            "%s height %lld is out of range (1..%u)", what, (long long)height,
+                            (unsigned)params->max_side);
+    if ((uint64_t)width * (uint64_t)height > params->max_pixels)
+        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s size %lldx%lld is over the cap of "
+                            "%llu pixels", what, (long long)width, (long long)height,
+                            (unsigned long long)params->max_pixels);
+    return GEMINI_OK;
+}
+
+/* Checks a size from a header against the caps and allocates the RGB output. */
 static gemini_result gemini__vision_start_image(gemini__vision_job *job, const char *what,
                                                 int64_t width, int64_t height)
 {
-    uint64_t pixels;
-    if (width < 1 || width > (int64_t)job->params.max_side)
-        return gemini__fail(width < 1 ? GEMINI_ERR_FORMAT : GEMINI_ERR_UNSUPPORTED,
-                            "%s width %lld is out of range (1..%u)", what, (long long)width,
-                            (unsigned)job->params.max_side);
-    if (height < 1 || height > (int64_t)job->params.max_side)
-        return gemini__fail(height < 1 ? GEMINI_ERR_FORMAT : GEMINI_ERR_UNSUPPORTED,
-                            "%s height %lld is out of range (1..%u)", what, (long long)height,
-                            (unsigned)job->params.max_side);
-    pixels = (uint64_t)width * (uint64_t)height;
-    if (pixels > job->params.max_pixels)
-        return gemini__fail(GEMINI_ERR_UNSUPPORTED, "%s size %lldx%lld is over the cap of "
-                            "%llu pixels", what, (long long)width, (long long)height,
-                            (unsigned long long)job->params.max_pixels);
+    gemini_result r = gemini__vision_check_size(&job->params, what, width, height);
+    if (r != GEMINI_OK) return r;
     job->image->width = (int32_t)width;
     job->image->height = (int32_t)height;
-    job->image->pixels = (uint8_t *)gemini__vision_alloc((size_t)pixels, 3);
+    job->image->pixels = (uint8_t *)gemini__vision_alloc((size_t)width * (size_t)height, 3);
     if (!job->image->pixels)
         return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "%s: no memory for %lldx%lld pixels",
                             what, (long long)width, (long long)height);
@@ -2017,6 +2146,393 @@ static gemini_result gemini__vision_pnm_decode(gemini__vision_job *job, const ui
     return GEMINI_OK;
 }
 
+/* ---- Y4M (YUV4MPEG2) ---------------------------------------------------------------------- */
+
+#define GEMINI__VISION_Y4M_MAX_LINE 65536
+/* A first read for a frame header: "FRAME\n" plus room for a few parameters. */
+#define GEMINI__VISION_Y4M_SHORT_LINE 128
+
+struct gemini_vision_video {
+    gemini_vision_video_info info;
+    const uint8_t *data;     /* memory and callback forms: the whole stream */
+    size_t size;
+    uint8_t *owned;          /* callback form: data, ours to free */
+    FILE *file;              /* path form: the open file, its size and its name */
+    int64_t file_size;
+    char *path;
+    int64_t *offsets;        /* where each frame's samples start */
+    int64_t offsets_cap;
+    uint8_t *buffer;         /* path form: a header line or one frame's samples */
+    size_t buffer_cap;
+};
+
+static int64_t gemini__vision_y4m_total(const gemini_vision_video *v)
+{
+    return v->file ? v->file_size : (int64_t)v->size;
+}
+
+/* Grows the path form's buffer to hold n bytes. */
+static gemini_result gemini__vision_y4m_reserve(gemini_vision_video *v, size_t n)
+{
+    uint8_t *bigger;
+    if (v->buffer_cap >= n) return GEMINI_OK;
+    bigger = (uint8_t *)GEMINI_REALLOC(v->buffer, n);
+    if (!bigger)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for %zu bytes", n);
+    v->buffer = bigger;
+    v->buffer_cap = n;
+    return GEMINI_OK;
+}
+
+/* Points *bytes at n bytes at offset (which the caller has checked lie inside the stream):
+   into the memory block, or read from the file into the buffer. */
+static gemini_result gemini__vision_y4m_bytes(gemini_vision_video *v, int64_t offset, size_t n,
+                                              const uint8_t **bytes)
+{
+    gemini_result r;
+    if (!v->file) {
+        *bytes = v->data + offset;
+        return GEMINI_OK;
+    }
+    r = gemini__vision_y4m_reserve(v, n ? n : 1);
+    if (r != GEMINI_OK) return r;
+    /* fseek takes a long, which is 32 bits on some platforms. */
+    if (offset > (int64_t)LONG_MAX || fseek(v->file, (long)offset, SEEK_SET) != 0 ||
+        fread(v->buffer, 1, n, v->file) != n)
+        return gemini__fail(GEMINI_ERR_IO, "y4m: reading %zu bytes at byte %lld failed", n,
+                            (long long)offset);
+    *bytes = v->buffer;
+    return GEMINI_OK;
+}
+
+/* Finds the line starting at offset: *line points at it and *length excludes the newline.
+   `what` names it for messages ("stream header", "frame 3 header"). */
+static gemini_result gemini__vision_y4m_line(gemini_vision_video *v, int64_t offset,
+                                             const char *what, const uint8_t **line,
+                                             size_t *length)
+{
+    int64_t left = gemini__vision_y4m_total(v) - offset;
+    size_t want = GEMINI__VISION_Y4M_SHORT_LINE;
+    for (;;) {
+        size_t n = (int64_t)want < left ? want : (size_t)left;
+        const uint8_t *end;
+        gemini_result r = gemini__vision_y4m_bytes(v, offset, n, line);
+        if (r != GEMINI_OK) return r;
+        end = (const uint8_t *)memchr(*line, '\n', n);
+        if (end) {
+            *length = (size_t)(end - *line);
+            return GEMINI_OK;
+        }
+        if ((int64_t)n == left)
+            return gemini__fail(GEMINI_ERR_FORMAT, "y4m: %s at byte %lld ends (%zu bytes) "
+                                "before its newline", what, (long long)offset, n);
+        if (want >= GEMINI__VISION_Y4M_MAX_LINE)
+            return gemini__fail(GEMINI_ERR_FORMAT, "y4m: %s at byte %lld has no newline in "
+                                "its first %d bytes", what, (long long)offset,
+                                GEMINI__VISION_Y4M_MAX_LINE);
+        want = GEMINI__VISION_Y4M_MAX_LINE;
+    }
+}
+
+/* Parses a decimal number filling text[0..n) exactly, at most 2^31 - 1; -1 when it is not
+   one. */
+static int64_t gemini__vision_y4m_number(const uint8_t *text, size_t n)
+{
+    int64_t v = 0;
+    size_t i;
+    if (n == 0 || n > 10) return -1;
+    for (i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9') return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    return v <= 0x7FFFFFFF ? v : -1;
+}
+
+/* Parses "n:d" (both decimal); 0 when it is not that. */
+static int gemini__vision_y4m_ratio(const uint8_t *text, size_t n, int32_t *num, int32_t *den)
+{
+    const uint8_t *colon = (const uint8_t *)memchr(text, ':', n);
+    int64_t a, b;
+    if (!colon) return 0;
+    a = gemini__vision_y4m_number(text, (size_t)(colon - text));
+    b = gemini__vision_y4m_number(colon + 1, n - (size_t)(colon - text) - 1);
+    if (a < 0 || b < 0) return 0;
+    *num = (int32_t)a;
+    *den = (int32_t)b;
+    return 1;
+}
+
+static int gemini__vision_y4m_is(const uint8_t *token, size_t n, const char *text)
+{
+    return n == strlen(text) && memcmp(token, text, n) == 0;
+}
+
+/* Parses the stream header line (without its newline) into v->info. */
+static gemini_result gemini__vision_y4m_header(gemini_vision_video *v,
+                                               const gemini_vision_decode_params *params,
+                                               const uint8_t *line, size_t length)
+{
+    static const struct { const char *name; int chroma; } spaces[] = {
+        {"420jpeg", GEMINI_VISION_CHROMA_420}, {"420paldv", GEMINI_VISION_CHROMA_420},
+        {"420mpeg2", GEMINI_VISION_CHROMA_420}, {"420", GEMINI_VISION_CHROMA_420},
+        {"422", GEMINI_VISION_CHROMA_422}, {"444", GEMINI_VISION_CHROMA_444},
+        {"mono", GEMINI_VISION_CHROMA_MONO}};
+    gemini_vision_video_info *info = &v->info;
+    int64_t width = -1, height = -1;
+    uint64_t luma, chroma;
+    size_t pos = 9;
+    gemini_result r;
+
+    if (length < 9 || memcmp(line, "YUV4MPEG2", 9) != 0 || (length > 9 && line[9] != ' '))
+        return gemini__fail(GEMINI_ERR_FORMAT, "y4m: the stream does not start with "
+                            "\"YUV4MPEG2 \"");
+    info->chroma = GEMINI_VISION_CHROMA_420;
+    memcpy(info->colour_space, "420", 4);
+    info->interlace = '?';
+    info->rate_num = 25;
+    info->rate_den = 1;
+
+    /* Space-separated tokens, each a tag letter and its value. */
+    while (pos < length) {
+        const uint8_t *token = line + pos, *value = token + 1;
+        size_t n = 0, vn;
+        int shown;
+        while (pos + n < length && line[pos + n] != ' ') n++;
+        pos += n + 1;
+        if (n == 0) continue;
+        vn = n - 1;
+        shown = (int)(vn < 40 ? vn : 40);
+        switch (token[0]) {
+        case 'W':
+        case 'H': {
+            int64_t x = gemini__vision_y4m_number(value, vn);
+            if (x < 1)
+                return gemini__fail(GEMINI_ERR_FORMAT, "y4m: header %c value \"%.*s\" is not "
+                                    "a number in 1..2147483647", token[0], shown, value);
+            if (token[0] == 'W') width = x;
+            else height = x;
+            break;
+        }
+        case 'F':
+            if (!gemini__vision_y4m_ratio(value, vn, &info->rate_num, &info->rate_den) ||
+                (info->rate_num == 0) != (info->rate_den == 0))
+                return gemini__fail(GEMINI_ERR_FORMAT, "y4m: header F (frame rate) value "
+                                    "\"%.*s\" is not n:d with both positive (or 0:0)", shown,
+                                    value);
+            /* 0:0 is "unknown", which ffmpeg reads as 25 frames a second. */
+            if (info->rate_num == 0) {
+                info->rate_num = 25;
+                info->rate_den = 1;
+            }
+            break;
+        case 'A':
+            if (!gemini__vision_y4m_ratio(value, vn, &info->aspect_num, &info->aspect_den) ||
+                (info->aspect_num == 0) != (info->aspect_den == 0))
+                return gemini__fail(GEMINI_ERR_FORMAT, "y4m: header A (aspect) value \"%.*s\" "
+                                    "is not n:d with both positive (or 0:0)", shown, value);
+            break;
+        case 'I':
+            if (vn != 1 || !strchr("ptbm?", value[0]) || value[0] == 0)
+                return gemini__fail(GEMINI_ERR_FORMAT, "y4m: header I (interlacing) value "
+                                    "\"%.*s\" is not p, t, b, m or ?", shown, value);
+            info->interlace = value[0];
+            break;
+        case 'C': {
+            size_t k, count = sizeof spaces / sizeof spaces[0];
+            for (k = 0; k < count; k++)
+                if (gemini__vision_y4m_is(value, vn, spaces[k].name)) break;
+            if (k == count)
+                return gemini__fail(GEMINI_ERR_UNSUPPORTED, "y4m: header C (colour space) "
+                                    "value \"%.*s\" is not supported (420jpeg, 420paldv, "
+                                    "420mpeg2, 420, 422, 444, mono)", shown, value);
+            info->chroma = spaces[k].chroma;
+            memcpy(info->colour_space, spaces[k].name, strlen(spaces[k].name) + 1);
+            break;
+        }
+        case 'X':
+            /* ffmpeg writes the range as a comment; other comments mean nothing to us. */
+            if (gemini__vision_y4m_is(value, vn, "COLORRANGE=FULL")) info->full_range = 1;
+            if (gemini__vision_y4m_is(value, vn, "COLORRANGE=LIMITED")) info->full_range = 0;
+            break;
+        default:
+            break;   /* unknown tags are skipped, as ffmpeg skips them */
+        }
+    }
+
+    if (width < 0 || height < 0)
+        return gemini__fail(GEMINI_ERR_FORMAT, "y4m: header has no %s", width < 0 ? "W (width)"
+                            : "H (height)");
+    r = gemini__vision_check_size(params, "y4m: header", width, height);
+    if (r != GEMINI_OK) return r;
+    info->width = (int32_t)width;
+    info->height = (int32_t)height;
+    luma = (uint64_t)width * (uint64_t)height;
+    switch (info->chroma) {
+    case GEMINI_VISION_CHROMA_420:
+        chroma = (uint64_t)((width + 1) / 2) * (uint64_t)((height + 1) / 2);
+        break;
+    case GEMINI_VISION_CHROMA_422: chroma = (uint64_t)((width + 1) / 2) * (uint64_t)height; break;
+    case GEMINI_VISION_CHROMA_444: chroma = luma; break;
+    default: chroma = 0;
+    }
+    info->frame_bytes = luma + 2 * chroma;
+    return GEMINI_OK;
+}
+
+/* Reads the stream header, then walks the frames: each a "FRAME" line and frame_bytes of
+   samples, recording where the samples start. */
+static gemini_result gemini__vision_y4m_scan(gemini_vision_video *v,
+                                             const gemini_vision_decode_params *params)
+{
+    int64_t total = gemini__vision_y4m_total(v), pos;
+    const uint8_t *line;
+    size_t length;
+    gemini_result r;
+    char what[64];
+
+    if (total < 10)
+        return gemini__fail(GEMINI_ERR_FORMAT, "y4m: %lld bytes are too few for a stream "
+                            "header", (long long)total);
+    r = gemini__vision_y4m_line(v, 0, "stream header", &line, &length);
+    if (r != GEMINI_OK) return r;
+    r = gemini__vision_y4m_header(v, params, line, length);
+    if (r != GEMINI_OK) return r;
+
+    pos = (int64_t)length + 1;
+    while (pos < total) {
+        int64_t index = v->info.frame_count, samples;
+        if (index >= GEMINI_VISION_Y4M_MAX_FRAMES)
+            return gemini__fail(GEMINI_ERR_UNSUPPORTED, "y4m: more than %lld frames",
+                                (long long)GEMINI_VISION_Y4M_MAX_FRAMES);
+        snprintf(what, sizeof what, "frame %lld header", (long long)index);
+        r = gemini__vision_y4m_line(v, pos, what, &line, &length);
+        if (r != GEMINI_OK) return r;
+        if (length < 5 || memcmp(line, "FRAME", 5) != 0 || (length > 5 && line[5] != ' '))
+            return gemini__fail(GEMINI_ERR_FORMAT, "y4m: frame %lld header at byte %lld is "
+                                "not \"FRAME\" (it starts %02X %02X %02X)", (long long)index,
+                                (long long)pos, line[0], length > 1 ? line[1] : 0,
+                                length > 2 ? line[2] : 0);
+        samples = pos + (int64_t)length + 1;
+        if ((uint64_t)(total - samples) < v->info.frame_bytes)
+            return gemini__fail(GEMINI_ERR_FORMAT, "y4m: frame %lld is truncated: %lld of its "
+                                "%llu sample bytes are present", (long long)index,
+                                (long long)(total - samples),
+                                (unsigned long long)v->info.frame_bytes);
+        if (index == v->offsets_cap) {
+            int64_t cap = v->offsets_cap ? 2 * v->offsets_cap : 64;
+            int64_t *bigger = (int64_t *)GEMINI_REALLOC(v->offsets, (size_t)cap * sizeof *bigger);
+            if (!bigger)
+                return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for the index "
+                                    "of %lld frames", (long long)cap);
+            v->offsets = bigger;
+            v->offsets_cap = cap;
+        }
+        v->offsets[index] = samples;
+        v->info.frame_count = index + 1;
+        pos = samples + (int64_t)v->info.frame_bytes;
+    }
+    return GEMINI_OK;
+}
+
+/* Y'CbCr samples of one frame to RGB: BT.601, limited or full range, chroma replicated. */
+static void gemini__vision_y4m_convert(const gemini_vision_video_info *info,
+                                       const uint8_t *samples, uint8_t *rgb)
+{
+    const double kr = 0.299, kb = 0.114, kg = 1.0 - kr - kb;
+    const int full = info->full_range != 0;
+    const double y_scale = full ? 1.0 : 255.0 / 219.0, c_scale = full ? 1.0 : 255.0 / 224.0;
+    /* 16-bit fixed point; the largest sum, 255 * 76309 + 127 * 132201, fits in 32 bits. */
+    const int32_t ky = (int32_t)floor(y_scale * 65536.0 + 0.5);
+    const int32_t r_cr = (int32_t)floor(2.0 * (1.0 - kr) * c_scale * 65536.0 + 0.5);
+    const int32_t g_cb = (int32_t)floor(2.0 * (1.0 - kb) * kb / kg * c_scale * 65536.0 + 0.5);
+    const int32_t g_cr = (int32_t)floor(2.0 * (1.0 - kr) * kr / kg * c_scale * 65536.0 + 0.5);
+    const int32_t b_cb = (int32_t)floor(2.0 * (1.0 - kb) * c_scale * 65536.0 + 0.5);
+    const int32_t y_offset = full ? 0 : 16;
+    const size_t w = (size_t)info->width, h = (size_t)info->height;
+    size_t cw = w, ch = h, x, y;
+    int sx = 0, sy = 0;
+    const uint8_t *cb, *cr;
+
+    if (info->chroma == GEMINI_VISION_CHROMA_MONO) {
+        /* ffmpeg reads mono as full-range grey and copies it. */
+        for (x = 0; x < w * h; x++) memset(rgb + 3 * x, samples[x], 3);
+        return;
+    }
+    if (info->chroma != GEMINI_VISION_CHROMA_444) {
+        sx = 1;
+        cw = (w + 1) / 2;
+    }
+    if (info->chroma == GEMINI_VISION_CHROMA_420) {
+        sy = 1;
+        ch = (h + 1) / 2;
+    }
+    cb = samples + w * h;
+    cr = cb + cw * ch;
+    for (y = 0; y < h; y++) {
+        const uint8_t *luma = samples + y * w;
+        const uint8_t *cb_row = cb + (y >> sy) * cw, *cr_row = cr + (y >> sy) * cw;
+        uint8_t *out = rgb + 3 * y * w;
+        for (x = 0; x < w; x++) {
+            int32_t l = ky * ((int32_t)luma[x] - y_offset) + 32768;
+            int32_t u = (int32_t)cb_row[x >> sx] - 128, v = (int32_t)cr_row[x >> sx] - 128;
+            out[3 * x + 0] = gemini__vision_clamp8(gemini__vision_shift_down(l + r_cr * v, 16));
+            out[3 * x + 1] = gemini__vision_clamp8(
+                gemini__vision_shift_down(l - g_cb * u - g_cr * v, 16));
+            out[3 * x + 2] = gemini__vision_clamp8(gemini__vision_shift_down(l + b_cb * u, 16));
+        }
+    }
+}
+
+/* Fills image with frame `index` of an open video. */
+static gemini_result gemini__vision_y4m_frame(gemini_vision_video *v, int64_t index,
+                                              gemini_vision_image *image)
+{
+    const gemini_vision_video_info *info = &v->info;
+    const uint8_t *samples;
+    gemini_result r = gemini__vision_y4m_bytes(v, v->offsets[index], (size_t)info->frame_bytes,
+                                               &samples);
+    if (r != GEMINI_OK) return r;
+    image->pixels = (uint8_t *)gemini__vision_alloc((size_t)info->width * (size_t)info->height,
+                                                    3);
+    if (!image->pixels)
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for %dx%d pixels",
+                            (int)info->width, (int)info->height);
+    image->width = info->width;
+    image->height = info->height;
+    image->channels = info->chroma == GEMINI_VISION_CHROMA_MONO ? 1 : 3;
+    image->format = GEMINI_VISION_FORMAT_Y4M;
+    image->orientation = 1;
+    gemini__vision_y4m_convert(info, samples, image->pixels);
+    return GEMINI_OK;
+}
+
+/* Frees what a video holds, not the struct. */
+static void gemini__vision_y4m_release(gemini_vision_video *v)
+{
+    if (v->file) fclose(v->file);
+    GEMINI_FREE(v->owned);
+    GEMINI_FREE(v->path);
+    GEMINI_FREE(v->offsets);
+    GEMINI_FREE(v->buffer);
+}
+
+/* gemini_vision_load_memory on a Y4M stream: its first frame. */
+static gemini_result gemini__vision_y4m_decode(gemini__vision_job *job, const uint8_t *data,
+                                               size_t size)
+{
+    gemini_vision_video v;
+    gemini_result r;
+    memset(&v, 0, sizeof v);
+    v.data = data;
+    v.size = size;
+    r = gemini__vision_y4m_scan(&v, &job->params);
+    if (r == GEMINI_OK && v.info.frame_count == 0)
+        r = gemini__fail(GEMINI_ERR_FORMAT, "y4m: the stream has no frames");
+    if (r == GEMINI_OK) r = gemini__vision_y4m_frame(&v, 0, job->image);
+    gemini__vision_y4m_release(&v);
+    return r;
+}
+
 /* ---- Entry points ------------------------------------------------------------------------- */
 
 GEMINI_API gemini_vision_decode_params gemini_vision_decode_default_params(void)
@@ -2040,6 +2556,8 @@ GEMINI_API gemini_vision_format gemini_vision_detect(const void *data, size_t si
         return GEMINI_VISION_FORMAT_JPEG;
     if (size >= 2 && d[0] == 'B' && d[1] == 'M') return GEMINI_VISION_FORMAT_BMP;
     if (size >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6')) return GEMINI_VISION_FORMAT_PNM;
+    if (size >= 10 && memcmp(d, "YUV4MPEG2", 9) == 0 && (d[9] == ' ' || d[9] == '\n'))
+        return GEMINI_VISION_FORMAT_Y4M;
     return GEMINI_VISION_FORMAT_UNKNOWN;
 }
 
@@ -2080,9 +2598,10 @@ GEMINI_API gemini_result gemini_vision_load_memory(const void *data, size_t size
     case GEMINI_VISION_FORMAT_JPEG: r = gemini__vision_jpeg_decode(&job, d, size); break;
     case GEMINI_VISION_FORMAT_BMP: r = gemini__vision_bmp_decode(&job, d, size); break;
     case GEMINI_VISION_FORMAT_PNM: r = gemini__vision_pnm_decode(&job, d, size); break;
+    case GEMINI_VISION_FORMAT_Y4M: r = gemini__vision_y4m_decode(&job, d, size); break;
     default:
         r = gemini__fail(GEMINI_ERR_FORMAT, "vision: %zu bytes starting %02X %02X are not PNG, "
-                         "JPEG, BMP or binary PNM", size, size > 0 ? d[0] : 0,
+                         "JPEG, BMP, binary PNM or Y4M", size, size > 0 ? d[0] : 0,
                          size > 1 ? d[1] : 0);
     }
     if (r != GEMINI_OK) gemini_vision_image_free(out);
@@ -2178,6 +2697,165 @@ GEMINI_API gemini_result gemini_vision_load(const char *path,
         gemini__fail(r, "%s: %s", path, message);
     }
     return r;
+}
+
+/* ---- Y4M video entry points --------------------------------------------------------------- */
+
+/* Caps from params as gemini_vision_load_memory applies them. */
+static gemini_vision_decode_params gemini__vision_caps(const gemini_vision_decode_params *params)
+{
+    gemini_vision_decode_params p = params ? *params : gemini_vision_decode_default_params();
+    if (p.max_side == 0 || p.max_side > GEMINI_VISION_MAX_SIDE) p.max_side = GEMINI_VISION_MAX_SIDE;
+    if (p.max_pixels == 0 || p.max_pixels > GEMINI_VISION_MAX_PIXELS)
+        p.max_pixels = GEMINI_VISION_MAX_PIXELS;
+    return p;
+}
+
+/* Scans a video whose source fields are set; hands it to *out, or frees it. */
+static gemini_result gemini__vision_video_finish(gemini_vision_video *v,
+                                                 const gemini_vision_decode_params *params,
+                                                 gemini_vision_video **out)
+{
+    gemini_vision_decode_params caps = gemini__vision_caps(params);
+    gemini_result r = gemini__vision_y4m_scan(v, &caps);
+    if (r != GEMINI_OK) {
+        gemini_vision_video_close(v);
+        return r;
+    }
+    *out = v;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_vision_video_open_memory(const void *data, size_t size,
+                                                         const gemini_vision_decode_params *params,
+                                                         gemini_vision_video **out)
+{
+    gemini_vision_video *v;
+    if (out) *out = NULL;
+    if (!out || (!data && size > 0))
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "y4m: data or out is NULL");
+    v = (gemini_vision_video *)GEMINI_MALLOC(sizeof *v);
+    if (!v) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for a video");
+    memset(v, 0, sizeof *v);
+    v->data = (const uint8_t *)data;
+    v->size = size;
+    return gemini__vision_video_finish(v, params, out);
+}
+
+GEMINI_API gemini_result gemini_vision_video_open_callbacks(
+    gemini_vision_read_fn read, void *user, const gemini_vision_decode_params *params,
+    gemini_vision_video **out)
+{
+    gemini_vision_video *v;
+    uint8_t *data;
+    size_t size;
+    gemini_result r;
+    if (out) *out = NULL;
+    if (!read || !out)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "y4m: read callback or out is NULL");
+    r = gemini__vision_slurp(read, user, &data, &size, "the stream");
+    if (r != GEMINI_OK) return r;
+    v = (gemini_vision_video *)GEMINI_MALLOC(sizeof *v);
+    if (!v) {
+        GEMINI_FREE(data);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for a video");
+    }
+    memset(v, 0, sizeof *v);
+    v->data = v->owned = data;
+    v->size = size;
+    return gemini__vision_video_finish(v, params, out);
+}
+
+GEMINI_API gemini_result gemini_vision_video_open(const char *path,
+                                                  const gemini_vision_decode_params *params,
+                                                  gemini_vision_video **out)
+{
+    gemini_vision_video *v;
+    gemini_result r;
+    long size;
+    if (out) *out = NULL;
+    if (!path || !out)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "y4m: path or out is NULL");
+    v = (gemini_vision_video *)GEMINI_MALLOC(sizeof *v);
+    if (!v) return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for a video");
+    memset(v, 0, sizeof *v);
+    v->path = (char *)GEMINI_MALLOC(strlen(path) + 1);
+    if (!v->path) {
+        gemini_vision_video_close(v);
+        return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "y4m: no memory for a video");
+    }
+    memcpy(v->path, path, strlen(path) + 1);
+    v->file = fopen(path, "rb");
+    if (!v->file) {
+        gemini_vision_video_close(v);
+        return gemini__fail(GEMINI_ERR_IO, "y4m: cannot open %s", path);
+    }
+    if (fseek(v->file, 0, SEEK_END) != 0 || (size = ftell(v->file)) < 0) {
+        gemini_vision_video_close(v);
+        return gemini__fail(GEMINI_ERR_IO, "y4m: %s: cannot find the file's size", path);
+    }
+    v->file_size = (int64_t)size;
+    r = gemini__vision_video_finish(v, params, out);
+    if (r != GEMINI_OK) {
+        /* Put the path in front of the parser's message. */
+        char message[512];
+        snprintf(message, sizeof message, "%s", gemini_last_error());
+        gemini__fail(r, "%s: %s", path, message);
+    }
+    return r;
+}
+
+GEMINI_API void gemini_vision_video_close(gemini_vision_video *video)
+{
+    if (!video) return;
+    gemini__vision_y4m_release(video);
+    GEMINI_FREE(video);
+}
+
+GEMINI_API const gemini_vision_video_info *gemini_vision_video_get_info(
+    const gemini_vision_video *video)
+{
+    return video ? &video->info : NULL;
+}
+
+GEMINI_API gemini_result gemini_vision_video_frame(gemini_vision_video *video, int64_t index,
+                                                   gemini_vision_image *out)
+{
+    gemini_result r;
+    if (out) memset(out, 0, sizeof *out);
+    if (!video || !out)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "y4m: video or out is NULL");
+    if (index < 0 || index >= video->info.frame_count)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "y4m: frame %lld is outside "
+                            "0..%lld", (long long)index, (long long)video->info.frame_count - 1);
+    r = gemini__vision_y4m_frame(video, index, out);
+    if (r != GEMINI_OK) {
+        gemini_vision_image_free(out);
+        if (video->path) {
+            char message[512];
+            snprintf(message, sizeof message, "%s", gemini_last_error());
+            gemini__fail(r, "%s: frame %lld: %s", video->path, (long long)index, message);
+        }
+    }
+    return r;
+}
+
+GEMINI_API gemini_result gemini_vision_video_sample(const gemini_vision_video *video, int32_t n,
+                                                    int64_t *indices, double *seconds)
+{
+    int64_t count, i;
+    if (!video || !indices || n < 1)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "y4m: sample needs a video, an index "
+                            "array and n >= 1 (n = %d)", (int)n);
+    count = video->info.frame_count;
+    if (count < 1) return gemini__fail(GEMINI_ERR_FORMAT, "y4m: the video has no frames");
+    /* i * count < 2^31 * 2^22: exact in 64 bits. */
+    for (i = 0; i < n; i++) {
+        indices[i] = i * count / n;
+        if (seconds)
+            seconds[i] = (double)indices[i] * video->info.rate_den / video->info.rate_num;
+    }
+    return GEMINI_OK;
 }
 
 /* ---- Resampling (Pillow's convolution resize) -------------------------------------------- */

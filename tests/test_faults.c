@@ -15,7 +15,8 @@
 
    Sequences: model load (memory aligned, memory unaligned, path) + tokenizer + context +
    sampler + decode; image decode through callbacks (PNG, progressive JPEG, EXIF-rotated JPEG,
-   BMP, PPM, a generated PPM larger than the 64 KiB read buffer); resize and preprocess; WAV
+   BMP, PPM, a generated PPM larger than the 64 KiB read buffer, Y4M); Y4M video through
+   callbacks and a path, every frame; resize and preprocess; WAV
    decode through callbacks (with and without a seek callback); resampling and log-mel;
    SentencePiece tokenizers made from arrays (BPE and unigram) and from a .model protobuf
    written here, a byte-level BPE tokenizer, and encode, decode and streaming decode.
@@ -798,6 +799,115 @@ static void test_image(const char *file, const char *rgb_name)
     drive(name, INJECT_ALLOC, image_scenario, &ic);
 
     gemini_vision_image_free(&ic.ref);
+    free(data);
+}
+
+/* Y4M video: open (callbacks or path), then every frame; on failure *out must be NULL and a
+   failed frame must leave its image zeroed. */
+typedef struct video_case {
+    chunk_reader reader;
+    int inject;
+    const char *path;               /* NULL: the callback form */
+    uint8_t *ref;                   /* every frame of a plain memory open, one after another */
+    int64_t frames;
+    size_t frame_size;
+} video_case;
+
+static int video_scenario(void *arg, char *why, size_t why_size)
+{
+    video_case *vc = (video_case *)arg;
+    gemini_vision_video *video = (gemini_vision_video *)vc;   /* garbage to be cleared */
+    gemini_result r;
+    int64_t f;
+    int outcome = RUN_OK;
+    const char *call = vc->path ? "gemini_vision_video_open" : "gemini_vision_video_open_callbacks";
+    gemini_result want = vc->inject == INJECT_READ ? GEMINI_ERR_IO : GEMINI_ERR_OUT_OF_MEMORY;
+
+    reader_rewind(&vc->reader);
+    r = vc->path ? gemini_vision_video_open(vc->path, NULL, &video)
+                 : gemini_vision_video_open_callbacks(vision_read, &vc->reader, NULL, &video);
+    if (r != GEMINI_OK) {
+        outcome = check_failure(r, want, call, why, why_size);
+        if (video != NULL) {
+            snprintf(why, why_size, "%s failed without setting *out to NULL", call);
+            outcome = RUN_BAD;
+        }
+        return outcome;
+    }
+    if (gemini_vision_video_get_info(video)->frame_count != vc->frames) {
+        snprintf(why, why_size, "%s found a different frame count", call);
+        gemini_vision_video_close(video);
+        return RUN_BAD;
+    }
+    for (f = 0; f < vc->frames && outcome == RUN_OK; f++) {
+        gemini_vision_image image;
+        r = gemini_vision_video_frame(video, f, &image);
+        if (r != GEMINI_OK) {
+            outcome = check_failure(r, GEMINI_ERR_OUT_OF_MEMORY, "gemini_vision_video_frame",
+                                    why, why_size);
+            if (!image_is_zeroed(&image)) {
+                snprintf(why, why_size, "gemini_vision_video_frame failed without zeroing "
+                         "the image");
+                outcome = RUN_BAD;
+            }
+        } else if (memcmp(image.pixels, vc->ref + (size_t)f * vc->frame_size,
+                          vc->frame_size) != 0) {
+            snprintf(why, why_size, "frame %lld differs from a plain memory open", (long long)f);
+            outcome = RUN_BAD;
+        }
+        gemini_vision_image_free(&image);
+    }
+    gemini_vision_video_close(video);
+    return outcome;
+}
+
+static void test_video(const char *file)
+{
+    char path[512], name[300], why[1200];
+    video_case vc;
+    gemini_vision_video *video;
+    unsigned char *data;
+    size_t size = 0;
+    int64_t f;
+
+    snprintf(path, sizeof path, "tests/vision/y4m/%s", file);
+    data = read_whole_file(path, &size);
+    memset(&vc, 0, sizeof vc);
+    if (data == NULL || gemini_vision_video_open_memory(data, size, NULL, &video) != GEMINI_OK) {
+        snprintf(why, sizeof why, "cannot open %s: %s", path, gemini_last_error());
+        report(0, file, why);
+        free(data);
+        return;
+    }
+    vc.frames = gemini_vision_video_get_info(video)->frame_count;
+    vc.frame_size = (size_t)gemini_vision_video_get_info(video)->width *
+                    (size_t)gemini_vision_video_get_info(video)->height * 3;
+    vc.ref = (uint8_t *)malloc(vc.frame_size * (size_t)vc.frames);
+    for (f = 0; f < vc.frames; f++) {
+        gemini_vision_image image;
+        if (gemini_vision_video_frame(video, f, &image) != GEMINI_OK) {
+            report(0, file, gemini_last_error());
+            break;
+        }
+        memcpy(vc.ref + (size_t)f * vc.frame_size, image.pixels, vc.frame_size);
+        gemini_vision_image_free(&image);
+    }
+    gemini_vision_video_close(video);
+    vc.reader.data = data;
+    vc.reader.size = size;
+    vc.reader.chunk = 211;
+
+    vc.inject = INJECT_READ;
+    snprintf(name, sizeof name, "y4m video %s (callbacks), read failures", file);
+    drive(name, INJECT_READ, video_scenario, &vc);
+    vc.inject = INJECT_ALLOC;
+    snprintf(name, sizeof name, "y4m video %s (callbacks), allocation failures", file);
+    drive(name, INJECT_ALLOC, video_scenario, &vc);
+    vc.path = path;
+    snprintf(name, sizeof name, "y4m video %s (path), allocation failures", file);
+    drive(name, INJECT_ALLOC, video_scenario, &vc);
+
+    free(vc.ref);
     free(data);
 }
 
@@ -1661,6 +1771,8 @@ int main(int argc, char **argv)
     test_image("pal8.bmp", "pal8_bmp.rgb");
     test_image("rgb.ppm", "rgb_ppm.rgb");
     test_image(NULL, NULL);          /* generated, bigger than the 64 KiB read buffer */
+    test_image("y4m/c422.y4m", NULL);   /* a Y4M stream's first frame */
+    test_video("c420jpeg.y4m");
     test_preprocess();
 
     test_wav("speech_8k_mono_u8.wav");

@@ -1,11 +1,14 @@
 /* test_vision.c - tests of gemini_vision.h: decoding against Pillow's pixels, preprocessing
-   against transformers' SiglipImageProcessor, and hostile input.
+   against transformers' SiglipImageProcessor, Y4M video against ffmpeg's decode, and hostile
+   input.
 
    Fixtures: tests/vision/ (made by tools/make_vision_fixtures.py), listed in manifest.txt:
        exact FILE W H CHANNELS REF.rgb OPTIONS    lossless: every byte must equal Pillow's
        jpeg FILE W H CHANNELS REF.rgb OPTIONS     JPEG: within the tolerances below
        preprocess SRC W H FILTER CODES.png ROWS.f32 ROW0 ROW1 ROW2
        refuse FILE unsupported                    must fail with GEMINI_ERR_UNSUPPORTED
+   tests/vision/y4m/ (made by tools/make_y4m_fixtures.sh with ffmpeg), listed in its
+   manifest.txt: y4m FILE REF.rgb W H FRAMES CHROMA MAX_ABS MEAN_ABS.
    OPTIONS: "-" (defaults, except EXIF orientation off, as Pillow's Image.open), "exif"
    (orientation applied), "white" (alpha blended on white).
 
@@ -559,6 +562,486 @@ static void test_api(void)
     free(data);
 }
 
+/* ---- Y4M video ------------------------------------------------------------------------------ */
+
+/* The BT.601 conversion in double precision, rounded: what the fixed-point code must give. */
+static void y4m_reference_pixel(int y, int cb, int cr, int full, unsigned char rgb[3])
+{
+    double ys = full ? y : (y - 16) * 255.0 / 219.0, cs = full ? 1.0 : 255.0 / 224.0;
+    double u = (cb - 128) * cs, v = (cr - 128) * cs, c[3];
+    int k;
+    c[0] = ys + 1.402 * v;
+    c[1] = ys - 0.344136286 * u - 0.714136286 * v;
+    c[2] = ys + 1.772 * u;
+    for (k = 0; k < 3; k++) {
+        double r = floor(c[k] + 0.5);
+        rgb[k] = (unsigned char)(r < 0 ? 0 : r > 255 ? 255 : r);
+    }
+}
+
+/* Builds a Y4M stream in memory: header, then `frames` frames of pseudo-random samples, each
+   after frame_line. Returns its size; *out is malloc'd. */
+static size_t y4m_build(const char *header, int w, int h, int chroma_w, int chroma_h,
+                        int frames, const char *frame_line, unsigned seed, unsigned char **out)
+{
+    size_t frame_bytes = (size_t)w * h + 2 * (size_t)chroma_w * chroma_h;
+    size_t size = strlen(header) + (size_t)frames * (strlen(frame_line) + frame_bytes), pos, i;
+    unsigned char *d = (unsigned char *)malloc(size + 1);
+    int f;
+    memcpy(d, header, strlen(header));
+    pos = strlen(header);
+    for (f = 0; f < frames; f++) {
+        memcpy(d + pos, frame_line, strlen(frame_line));
+        pos += strlen(frame_line);
+        for (i = 0; i < frame_bytes; i++) {
+            seed = seed * 1103515245u + 12345u;
+            d[pos++] = (unsigned char)(seed >> 16);
+        }
+    }
+    *out = d;
+    return size;
+}
+
+static void check_y4m_clip(const char *file, const char *ref_name, int w, int h, int frames,
+                           const char *chroma, int max_allowed, double mean_allowed)
+{
+    char path[1024], what[400], detail[600];
+    size_t ref_size = 0, n = (size_t)w * h * 3, i;
+    unsigned char *ref = read_file(ref_name, &ref_size), *data;
+    gemini_vision_video *video = NULL, *from_memory = NULL;
+    const gemini_vision_video_info *info;
+    gemini_vision_image image, again, first;
+    gemini_result r;
+    int f, max_abs = 0, same = 1;
+    double total = 0;
+    snprintf(what, sizeof what, "y4m %s (C%s, %d frames) vs ffmpeg's rgb24", file, chroma,
+             frames);
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, file);
+    r = gemini_vision_video_open(path, NULL, &video);
+    if (r != GEMINI_OK || !ref || ref_size != n * frames) {
+        check(0, what, r != GEMINI_OK ? gemini_last_error() : "reference missing or wrong size");
+        gemini_vision_video_close(video);
+        free(ref);
+        return;
+    }
+    info = gemini_vision_video_get_info(video);
+    if (info->width != w || info->height != h || info->frame_count != frames ||
+        strcmp(info->colour_space, chroma) != 0) {
+        snprintf(detail, sizeof detail, "header read as %dx%d, %lld frames, C%s", info->width,
+                 info->height, (long long)info->frame_count, info->colour_space);
+        check(0, what, detail);
+    } else {
+        /* Backwards, so each frame is found by its index, not by reading on. */
+        for (f = frames - 1; f >= 0; f--) {
+            if (gemini_vision_video_frame(video, f, &image) != GEMINI_OK) {
+                check(0, what, gemini_last_error());
+                break;
+            }
+            for (i = 0; i < n; i++) {
+                int d = abs((int)image.pixels[i] - (int)ref[(size_t)f * n + i]);
+                if (d > max_abs) max_abs = d;
+                total += d;
+            }
+            gemini_vision_image_free(&image);
+        }
+        snprintf(detail, sizeof detail, "max abs %d, mean abs %.3f (limits %d, %.2f)", max_abs,
+                 total / (n * frames), max_allowed, mean_allowed);
+        check(f < 0 && max_abs <= max_allowed && total / (n * frames) <= mean_allowed, what,
+              detail);
+    }
+
+    /* The memory form and gemini_vision_load (first frame) give the same pixels. */
+    data = read_file(file, &ref_size);
+    snprintf(what, sizeof what, "y4m %s: path, memory and gemini_vision_load agree", file);
+    if (data && gemini_vision_video_open_memory(data, ref_size, NULL, &from_memory) ==
+            GEMINI_OK && gemini_vision_load(path, NULL, &first) == GEMINI_OK) {
+        for (f = 0; f < frames; f++) {
+            if (gemini_vision_video_frame(video, f, &image) != GEMINI_OK ||
+                gemini_vision_video_frame(from_memory, f, &again) != GEMINI_OK ||
+                memcmp(image.pixels, again.pixels, n) != 0)
+                same = 0;
+            if (f == 0 && (first.format != GEMINI_VISION_FORMAT_Y4M ||
+                           memcmp(first.pixels, image.pixels, n) != 0))
+                same = 0;
+            gemini_vision_image_free(&image);
+            gemini_vision_image_free(&again);
+        }
+        gemini_vision_image_free(&first);
+        check(same, what, "");
+    } else {
+        check(0, what, gemini_last_error());
+    }
+    gemini_vision_video_close(from_memory);
+    gemini_vision_video_close(video);
+    free(data);
+    free(ref);
+}
+
+static void run_y4m_manifest(void)
+{
+    char path[1024], line[1024];
+    const char *saved = fixture_dir;
+    char dir[900];
+    FILE *f;
+    int lines = 0;
+    snprintf(dir, sizeof dir, "%s/y4m", fixture_dir);
+    snprintf(path, sizeof path, "%s/manifest.txt", dir);
+    f = fopen(path, "r");
+    check(f != NULL, "open y4m manifest", path);
+    if (!f) return;
+    fixture_dir = dir;
+    while (fgets(line, sizeof line, f)) {
+        char kind[32], file[256], ref[256], chroma[32];
+        int w, h, frames, max_abs;
+        double mean;
+        if (sscanf(line, "%31s %255s %255s %d %d %d %31s %d %lf", kind, file, ref, &w, &h,
+                   &frames, chroma, &max_abs, &mean) == 9 && strcmp(kind, "y4m") == 0) {
+            check_y4m_clip(file, ref, w, h, frames, chroma, max_abs, mean);
+            lines++;
+        } else {
+            check(0, "y4m manifest line", line);
+        }
+    }
+    fclose(f);
+    fixture_dir = saved;
+    check(lines >= 10, "y4m manifest lists the clips", "");
+}
+
+/* Random samples in every layout and both ranges against the double-precision formula. */
+static void test_y4m_conversion(void)
+{
+    static const struct { const char *c; int sx, sy; } layouts[] = {
+        {"420", 1, 1}, {"422", 1, 0}, {"444", 0, 0}};
+    int l, full;
+    for (l = 0; l < 3; l++)
+        for (full = 0; full < 2; full++) {
+            int w = 37, h = 21, cw = layouts[l].sx ? 19 : 37, ch = layouts[l].sy ? 11 : 21;
+            char header[160], what[160], detail[160];
+            unsigned char *data, want[3];
+            gemini_vision_video *video;
+            gemini_vision_image image;
+            size_t size;
+            int x, y, k, worst = 0, off = 0;
+            snprintf(header, sizeof header, "YUV4MPEG2 W%d H%d C%s%s\n", w, h, layouts[l].c,
+                     full ? " XCOLORRANGE=FULL" : "");
+            size = y4m_build(header, w, h, cw, ch, 2, "FRAME\n", 7u + (unsigned)l, &data);
+            snprintf(what, sizeof what, "y4m C%s %s range, 37x21 random samples vs the BT.601 "
+                     "formula in double", layouts[l].c, full ? "full" : "limited");
+            if (gemini_vision_video_open_memory(data, size, NULL, &video) != GEMINI_OK ||
+                gemini_vision_video_frame(video, 1, &image) != GEMINI_OK) {
+                check(0, what, gemini_last_error());
+                free(data);
+                continue;
+            }
+            {
+                const unsigned char *f1 = data + strlen(header) + 6 +
+                                          (size_t)(w * h + 2 * cw * ch) + 6;
+                const unsigned char *cb = f1 + w * h, *cr = cb + cw * ch;
+                for (y = 0; y < h; y++)
+                    for (x = 0; x < w; x++) {
+                        size_t c = (size_t)(y >> layouts[l].sy) * cw + (x >> layouts[l].sx);
+                        y4m_reference_pixel(f1[y * w + x], cb[c], cr[c], full, want);
+                        for (k = 0; k < 3; k++) {
+                            int d = abs((int)image.pixels[3 * (y * w + x) + k] - want[k]);
+                            if (d > worst) worst = d;
+                            off += d != 0;
+                        }
+                    }
+            }
+            /* Fixed-point coefficients move a value only when it lies within ~0.002 of a
+               rounding tie. */
+            snprintf(detail, sizeof detail, "max abs %d, %d of %d values off (limits 1, 3)",
+                     worst, off, w * h * 3);
+            check(worst <= 1 && off <= 3, what, detail);
+            gemini_vision_image_free(&image);
+            gemini_vision_video_close(video);
+            free(data);
+        }
+}
+
+/* Opens a built stream with the memory form and checks the result and message. */
+static int expect_y4m(const unsigned char *data, size_t size, gemini_result want,
+                      const char *what, const char *needle)
+{
+    gemini_vision_video *video = (gemini_vision_video *)&video;
+    gemini_result r = gemini_vision_video_open_memory(data, size, NULL, &video);
+    char detail[600];
+    int ok = r == want && (r == GEMINI_OK) == (video != NULL) &&
+             (!needle || strstr(gemini_last_error(), needle) != NULL);
+    snprintf(detail, sizeof detail, "%s: %s", gemini_result_string(r),
+             r == GEMINI_OK ? "" : gemini_last_error());
+    check(ok, what, detail);
+    gemini_vision_video_close(video);
+    return ok;
+}
+
+/* A header line and one 4x2 4:2:0 frame (8 + 2 + 2 samples). */
+static size_t y4m_one(const char *header, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(header);
+    if (n + 6 + 12 > cap) return 0;
+    memcpy(out, header, n);
+    memcpy(out + n, "FRAME\n", 6);
+    memset(out + n + 6, 128, 12);
+    return n + 18;
+}
+
+static void test_y4m_header(void)
+{
+    unsigned char buf[256], *data, *big;
+    gemini_vision_video *video;
+    const gemini_vision_video_info *info;
+    size_t size, i;
+    int ok;
+
+    /* Every field read; frame parameters skipped. */
+    size = y4m_build("YUV4MPEG2 W6 H4 F30000:1001 It A10:11 C422 XCOLORRANGE=FULL Zunknown "
+                     "XCOMMENT=yes\n", 6, 4, 3, 4, 10, "FRAME Ip XFRAME=1 A1:1\n", 3u, &data);
+    ok = gemini_vision_video_open_memory(data, size, NULL, &video) == GEMINI_OK;
+    info = gemini_vision_video_get_info(video);
+    check(ok && info->width == 6 && info->height == 4 && info->rate_num == 30000 &&
+              info->rate_den == 1001 && info->interlace == 't' && info->aspect_num == 10 &&
+              info->aspect_den == 11 && info->chroma == GEMINI_VISION_CHROMA_422 &&
+              info->full_range == 1 && info->frame_count == 10 && info->frame_bytes == 48,
+          "y4m header fields and frames with parameters", ok ? "" : gemini_last_error());
+    if (ok) {
+        int64_t idx[16];
+        double sec[16];
+        gemini_vision_image image;
+        static const int64_t want4[4] = {0, 2, 5, 7}, want13[13] = {0, 0, 1, 2, 3, 3, 4, 5, 6,
+                                                                     6, 7, 8, 9};
+        int good = gemini_vision_video_sample(video, 4, idx, sec) == GEMINI_OK;
+        for (i = 0; i < 4; i++)
+            good &= idx[i] == want4[i] && fabs(sec[i] - want4[i] * 1001.0 / 30000.0) < 1e-12;
+        check(good, "y4m sample 4 of 10 frames: 0 2 5 7 at index * 1001 / 30000 s", "");
+        good = gemini_vision_video_sample(video, 13, idx, NULL) == GEMINI_OK;
+        for (i = 0; i < 13; i++) good &= idx[i] == want13[i];
+        check(good, "y4m sample 13 of 10 frames repeats frames, floor(i * 10 / 13)", "");
+        good = gemini_vision_video_sample(video, 1, idx, sec) == GEMINI_OK && idx[0] == 0 &&
+               sec[0] == 0;
+        check(good, "y4m sample 1 frame: the first", "");
+        check(gemini_vision_video_sample(video, 0, idx, sec) == GEMINI_ERR_INVALID_ARGUMENT,
+              "y4m sample n = 0 -> INVALID_ARGUMENT", gemini_last_error());
+        check(gemini_vision_video_frame(video, 10, &image) == GEMINI_ERR_INVALID_ARGUMENT &&
+                  image.pixels == NULL && strstr(gemini_last_error(), "0..9") != NULL,
+              "y4m frame 10 of 10 -> INVALID_ARGUMENT naming the range", gemini_last_error());
+        check(gemini_vision_video_frame(video, -1, &image) == GEMINI_ERR_INVALID_ARGUMENT,
+              "y4m frame -1 -> INVALID_ARGUMENT", "");
+        check(gemini_vision_video_frame(video, 9, &image) == GEMINI_OK && image.width == 6 &&
+                  image.channels == 3, "y4m last frame decodes", "");
+        gemini_vision_image_free(&image);
+    }
+    gemini_vision_video_close(video);
+    free(data);
+
+    /* Defaults when fields are absent; an empty stream has no frames to sample. */
+    size = y4m_one("YUV4MPEG2 W4 H2\n", buf, sizeof buf);
+    ok = gemini_vision_video_open_memory(buf, size, NULL, &video) == GEMINI_OK;
+    info = gemini_vision_video_get_info(video);
+    check(ok && info->rate_num == 25 && info->rate_den == 1 && info->aspect_num == 0 &&
+              info->interlace == '?' && strcmp(info->colour_space, "420") == 0 &&
+              info->full_range == 0 && info->frame_count == 1,
+          "y4m defaults: F25:1, A0:0, I?, C420, limited range", "");
+    gemini_vision_video_close(video);
+    ok = gemini_vision_video_open_memory("YUV4MPEG2 W4 H2 F0:0\n", 21, NULL, &video) ==
+         GEMINI_OK;
+    info = gemini_vision_video_get_info(video);
+    check(ok && info->frame_count == 0 && info->rate_num == 25 &&
+              gemini_vision_video_sample(video, 2, (int64_t *)buf, NULL) == GEMINI_ERR_FORMAT,
+          "y4m header only: 0 frames, F0:0 read as 25:1, sample -> FORMAT", "");
+    gemini_vision_video_close(video);
+    {
+        gemini_vision_image image;
+        check(gemini_vision_load_memory("YUV4MPEG2 W4 H2\n", 16, NULL, &image) ==
+                  GEMINI_ERR_FORMAT && strstr(gemini_last_error(), "no frames") != NULL,
+              "gemini_vision_load of a Y4M without frames -> FORMAT", gemini_last_error());
+    }
+
+    /* Hostile headers. */
+#define Y4M_EXPECT(header, result, what, needle)                                            \
+    do {                                                                                  \
+        size = y4m_one(header, buf, sizeof buf);                                          \
+        expect_y4m(buf, size, result, what, needle);                                      \
+    } while (0)
+    Y4M_EXPECT("YUV4MPEG2 W20000 H2\n", GEMINI_ERR_UNSUPPORTED, "y4m W20000 -> refused, named",
+               "width 20000");
+    Y4M_EXPECT("YUV4MPEG2 W16000 H16000\n", GEMINI_ERR_UNSUPPORTED,
+               "y4m 16000x16000 -> over the pixel cap", "cap");
+    Y4M_EXPECT("YUV4MPEG2 W99999999999 H2\n", GEMINI_ERR_FORMAT, "y4m W99999999999 -> FORMAT",
+               "W value \"99999999999\"");
+    Y4M_EXPECT("YUV4MPEG2 W0 H2\n", GEMINI_ERR_FORMAT, "y4m W0 -> FORMAT", "W value \"0\"");
+    Y4M_EXPECT("YUV4MPEG2 W4 H-2\n", GEMINI_ERR_FORMAT, "y4m H-2 -> FORMAT", "H value \"-2\"");
+    Y4M_EXPECT("YUV4MPEG2 W4\n", GEMINI_ERR_FORMAT, "y4m without H -> FORMAT", "H (height)");
+    Y4M_EXPECT("YUV4MPEG2 H2\n", GEMINI_ERR_FORMAT, "y4m without W -> FORMAT", "W (width)");
+    Y4M_EXPECT("YUV4MPEG2 W4 H2 F30:0\n", GEMINI_ERR_FORMAT, "y4m F30:0 -> FORMAT", "\"30:0\"");
+    Y4M_EXPECT("YUV4MPEG2 W4 H2 Fabc\n", GEMINI_ERR_FORMAT, "y4m Fabc -> FORMAT", "frame rate");
+    Y4M_EXPECT("YUV4MPEG2 W4 H2 A1\n", GEMINI_ERR_FORMAT, "y4m A1 -> FORMAT", "aspect");
+    Y4M_EXPECT("YUV4MPEG2 W4 H2 Ix\n", GEMINI_ERR_FORMAT, "y4m Ix -> FORMAT", "\"x\"");
+    Y4M_EXPECT("YUV4MPEG2 W4 H2 C420p10 XYSCSS=420P10\n", GEMINI_ERR_UNSUPPORTED,
+               "y4m C420p10 -> UNSUPPORTED, named", "\"420p10\"");
+    Y4M_EXPECT("YUV4MPEG2 W4 H2 C444alpha\n", GEMINI_ERR_UNSUPPORTED,
+               "y4m C444alpha -> UNSUPPORTED", "444alpha");
+    Y4M_EXPECT("YUV4MPEG W4 H2\n", GEMINI_ERR_FORMAT, "y4m without the signature -> FORMAT",
+               "YUV4MPEG2");
+    Y4M_EXPECT("FRAME\n", GEMINI_ERR_FORMAT, "y4m missing stream header -> FORMAT",
+               "YUV4MPEG2");
+    size = y4m_one("YUV4MPEG2 W4 H2\n", buf, sizeof buf);
+    memcpy(buf + 16, "FRAMX\n", 6);
+    expect_y4m(buf, size, GEMINI_ERR_FORMAT, "y4m frame header FRAMX -> FORMAT", "frame 0");
+    expect_y4m((const unsigned char *)"YUV4MPEG2 W4 H2", 15, GEMINI_ERR_FORMAT,
+               "y4m header without its newline -> FORMAT", "newline");
+    expect_y4m(NULL, 0, GEMINI_ERR_FORMAT, "y4m empty input -> FORMAT", "too few");
+#undef Y4M_EXPECT
+
+    /* A long X comment: 60000 bytes are fine, a line over 65536 bytes is refused. */
+    big = (unsigned char *)malloc(80000);
+    for (i = 0; i < 2; i++) {
+        size_t comment = i ? 70000 : 60000;
+        memcpy(big, "YUV4MPEG2 W4 H2 X", 17);
+        memset(big + 17, 'c', comment);
+        size = 17 + comment + y4m_one("\n", big + 17 + comment, 80000 - 17 - comment);
+        expect_y4m(big, size, i ? GEMINI_ERR_FORMAT : GEMINI_OK, i ? "y4m 70000-byte header "
+                   "line -> FORMAT" : "y4m 60000-byte X comment accepted", i ? "65536" : NULL);
+    }
+    free(big);
+
+    /* A caller's smaller cap. */
+    {
+        gemini_vision_decode_params p = gemini_vision_decode_default_params();
+        p.max_pixels = 7;
+        size = y4m_one("YUV4MPEG2 W4 H2\n", buf, sizeof buf);
+        check(gemini_vision_video_open_memory(buf, size, &p, &video) == GEMINI_ERR_UNSUPPORTED &&
+                  video == NULL, "y4m caller's max_pixels 7 refuses 4x2", gemini_last_error());
+    }
+}
+
+/* Every prefix of a clip fails with a message, except those that end exactly after a frame,
+   which open with that many frames. */
+static void test_y4m_truncation(const char *file, int frames)
+{
+    char name[300], what[300], detail[200];
+    size_t size = 0, cut, header;
+    unsigned char *data;
+    int wrong = 0, whole = 0;
+    snprintf(name, sizeof name, "y4m/%s", file);
+    data = read_file(name, &size);
+    if (!data) {
+        check(0, "y4m truncation fixture", name);
+        return;
+    }
+    header = (size_t)((unsigned char *)memchr(data, '\n', size) - data) + 1;
+    for (cut = 0; cut < size; cut++) {
+        gemini_vision_video *video;
+        unsigned char *copy = (unsigned char *)malloc(cut + 1);
+        gemini_result r;
+        size_t frame = (size - header) / (size_t)frames;
+        memcpy(copy, data, cut);
+        r = gemini_vision_video_open_memory(copy, cut, NULL, &video);
+        if (r == GEMINI_OK) {
+            const gemini_vision_video_info *info = gemini_vision_video_get_info(video);
+            whole++;
+            if (cut < header || (cut - header) % frame != 0 ||
+                info->frame_count != (int64_t)((cut - header) / frame))
+                wrong++;
+        } else if (video != NULL || gemini_last_error()[0] == 0) {
+            wrong++;
+        }
+        gemini_vision_video_close(video);
+        free(copy);
+    }
+    snprintf(what, sizeof what, "every truncation of %s fails, or ends on a frame", file);
+    snprintf(detail, sizeof detail, "%zu prefixes, %d open (whole frames), %d wrong", size,
+             whole, wrong);
+    check(wrong == 0 && whole == frames, what, detail);
+    free(data);
+}
+
+static void test_y4m_flips(const char *file, int rounds)
+{
+    char name[300], what[300], detail[200];
+    size_t size = 0;
+    unsigned char *data, *copy;
+    unsigned state = 99;
+    int i, k, opened = 0, refused = 0;
+    snprintf(name, sizeof name, "y4m/%s", file);
+    data = read_file(name, &size);
+    if (!data) {
+        check(0, "y4m flip fixture", name);
+        return;
+    }
+    copy = (unsigned char *)malloc(size);
+    for (i = 0; i < rounds; i++) {
+        gemini_vision_video *video;
+        memcpy(copy, data, size);
+        for (k = 0; k < 1 + i % 3; k++) {
+            state = state * 1103515245u + 12345u;
+            /* Mostly in the header and frame lines, where the parsing is. */
+            copy[(state >> 8) % (i % 2 ? size : 120)] ^= (unsigned char)(1u << ((state >> 4) & 7));
+        }
+        if (gemini_vision_video_open_memory(copy, size, NULL, &video) == GEMINI_OK) {
+            const gemini_vision_video_info *info = gemini_vision_video_get_info(video);
+            int64_t f;
+            for (f = 0; f < info->frame_count; f++) {
+                gemini_vision_image image;
+                gemini_vision_video_frame(video, f, &image);
+                gemini_vision_image_free(&image);
+            }
+            opened++;
+        } else {
+            refused++;
+        }
+        gemini_vision_video_close(video);
+    }
+    snprintf(what, sizeof what, "%d random corruptions of %s handled", rounds, file);
+    snprintf(detail, sizeof detail, "%d opened, %d refused", opened, refused);
+    check(1, what, detail);
+    free(copy);
+    free(data);
+}
+
+static void test_y4m_api(void)
+{
+    size_t size = 0;
+    unsigned char *data = read_file("y4m/c422.y4m", &size);
+    gemini_vision_video *a = NULL, *b = NULL;
+    gemini_vision_image fa, fb;
+    memory_reader m;
+    int same = 0;
+    if (!data) {
+        check(0, "y4m api fixture", "y4m/c422.y4m");
+        return;
+    }
+    m.data = data;
+    m.size = size;
+    m.pos = 0;
+    if (gemini_vision_video_open_memory(data, size, NULL, &a) == GEMINI_OK &&
+        gemini_vision_video_open_callbacks(read_some, &m, NULL, &b) == GEMINI_OK &&
+        gemini_vision_video_frame(a, 2, &fa) == GEMINI_OK &&
+        gemini_vision_video_frame(b, 2, &fb) == GEMINI_OK) {
+        same = memcmp(fa.pixels, fb.pixels, (size_t)fa.width * fa.height * 3) == 0;
+        gemini_vision_image_free(&fa);
+        gemini_vision_image_free(&fb);
+    }
+    check(same, "y4m callbacks with 7-byte reads give the memory form's frames", "");
+    gemini_vision_video_close(a);
+    gemini_vision_video_close(b);
+    check(gemini_vision_video_open_callbacks(read_fail, NULL, NULL, &a) == GEMINI_ERR_IO &&
+              a == NULL, "y4m failing read callback -> IO", gemini_last_error());
+    check(gemini_vision_video_open("tests/vision/y4m/no-such.y4m", NULL, &a) == GEMINI_ERR_IO &&
+              strstr(gemini_last_error(), "no-such.y4m") != NULL,
+          "y4m missing file -> IO naming the path", gemini_last_error());
+    check(gemini_vision_video_open("tests/vision/rgb8.png", NULL, &a) == GEMINI_ERR_FORMAT &&
+              strstr(gemini_last_error(), "rgb8.png") != NULL,
+          "y4m open of a PNG -> FORMAT naming the path", gemini_last_error());
+    check(gemini_vision_video_open_memory(data, size, NULL, NULL) ==
+              GEMINI_ERR_INVALID_ARGUMENT && gemini_vision_video_get_info(NULL) == NULL,
+          "y4m NULL out -> INVALID_ARGUMENT", "");
+    check(gemini_vision_video_frame(NULL, 0, &fa) == GEMINI_ERR_INVALID_ARGUMENT &&
+              fa.pixels == NULL, "y4m NULL video -> INVALID_ARGUMENT", "");
+    gemini_vision_video_close(NULL);
+    free(data);
+}
+
 int main(int argc, char **argv)
 {
     char detail[128];
@@ -570,6 +1053,14 @@ int main(int argc, char **argv)
     test_resize_basics();
     test_hostile();
     test_api();
+    run_y4m_manifest();
+    test_y4m_conversion();
+    test_y4m_header();
+    test_y4m_truncation("c420jpeg.y4m", 3);
+    test_y4m_truncation("mono.y4m", 3);
+    test_y4m_flips("c420mpeg2.y4m", 400);
+    test_y4m_flips("odd420.y4m", 200);
+    test_y4m_api();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed != 0;
 }

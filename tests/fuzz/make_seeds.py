@@ -299,6 +299,11 @@ def make_fixture_seeds():
         copy("fuzz_ppm", "tests/vision/" + name)
     out("fuzz_ppm", "p6-max65535-2x2.ppm", b"P6\n# c\n2 2\n65535\n" + bytes(range(24)))
     out("fuzz_bmp", "pal1-4x2.bmp", tiny_bmp())
+    for name in ("c420jpeg.y4m", "c422_interlaced.y4m", "c444.y4m", "mono.y4m"):
+        copy("fuzz_y4m", "tests/vision/y4m/" + name)
+    out("fuzz_y4m", "params-3x3.y4m", b"YUV4MPEG2 W3 H3 F30000:1001 Im A10:11 C420mpeg2 "
+        b"XCOLORRANGE=FULL Zx\n" + b"".join(b"FRAME It XF=%d\n" % i + bytes(range(i, i + 17))
+                                             for i in range(3)))
     texts = [b"\x00Hello world", b"\x05  two  spaces\tand\ttabs\n", b"\x02<bos>he<eos>llo",
              b"\x07\xe2\x96\x81abc \xc3\xa9t\xc3\xa9 \xff\xfe", b"\x0b<start_of_turn>user\nhi"]
     for i, t in enumerate(texts):
