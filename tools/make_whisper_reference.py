@@ -17,7 +17,8 @@ Usage (after `sh tests/whisper/make_clips.sh`):
     /tmp/fxenv/bin/python tools/make_whisper_reference.py [--model-dir models/whisper-base]
         [--clips tests/out/whisper-clips] [--save-hf DIR]
 
---save-hf also writes the float32 model as a Hugging Face checkpoint folder (about 290 MB).
+--save-hf also writes the float32 model as a Hugging Face checkpoint folder (config.json,
+generation_config.json, model.safetensors, tokenizer.json; about 290 MB).
 
 Audio is decoded here with scipy.io.wavfile, not with gemini_audio.h: integers are divided
 by 2^(bits-1), float samples clamped to [-1, 1], channels averaged, then resampled to 16 kHz
@@ -31,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import struct
 import sys
 
@@ -219,6 +221,10 @@ def build_model(model_dir):
         activation_function="gelu", scale_embedding=False, tie_word_embeddings=True,
         pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|endoftext|>"], decoder_start_token_id=ids["<|startoftranscript|>"],
+        # as openai/whisper-base's config.json has them (WhisperConfig's default 50256 is a
+        # text id here); generate() reads the generation config below
+        suppress_tokens=ct2_config["suppress_ids"],
+        begin_suppress_tokens=ct2_config["suppress_ids_begin"],
     )
     config._attn_implementation = "eager"
     model = WhisperForConditionalGeneration(config)
@@ -556,6 +562,7 @@ def main():
     if args.save_hf:
         model.save_pretrained(args.save_hf)
         model.generation_config.save_pretrained(args.save_hf)
+        shutil.copy(os.path.join(args.model_dir, "tokenizer.json"), args.save_hf)
         print("saved %s" % args.save_hf, file=sys.stderr)
 
     versions = "transformers %s torch %s numpy %s scipy %s soxr %s" % (
