@@ -15,7 +15,8 @@ PROGRAMS := $(BUILD)/gemini-convert $(BUILD)/gemini-generate $(BUILD)/gemini-tok
 TESTS    := $(BUILD)/test_core $(BUILD)/test_tokenizer $(BUILD)/test_parity $(BUILD)/test_real \
             $(BUILD)/test_audio $(BUILD)/test_vision $(BUILD)/test_real_reference \
             $(BUILD)/test_faults $(BUILD)/test_offload $(BUILD)/test_vision_model \
-            $(BUILD)/test_whisper_parity $(BUILD)/test_whisper $(BUILD)/test_whisper_model
+            $(BUILD)/test_whisper_parity $(BUILD)/test_whisper $(BUILD)/test_whisper_model \
+            $(BUILD)/test_whisper_real
 
 GEMMA_GGUF := $(MODELS)/src/gemma-3-270m-q4_k_m.gguf
 GEMMA_Q8   := $(MODELS)/gemma-3-270m-q8_0.gemini
