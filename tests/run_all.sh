@@ -51,6 +51,7 @@ run_suite whisper "$BUILD/test_whisper"
 run_suite whisper-model "$BUILD/test_whisper_model"
 run_suite transcribe-cli sh tests/test_transcribe_cli.sh
 [ -f tests/test_real_model.sh ] && run_suite real-model sh tests/test_real_model.sh
+run_suite whisper-speech sh tests/test_whisper_speech.sh
 
 echo
 [ -n "$failed_suites" ] && echo "failing suites:$failed_suites"
