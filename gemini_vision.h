@@ -49,6 +49,8 @@
              bottom-up and top-down, header sizes 12 and 40..124. RLE and 16-bit refused.
        PNM   binary P5 (PGM) and P6 (PPM), maxval 1..65535, comments.
        Y4M   YUV4MPEG2 video (see "Y4M video" below); gemini_vision_load* give its first frame.
+       Also: gemini_vision_parse_detections reads the boxes (and mask codes) of a PaliGemma
+       "detect" / "segment" answer and gives them in pixels of the original image.
 
    Colour rules (chosen to match Pillow's Image.open(f).convert("RGB"), the reference)
        - Alpha (an alpha channel, a palette tRNS or a tRNS colour key) is dropped by default,
@@ -328,6 +330,44 @@ GEMINI_API gemini_result gemini_vision_video_frame(gemini_vision_video *video, i
    video has no frames); the arrays are then untouched. */
 GEMINI_API gemini_result gemini_vision_video_sample(const gemini_vision_video *video, int32_t n,
                                                     int64_t *indices, double *seconds);
+
+/* ---- PaliGemma detection answers ---------------------------------------------------------- */
+
+/* One box of a "detect ..." (or "segment ...") answer. */
+typedef struct gemini_vision_box {
+    int32_t x0, y0, x1, y1;     /* left, top, right, bottom in pixels of the image the caller
+                                   names (round(v / 1024 * side), ties to even); as written,
+                                   so x1 < x0 is possible when the model wrote it so */
+    int32_t loc[4];             /* the four values in the answer's order y_min, x_min, y_max,
+                                   x_max, clamped to 0..1023 */
+    int32_t has_mask;           /* 1 when sixteen <segNNN> tokens followed the box */
+    int32_t seg[16];            /* their codes clamped to 0..127 (indices into PaliGemma's mask
+                                   VQ-VAE codebook, not decoded here); zeros without a mask */
+    const char *label;          /* points INTO the parsed text, NOT NUL-terminated; NULL when
+                                   the box has no label */
+    int32_t label_length;       /* bytes of label; 0 when there is none */
+} gemini_vision_box;
+
+/* Finds the boxes in a PaliGemma answer to "detect A ; B" or "segment A":
+
+       <loc0123><loc0045><loc0987><loc0999> A ; <loc0001>...<loc0100>[<seg012> x 16] B
+
+   A box is four <locNNNN> tokens in a row (exactly four digits each), then optionally white
+   space and sixteen <segNNN> tokens in a row (exactly three digits each), then optionally a
+   label: the bytes up to the next ';', '<' or '>' or the end of the text, white space trimmed
+   off both ends. Everything else (text between boxes, fewer than four <loc> tokens in a row,
+   a token with other digits or no '>', a short run of <seg> tokens) is skipped, as the parser
+   of Google's big_vision PaliGemma demo skips it; numbers above 1023 (<loc>) or 127 (<seg>)
+   are clamped. x0 = round(x_min / 1024 * width), y0 from y_min and height, and so on: pass
+   the ORIGINAL image's width and height to get boxes in its pixels (PaliGemma's square input
+   is a plain resize, so the fractions carry over).
+   *n is the number of boxes in the text; the first min(*n, max) are written to boxes (which
+   may be NULL when max is 0). Reads text only up to its NUL, allocates nothing.
+   Errors: GEMINI_ERR_INVALID_ARGUMENT (NULL text or n, width or height below 1, max below 0,
+   NULL boxes with max above 0); *n is then 0 and boxes untouched. */
+GEMINI_API gemini_result gemini_vision_parse_detections(const char *text, int32_t width,
+                                                        int32_t height, gemini_vision_box *boxes,
+                                                        int32_t max, int32_t *n);
 
 #ifdef __cplusplus
 }
@@ -2855,6 +2895,118 @@ GEMINI_API gemini_result gemini_vision_video_sample(const gemini_vision_video *v
         if (seconds)
             seconds[i] = (double)indices[i] * video->info.rate_den / video->info.rate_num;
     }
+    return GEMINI_OK;
+}
+
+/* ---- PaliGemma detection answers ---------------------------------------------------------- */
+
+/* The conventions, as Google's own code and documents state them:
+   - big_vision/pp/proj/paligemma/segmentation.py (refcoco_mask2str) writes a box as
+     <loc%04d> of round(v * 1023) clipped to 0..1023, in the order y_min, x_min, y_max, x_max,
+     then 16 <seg%03d> codes (0..127) of the mask's VQ-VAE;
+   - the PaliGemma model card and the demo's parser (paligemma_parse.py of the big-vision
+     PaliGemma space) turn a value back into pixels as v / 1024 times the height (y) or the
+     width (x), rounded with Python's round (ties to even), and skip what does not fit between
+     boxes: text before a box, a missing label, a missing mask. We follow the demo. (big_vision's
+     segmentation evaluator divides by 1023 instead; the two differ by under 1/1024 of a side.)
+   - ai.google.dev's PaliGemma prompt page: "detect {object} ; {object}", so labels end at ';'. */
+
+/* value (a <loc> number, 0..1023) / 1024 * side, rounded to nearest, ties to even; exact. */
+static int32_t gemini__vision_loc_to_pixels(int32_t value, int32_t side)
+{
+    int64_t scaled = (int64_t)value * side;
+    int64_t whole = scaled >> 10, rest = scaled & 1023;
+    if (rest > 512 || (rest == 512 && (whole & 1))) whole++;
+    return (int32_t)whole;
+}
+
+/* 1 when text[0..] is "<" name, exactly `digits` ASCII digits, ">"; *value is the number. */
+static int gemini__vision_token(const char *text, const char *name, int digits, int32_t *value)
+{
+    size_t name_length = strlen(name);
+    int i;
+    if (text[0] != '<' || strncmp(text + 1, name, name_length) != 0) return 0;
+    text += 1 + name_length;
+    *value = 0;
+    for (i = 0; i < digits; i++) {
+        if (text[i] < '0' || text[i] > '9') return 0;   /* also stops at the NUL */
+        *value = *value * 10 + (text[i] - '0');
+    }
+    return text[digits] == '>';
+}
+
+#define GEMINI__VISION_LOC_LENGTH 9   /* "<loc0123>" */
+#define GEMINI__VISION_SEG_LENGTH 8   /* "<seg012>" */
+
+static int gemini__vision_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+GEMINI_API gemini_result gemini_vision_parse_detections(const char *text, int32_t width,
+                                                        int32_t height, gemini_vision_box *boxes,
+                                                        int32_t max, int32_t *n)
+{
+    const char *p;
+    int32_t found = 0;
+    if (n) *n = 0;
+    if (!text || !n || width < 1 || height < 1 || max < 0 || (!boxes && max > 0))
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "parse_detections: needs text, n, a "
+                            "size of at least 1x1 (%dx%d) and max >= 0 (%d) boxes", (int)width,
+                            (int)height, (int)max);
+
+    for (p = text; *p;) {
+        gemini_vision_box box;
+        const char *q = p, *label_end;
+        int k;
+
+        /* four <loc> tokens in a row start a box; anything else is skipped a byte at a time
+           (each check stops at the first byte that differs, so never reads past the NUL) */
+        memset(&box, 0, sizeof box);
+        for (k = 0; k < 4; k++, q += GEMINI__VISION_LOC_LENGTH)
+            if (!gemini__vision_token(q, "loc", 4, &box.loc[k])) break;
+        if (k < 4) {
+            p++;
+            continue;
+        }
+        for (k = 0; k < 4; k++)
+            if (box.loc[k] > 1023) box.loc[k] = 1023;
+
+        /* sixteen <seg> tokens in a row, after optional white space: the mask's codes */
+        p = q;
+        while (gemini__vision_is_space(*q)) q++;
+        for (k = 0; k < 16; k++, q += GEMINI__VISION_SEG_LENGTH)
+            if (!gemini__vision_token(q, "seg", 3, &box.seg[k])) break;
+        if (k == 16) {
+            box.has_mask = 1;
+            for (k = 0; k < 16; k++)
+                if (box.seg[k] > 127) box.seg[k] = 127;
+            p = q;
+        } else {
+            memset(box.seg, 0, sizeof box.seg);
+        }
+
+        /* the label: up to ';', '<', '>' or the end, trimmed */
+        while (gemini__vision_is_space(*p)) p++;
+        label_end = p;
+        while (*label_end && *label_end != ';' && *label_end != '<' && *label_end != '>')
+            label_end++;
+        q = label_end;
+        while (q > p && gemini__vision_is_space(q[-1])) q--;
+        if (q > p) {
+            box.label = p;
+            box.label_length = (int32_t)(q - p < INT32_MAX ? q - p : INT32_MAX);
+        }
+        p = label_end;
+
+        box.y0 = gemini__vision_loc_to_pixels(box.loc[0], height);
+        box.x0 = gemini__vision_loc_to_pixels(box.loc[1], width);
+        box.y1 = gemini__vision_loc_to_pixels(box.loc[2], height);
+        box.x1 = gemini__vision_loc_to_pixels(box.loc[3], width);
+        if (found < max) boxes[found] = box;
+        if (found < INT32_MAX) found++;
+    }
+    *n = found;
     return GEMINI_OK;
 }
 

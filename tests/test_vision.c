@@ -1042,6 +1042,209 @@ static void test_y4m_api(void)
     free(data);
 }
 
+/* ---- PaliGemma detection answers ---------------------------------------------------------- */
+
+/* The pixel a <loc> value maps to, computed another way than the library: in floating point
+   (v / 1024 * side is exact in a double), rounded by nearbyint (ties to even by default). */
+static int loc_pixel(int v, int side)
+{
+    return (int)nearbyint((double)v / 1024.0 * side);
+}
+
+/* Parses text from a heap copy of exactly its size, so that a read past the NUL is caught
+   under AddressSanitizer. */
+static gemini_result parse_copy(const char *text, int w, int h, gemini_vision_box *boxes,
+                                int max, int32_t *n, char **copy)
+{
+    size_t size = strlen(text) + 1;
+    *copy = (char *)malloc(size);
+    if (!*copy) return GEMINI_ERR_OUT_OF_MEMORY;
+    memcpy(*copy, text, size);
+    return gemini_vision_parse_detections(*copy, w, h, boxes, max, n);
+}
+
+/* Frees a parse_copy buffer and forgets it (a check that stops early never made a new one). */
+static void release(char **copy)
+{
+    free(*copy);
+    *copy = NULL;
+}
+
+static int label_is(const gemini_vision_box *box, const char *want)
+{
+    if (!want) return box->label == NULL && box->label_length == 0;
+    return box->label != NULL && box->label_length == (int32_t)strlen(want) &&
+           memcmp(box->label, want, strlen(want)) == 0;
+}
+
+static int box_is(const gemini_vision_box *box, int w, int h, int ymin, int xmin, int ymax,
+                  int xmax)
+{
+    return box->loc[0] == ymin && box->loc[1] == xmin && box->loc[2] == ymax &&
+           box->loc[3] == xmax && box->y0 == loc_pixel(ymin, h) &&
+           box->x0 == loc_pixel(xmin, w) && box->y1 == loc_pixel(ymax, h) &&
+           box->x1 == loc_pixel(xmax, w);
+}
+
+static void test_detections(void)
+{
+    gemini_vision_box boxes[8];
+    int32_t n = -1;
+    char *copy = NULL, detail[160];
+    int ok, k;
+    const char *three = "<loc0123><loc0045><loc0987><loc0999> cat ; "
+                        "<loc0000><loc0512><loc1023><loc1023> traffic light ;"
+                        "<loc0256><loc0256><loc0768><loc0768>dog";
+    const char *seg16 = "<seg000><seg001><seg002><seg003><seg004><seg005><seg006><seg007>"
+                        "<seg008><seg009><seg010><seg011><seg012><seg013><seg014><seg127>";
+    char text[1024];
+
+    /* several boxes, the pixels of a 640 x 480 original */
+    ok = parse_copy(three, 640, 480, boxes, 8, &n, &copy) == GEMINI_OK && n == 3 &&
+         box_is(&boxes[0], 640, 480, 123, 45, 987, 999) && label_is(&boxes[0], "cat") &&
+         box_is(&boxes[1], 640, 480, 0, 512, 1023, 1023) &&
+         label_is(&boxes[1], "traffic light") &&
+         box_is(&boxes[2], 640, 480, 256, 256, 768, 768) && label_is(&boxes[2], "dog") &&
+         !boxes[0].has_mask && boxes[1].x0 == 320 && boxes[1].y1 == 480 &&
+         boxes[1].x1 == 639 && boxes[2].x0 == 160 && boxes[2].y1 == 360;
+    snprintf(detail, sizeof detail, "n %d, box 0 (%d %d %d %d)", (int)n, (int)boxes[0].x0,
+             (int)boxes[0].y0, (int)boxes[0].x1, (int)boxes[0].y1);
+    check(ok, "detections: three boxes, labels, pixels of 640x480 (y, x order, /1024)", detail);
+    release(&copy);
+
+    /* y_min, x_min, y_max, x_max: a wide short box stays wide and short */
+    ok = parse_copy("<loc0100><loc0000><loc0200><loc1000> bar", 1024, 1024, boxes, 8, &n,
+                    &copy) == GEMINI_OK && n == 1 && boxes[0].x0 == 0 && boxes[0].y0 == 100 &&
+         boxes[0].x1 == 1000 && boxes[0].y1 == 200;
+    check(ok, "detections: order y_min x_min y_max x_max", "");
+    release(&copy);
+
+    /* rounding: v / 1024 * side to nearest, ties to even (Python's round) */
+    ok = parse_copy("<loc0512><loc0512><loc0256><loc0512>", 5, 3, boxes, 8, &n, &copy) ==
+             GEMINI_OK && n == 1 && boxes[0].y0 == 2 /* 1.5 */ && boxes[0].x0 == 2 /* 2.5 */ &&
+         boxes[0].y1 == 1 /* 0.75 */ && boxes[0].x1 == 2;
+    release(&copy);
+    ok = ok && parse_copy("<loc0512><loc0768><loc0640><loc0384>", 1, 7, boxes, 8, &n, &copy) ==
+                   GEMINI_OK && n == 1 && boxes[0].y0 == 4 /* 3.5 */ &&
+         boxes[0].x0 == 1 /* 0.75 */ && boxes[0].y1 == 4 /* 4.375 */ &&
+         boxes[0].x1 == 0 /* 0.375 */;
+    check(ok, "detections: rounding to nearest, ties to even", "");
+    release(&copy);
+
+    /* missing labels: at the end, before " ; ", before the next box */
+    ok = parse_copy("<loc0010><loc0020><loc0030><loc0040> ; <loc0001><loc0002><loc0003>"
+                    "<loc0004><loc0005><loc0006><loc0007><loc0008>   ", 100, 100, boxes, 8, &n,
+                    &copy) == GEMINI_OK && n == 3 && label_is(&boxes[0], NULL) &&
+         label_is(&boxes[1], NULL) && label_is(&boxes[2], NULL) &&
+         box_is(&boxes[2], 100, 100, 5, 6, 7, 8);
+    check(ok, "detections: boxes without labels", "");
+    release(&copy);
+
+    /* malformed tokens are skipped; a well-formed box after them is found */
+    ok = parse_copy("<loc12><loc0001><loc0002><loc0003> <loc00a1><loc0001><loc0002><loc0003>"
+                    "<loc0004 <LOC0001><loc0002><loc0003><loc0004><loc0005> <loc00001><loc0001>"
+                    "<loc0002><loc0003> x <loc0001><loc0002><loc0003>", 10, 10, boxes, 8, &n,
+                    &copy) == GEMINI_OK && n == 1 && box_is(&boxes[0], 10, 10, 2, 3, 4, 5) &&
+         label_is(&boxes[0], NULL);
+    snprintf(detail, sizeof detail, "n %d", (int)n);
+    check(ok, "detections: short, non-digit, unclosed, upper-case tokens are skipped", detail);
+    release(&copy);
+    ok = parse_copy("caption: a cat <loc0001><loc0002> <loc0003><loc0004> ; no boxes here",
+                    10, 10, boxes, 8, &n, &copy) == GEMINI_OK && n == 0;
+    check(ok, "detections: plain text and split runs give no box", "");
+    release(&copy);
+
+    /* <seg> tokens: sixteen after a space are the mask, the label follows them */
+    snprintf(text, sizeof text, "<loc0100><loc0200><loc0300><loc0400> %s wall ; "
+             "<loc0001><loc0002><loc0003><loc0004>%s", seg16, seg16);
+    ok = parse_copy(text, 1024, 1024, boxes, 8, &n, &copy) == GEMINI_OK && n == 2 &&
+         boxes[0].has_mask && label_is(&boxes[0], "wall") && boxes[1].has_mask &&
+         label_is(&boxes[1], NULL) && box_is(&boxes[1], 1024, 1024, 1, 2, 3, 4);
+    for (k = 0; ok && k < 15; k++) ok = boxes[0].seg[k] == k;
+    ok = ok && boxes[0].seg[15] == 127;
+    check(ok, "detections: 16 <seg> tokens are the mask and are parsed away", "");
+    release(&copy);
+    /* fifteen <seg> tokens are no mask: skipped as text, the box has no label */
+    snprintf(text, sizeof text, "<loc0100><loc0200><loc0300><loc0400> %s cat",
+             seg16 + 8);
+    ok = parse_copy(text, 64, 64, boxes, 8, &n, &copy) == GEMINI_OK && n == 1 &&
+         !boxes[0].has_mask && label_is(&boxes[0], NULL) && boxes[0].seg[0] == 0;
+    check(ok, "detections: 15 <seg> tokens are no mask (and no label)", "");
+    release(&copy);
+
+    /* out-of-range numbers clamp: <loc> to 1023, <seg> to 127 */
+    snprintf(text, sizeof text, "<loc5000><loc9999><loc1024><loc1023><seg999>%s x",
+             seg16 + 8);
+    ok = parse_copy(text, 2048, 100, boxes, 8, &n, &copy) == GEMINI_OK && n == 1 &&
+         boxes[0].loc[0] == 1023 && boxes[0].loc[1] == 1023 && boxes[0].loc[2] == 1023 &&
+         boxes[0].x0 == 2046 && boxes[0].y0 == 100 /* 99.9 */ && boxes[0].has_mask &&
+         boxes[0].seg[0] == 127 && label_is(&boxes[0], "x");
+    check(ok, "detections: numbers above 1023 / 127 clamp", "");
+    release(&copy);
+
+    /* more boxes than room: *n counts them all, max are written */
+    memset(boxes, 0x5a, sizeof boxes);
+    ok = parse_copy(three, 640, 480, boxes, 2, &n, &copy) == GEMINI_OK && n == 3 &&
+         label_is(&boxes[1], "traffic light") && boxes[2].x0 == 0x5a5a5a5a;
+    ok = ok && gemini_vision_parse_detections(copy, 640, 480, NULL, 0, &n) == GEMINI_OK &&
+         n == 3;
+    check(ok, "detections: *n counts every box, only max are written", "");
+    release(&copy);
+
+    /* bad arguments */
+    ok = gemini_vision_parse_detections(NULL, 1, 1, boxes, 1, &n) ==
+             GEMINI_ERR_INVALID_ARGUMENT && n == 0 &&
+         gemini_vision_parse_detections("", 1, 1, boxes, 1, NULL) ==
+             GEMINI_ERR_INVALID_ARGUMENT &&
+         gemini_vision_parse_detections("", 0, 1, boxes, 1, &n) ==
+             GEMINI_ERR_INVALID_ARGUMENT &&
+         gemini_vision_parse_detections("", 1, -5, boxes, 1, &n) ==
+             GEMINI_ERR_INVALID_ARGUMENT &&
+         gemini_vision_parse_detections("", 1, 1, boxes, -1, &n) ==
+             GEMINI_ERR_INVALID_ARGUMENT &&
+         gemini_vision_parse_detections("", 1, 1, NULL, 1, &n) ==
+             GEMINI_ERR_INVALID_ARGUMENT &&
+         gemini_vision_parse_detections("", 1, 1, NULL, 0, &n) == GEMINI_OK && n == 0;
+    check(ok, "detections: NULL text or n, size < 1, max < 0, NULL boxes -> INVALID_ARGUMENT",
+          "");
+
+    /* every prefix and random byte flips of a valid answer: no read past the end (under
+       ASan), never more boxes than the text has room for (36 bytes a box) */
+    snprintf(text, sizeof text, "%s ; <loc0100><loc0200><loc0300><loc0400> %s wall", three,
+             seg16);
+    ok = 1;
+    for (k = 0; ok && k <= (int)strlen(text); k++) {
+        char saved = text[k];
+        text[k] = '\0';
+        ok = parse_copy(text, 7, 9, boxes, 8, &n, &copy) == GEMINI_OK && n >= 0 &&
+             n <= k / 36;
+        release(&copy);
+        text[k] = saved;
+    }
+    {
+        uint32_t state = 12345;
+        size_t length = strlen(text);
+        char *flipped = (char *)malloc(length + 1);
+        for (k = 0; ok && flipped && k < 3000; k++) {
+            int f;
+            memcpy(flipped, text, length + 1);
+            for (f = 0; f < 4; f++) {
+                state = state * 1664525u + 1013904223u;
+                flipped[(state >> 8) % length] = (char)(1 + (state >> 20) % 255);
+            }
+            ok = gemini_vision_parse_detections(flipped, 640, 480, boxes, 8, &n) == GEMINI_OK;
+            if (ok && n > 0 && n <= 8)
+                ok = boxes[0].loc[0] <= 1023 && boxes[0].seg[15] <= 127 &&
+                     boxes[0].x1 <= 640 && boxes[0].y1 <= 480 &&
+                     (boxes[0].label == NULL ||
+                      (boxes[0].label >= flipped &&
+                       boxes[0].label + boxes[0].label_length <= flipped + length));
+        }
+        free(flipped);
+    }
+    check(ok, "detections: every prefix and 3000 flipped answers parse within bounds", "");
+}
+
 int main(int argc, char **argv)
 {
     char detail[128];
@@ -1061,6 +1264,7 @@ int main(int argc, char **argv)
     test_y4m_flips("c420mpeg2.y4m", 400);
     test_y4m_flips("odd420.y4m", 200);
     test_y4m_api();
+    test_detections();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed != 0;
 }

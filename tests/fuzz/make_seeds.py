@@ -304,6 +304,12 @@ def make_fixture_seeds():
     out("fuzz_y4m", "params-3x3.y4m", b"YUV4MPEG2 W3 H3 F30000:1001 Im A10:11 C420mpeg2 "
         b"XCOLORRANGE=FULL Zx\n" + b"".join(b"FRAME It XF=%d\n" % i + bytes(range(i, i + 17))
                                              for i in range(3)))
+    seg = b"".join(b"<seg%03d>" % i for i in list(range(15)) + [127])
+    out("fuzz_detections", "two-boxes", b"<loc0123><loc0045><loc0987><loc0999> cat ; "
+        b"<loc0000><loc0512><loc1023><loc1023> traffic light")
+    out("fuzz_detections", "mask", b"<loc0100><loc0200><loc0300><loc0400> " + seg + b" wall")
+    out("fuzz_detections", "malformed", b"a caption <loc12><loc9999><loc0001><loc0002>"
+        b"<loc0003><seg999> x ;; <loc0004")
     texts = [b"\x00Hello world", b"\x05  two  spaces\tand\ttabs\n", b"\x02<bos>he<eos>llo",
              b"\x07\xe2\x96\x81abc \xc3\xa9t\xc3\xa9 \xff\xfe", b"\x0b<start_of_turn>user\nhi"]
     for i, t in enumerate(texts):

@@ -21,7 +21,7 @@ BUILD=${FUZZ_BUILD:-$ROOT/build/fuzz}
 ARTIFACTS=${FUZZ_ARTIFACTS:-/tmp/fuzz-crashes}
 ALL_TARGETS="fuzz_gemini_model fuzz_gguf fuzz_safetensors fuzz_ct2 fuzz_json_config
 fuzz_spm_model fuzz_tokenizer_json fuzz_tok_encode fuzz_wav fuzz_png fuzz_jpeg fuzz_bmp fuzz_ppm
-fuzz_y4m"
+fuzz_y4m fuzz_detections"
 if [ $# -gt 0 ]; then TARGETS="$*"; else TARGETS=$ALL_TARGETS; fi
 
 CFLAGS="-g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined"
