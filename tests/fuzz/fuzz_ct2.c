@@ -4,8 +4,8 @@
    scalars and the hyperparameters found from shapes, the plan and the writing. The input
    becomes model.bin of a directory whose config.json fits the seed (corpus/fuzz_ct2/tiny.bin,
    d 8, 1 + 1 layers, 16 ids, from tools/make_whisper_convert_fixtures.py); there is no
-   tokenizer.json. A file that converts is loaded back: with gemini_model_load, or from its
-   structure while gemini.h does not run Whisper, then every CRC is checked. */
+   tokenizer.json. A file that converts is loaded back with gemini_model_load and every CRC
+   is checked. */
 #include "fuzz_convert_common.h"
 
 static const char fuzz_config[] =
@@ -35,9 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.type = types[size % 3];
     cv_quiet = 1;
     if (cv_convert(fuzz_scratch_dir(), &opt) == GEMINI_OK) {
-        if (gemini_model_load(output, &model) != GEMINI_OK)
-            cv_load_structure(output, &model);
-        if (model) {
+        if (gemini_model_load(output, &model) == GEMINI_OK) {
             gemini_model_verify(model);
             gemini_model_free(model);
         }
