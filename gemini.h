@@ -40,13 +40,17 @@
    gemini_decode_prefix, and Whisper, stored in the `.gemini` format (format.md). Weights may
    be f32, f16, bf16, q8_0 or q4_0, mixed freely per tensor.
 
-   Numerics: activations, norms, softmax and the KV cache are f32, with the maths of
+   Numerics: activations, norms, softmax and (by default) the KV cache are f32, with the maths of
    transformers' eager implementation (f32 weights match its logits to about 1e-6 of the
    largest logit). Dot products with f32, f16 and bf16 weights use f32 activations; with q8_0 and
    q4_0 weights the activation row is first quantised to q8_0 blocks (as ggml does), which
    trades a little accuracy for integer dot products. Results do not depend on the thread count
    or on whether tokens arrive in one batch or one by one (the same kernel computes each
    output); the SIMD and scalar kernels agree to rounding (q8_0/q4_0 integer sums exactly).
+   gemini_context_params.kv_type = GEMINI_TYPE_F16 or GEMINI_TYPE_BF16 keeps the KV cache (and
+   Whisper's cross-attention keys and values) in 16 bits: each key and value is rounded once as
+   it is stored, attention reads them with the f16/bf16 weight kernels, and the guarantees
+   above hold for each type.
 
    SIMD: on x86-64 with GCC or clang the best of AVX-512 (F, BW, VL; with AVX512_VNNI for the
    q8_0/q4_0 dot products where present), AVX2 (+FMA, F16C) and scalar kernels is chosen at
@@ -57,10 +61,10 @@
    -march=armv8.2-a+dotprod). Both give the same bits. gemini_cpu_features() names the
    choice.
 
-   Memory: the weights stay in the mapped file. A context holds the KV cache (f32, per layer
-   2 * Hkv * D floats per slot; n_ctx slots on global layers, min(n_ctx, W + n_batch - 1) on
-   sliding-window layers, used as a ring) and activations for n_batch tokens;
-   gemini_context_memory_size() tells the total before creating one.
+   Memory: the weights stay in the mapped file. A context holds the KV cache (per layer
+   2 * Hkv * D values of kv_type per slot, 4 or 2 bytes each; n_ctx slots on global layers,
+   min(n_ctx, W + n_batch - 1) on sliding-window layers, used as a ring) and activations for
+   n_batch tokens; gemini_context_memory_size() tells the total before creating one.
 
    Offload: gemini_context_params.backend registers an accelerator backend, a struct of
    callbacks that takes weight matrices at context creation and computes their products (and,
@@ -73,7 +77,7 @@
          in the prompt, up to n_images per call), at the model's fixed input size; no pan and
          scan crops. No speculative decoding, one sequence per context.
        - The vision tower runs on the CPU; its matrices are not offered to a backend.
-       - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
+       - The KV cache is f32, f16 or bf16 and sized to n_ctx (at most 32768 positions).
        - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
          the scalar kernels. The NEON ones are tested under qemu only, not timed on real ARM.
          Prefill reuses weight rows across a batch from cache but has no register-blocked
