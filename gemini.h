@@ -31,6 +31,13 @@
        GEMINI_NO_NEON           leave out the AArch64 NEON kernels (and NEON dotprod); scalar only
        GEMINI_NO_NEON_DOTPROD   leave out the NEON kernels that use SDOT (NEON and scalar remain)
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
+       GEMINI_USE_BLAS          f32 weight products of 16 or more tokens (prefill, the Whisper
+                                encoder, the vision tower, encoders' attention) by the system's
+                                cblas_sgemm, and f16/bf16 ones of 64 or more converted to f32
+                                256 rows at a time; needs <cblas.h> and a BLAS to link (-lopenblas,
+                                tested with Debian's OpenBLAS, which runs its own threads:
+                                OPENBLAS_NUM_THREADS). A batch then equals single tokens to
+                                rounding, not bit for bit. Off by default; q8_0/q4_0 unchanged.
        GEMINI_MALLOC/REALLOC/FREE   override the allocator (all three or none)
 
    Supported models: Gemma 1 (gemma), Gemma 2 (gemma2) and Gemma 3 text decoders (gemma3),
@@ -1093,6 +1100,11 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #if !defined(GEMINI_NO_THREADS)
 #include <pthread.h>
 #endif
+#endif
+
+/* Optional BLAS for float prefill (see "Build macros"): cblas_sgemm from the system's BLAS. */
+#if defined(GEMINI_USE_BLAS)
+#include <cblas.h>
 #endif
 
 #if !defined(GEMINI_NO_AVX2) && (defined(__x86_64__) || defined(__i386__)) && \
@@ -4383,6 +4395,11 @@ struct gemini_context {
     float *cos_global, *sin_global; /* (B, D/2) */
     float *cos_local, *sin_local;   /* (B, D/2) */
 
+    /* GEMINI_USE_BLAS: f32 rows of an f16/bf16 weight matrix, converted for cblas_sgemm */
+    float *blas_rows;               /* (GEMINI__BLAS_ROWS, blas_cols) or NULL */
+    int64_t blas_cols;              /* the widest matmul input */
+    int64_t blas_products;          /* products cblas_sgemm computed (tests read it) */
+
     /* offload hook: a copy of params.backend, and per tensor whether it took it */
     int has_backend;
     gemini_backend backend;
@@ -4462,6 +4479,24 @@ static void gemini__context_sizes_of(const gemini_model *model,
     z->block_width = z->d > z->vis_d ? z->d : z->vis_d;
 }
 
+/* GEMINI_USE_BLAS: f16/bf16 weight rows converted per block for cblas_sgemm (see
+   gemini__matmul_blas); PERF: measured, not guessed: the thresholds below. */
+#define GEMINI__BLAS_MIN_TOKENS 16  /* f32 weights: fewer tokens run on our kernels */
+#define GEMINI__BLAS_MIN_TOKENS_HALF 64 /* f16/bf16 weights: the rows are converted per call */
+#define GEMINI__BLAS_ROWS 256       /* weight rows converted at a time */
+
+/* Floats of the converted-rows scratch: GEMINI__BLAS_ROWS rows of the widest matmul input (the
+   q8_0 copy's columns); 0 without GEMINI_USE_BLAS. */
+static int64_t gemini__blas_rows_floats(const gemini__context_sizes *z)
+{
+#if defined(GEMINI_USE_BLAS)
+    return GEMINI__BLAS_ROWS * z->q8_cols;
+#else
+    (void)z;
+    return 0;
+#endif
+}
+
 static gemini_result gemini__acts_alloc(gemini__acts *a, int64_t rows, int64_t d, int64_t q_dim,
                                         int64_t kv_dim, int64_t f)
 {
@@ -4529,6 +4564,7 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->cross_k);
     GEMINI_FREE(ctx->cross_v);
     gemini__aligned_free(ctx->x_q8);
+    gemini__aligned_free(ctx->blas_rows);
     gemini__aligned_free(ctx->scores);
     gemini__aligned_free(ctx->inv_freq_global);
     gemini__aligned_free(ctx->inv_freq_local);
@@ -4624,6 +4660,7 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
                  gemini_type_row_bytes(params.kv_type, z.kv_dim);
     total += B * (3 * z.d + 2 * z.q_dim + 2 * z.kv_dim + 2 * z.f) * 4;
     total += z.q8_rows * (z.q8_cols / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
+    total += gemini__blas_rows_floats(&z) * 4;
     total += (int64_t)params.n_threads * z.scores_stride * 4;
     total += (4 * B + 2) * (hp->head_dim / 2) * 4;
 
@@ -4818,6 +4855,11 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->sin_global = gemini__alloc_floats(B * half);
     ctx->cos_local = gemini__alloc_floats(B * half);
     ctx->sin_local = gemini__alloc_floats(B * half);
+    if (gemini__blas_rows_floats(&z) > 0) {
+        ctx->blas_rows = gemini__alloc_floats(gemini__blas_rows_floats(&z));
+        ctx->blas_cols = z.q8_cols;
+        if (ctx->blas_rows == NULL) goto out_of_memory;
+    }
     if (!ctx->x_q8 || !ctx->inv_freq_global || !ctx->inv_freq_local || !ctx->cos_global ||
         !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
         goto out_of_memory;
@@ -5057,8 +5099,82 @@ static void gemini__run_rows(gemini_context *ctx, gemini__rows_task *rows)
     else gemini__rows_worker(rows, 0, 1);
 }
 
+#if defined(GEMINI_USE_BLAS)
+/* Rows [0, rows) of a weight matrix of f16 or bf16 converted to f32, split over threads. */
+typedef struct gemini__convert_task {
+    gemini_type type;
+    const uint8_t *w;               /* (rows, row_bytes) */
+    int64_t rows, cols, row_bytes;
+    float *out;                     /* (rows, cols) */
+} gemini__convert_task;
+
+static void gemini__convert_worker(void *arg, int thread_index, int n_threads)
+{
+    const gemini__convert_task *task = (const gemini__convert_task *)arg;
+    int64_t begin, end, r;
+    gemini__split(task->rows, thread_index, n_threads, &begin, &end);
+    for (r = begin; r < end; r++)
+        gemini__dequantize(task->type, task->w + r * task->row_bytes, task->out + r * task->cols,
+                           task->cols);
+}
+
+/* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T by cblas_sgemm: W (rows, cols, row_bytes
+   apart) as it is for f32, or converted GEMINI__BLAS_ROWS rows at a time for f16 and bf16.
+   Returns 0 (nothing done) for other types and for fewer tokens than the thresholds, where our
+   kernels are as fast. BLAS sums in its own order, so a batch no longer gives a single token's
+   bits, only the same values to rounding. */
+static int gemini__matmul_blas(gemini_context *ctx, gemini_type type, const uint8_t *w,
+                               int64_t rows, int64_t cols, int64_t row_bytes, const float *x,
+                               int64_t x_stride, int32_t n_tokens, float *y, int64_t y_stride)
+{
+    gemini__convert_task convert;
+    int64_t first;
+    if (type == GEMINI_TYPE_F32) {
+        if (n_tokens < GEMINI__BLAS_MIN_TOKENS) return 0;
+        ctx->blas_products++;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, (int)rows, (int)cols, 1.0f,
+                    x, (int)x_stride, (const float *)(const void *)w, (int)(row_bytes / 4), 0.0f,
+                    y, (int)y_stride);
+        return 1;
+    }
+    if ((type != GEMINI_TYPE_F16 && type != GEMINI_TYPE_BF16) ||
+        n_tokens < GEMINI__BLAS_MIN_TOKENS_HALF || ctx->blas_rows == NULL ||
+        cols > ctx->blas_cols)
+        return 0;
+    ctx->blas_products++;
+    convert.type = type;
+    convert.cols = cols;
+    convert.row_bytes = row_bytes;
+    convert.out = ctx->blas_rows;
+    for (first = 0; first < rows; first += GEMINI__BLAS_ROWS) {
+        convert.rows = rows - first < GEMINI__BLAS_ROWS ? rows - first : GEMINI__BLAS_ROWS;
+        convert.w = w + first * row_bytes;
+        gemini__pool_run(&ctx->pool, gemini__convert_worker, &convert);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, (int)convert.rows,
+                    (int)cols, 1.0f, x, (int)x_stride, ctx->blas_rows, (int)cols, 0.0f,
+                    y + first, (int)y_stride);
+    }
+    return 1;
+}
+#endif
+
+/* Runs a matmul task of f32 "weights" and f32 inputs (an encoder's attention) on the pool, or
+   by cblas_sgemm under GEMINI_USE_BLAS. */
+static void gemini__run_f32_matmul(gemini_context *ctx, gemini__matmul_task *task)
+{
+#if defined(GEMINI_USE_BLAS)
+    if (gemini__matmul_blas(ctx, GEMINI_TYPE_F32, task->w, task->rows, task->cols,
+                            task->row_bytes, (const float *)(const void *)task->x,
+                            task->x_stride / (int64_t)sizeof(float), task->n_tokens, task->y,
+                            task->y_stride))
+        return;
+#endif
+    gemini__pool_run(&ctx->pool, gemini__matmul_worker, task);
+}
+
 /* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T, split over weight rows. Quantised weights
-   take a q8_0 copy of x. A backend that took W computes it unless it declines. */
+   take a q8_0 copy of x. A backend that took W computes it unless it declines; under
+   GEMINI_USE_BLAS, cblas_sgemm computes float weights' products of many tokens. */
 static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const float *x,
                            int64_t x_stride, int32_t n_tokens, float *y, int64_t y_stride)
 {
@@ -5080,6 +5196,11 @@ static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const f
     task.rows = w->dims[0];
     task.cols = w->dims[1];
     task.row_bytes = gemini_type_row_bytes((gemini_type)w->type, task.cols);
+#if defined(GEMINI_USE_BLAS)
+    if (gemini__matmul_blas(ctx, (gemini_type)w->type, task.w, task.rows, task.cols,
+                            task.row_bytes, x, x_stride, n_tokens, y, y_stride))
+        return;
+#endif
     task.y = y;
     task.y_stride = y_stride;
     task.n_tokens = n_tokens;
@@ -5328,7 +5449,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
             task.y = ctx->block_scores;
             task.y_stride = n_keys;
             task.n_tokens = n_block;
-            gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+            gemini__run_f32_matmul(ctx, &task);
 
             /* softmax, then the weighted values */
             rows.n_rows = n_block;
@@ -5341,7 +5462,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
             task.x_stride = (int64_t)n_keys * (int64_t)sizeof(float);
             task.y = out + (int64_t)block * width + h * head_dim;
             task.y_stride = width;
-            gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+            gemini__run_f32_matmul(ctx, &task);
         }
     }
 }

@@ -1367,6 +1367,75 @@ static void test_forward(const char *label, config c, int T)
     free_weights(&c, &w);
 }
 
+/* A prompt past GEMINI_USE_BLAS's thresholds (70 tokens, n_batch 128) with f32, f16 and bf16
+   weights: the batch against the naive reference on the same weights, and against token by
+   token on 3 threads. Default build: bit for bit. Under GEMINI_USE_BLAS cblas_sgemm computes
+   the batch (checked by its call count) and sums in its own order, so the two must agree
+   within 1e-5 of the largest logit instead (the output says so). */
+static void test_long_prompt(void)
+{
+    enum { T = 70 };
+    config c = config_gemma3();
+    int32_t tokens[T];
+    size_t cells = (size_t)T * (size_t)c.vocab;
+    float *ref = (float *)malloc(sizeof(float) * cells), *a = (float *)malloc(sizeof(float) * cells);
+    float *b = (float *)malloc(sizeof(float) * cells);
+    char detail[200];
+    weights w;
+    int type, t;
+
+    rng_state = 777;
+    make_weights(&c, &w);
+    for (t = 0; t < T; t++) tokens[t] = (int32_t)(rng_unit() * c.vocab);
+    for (type = GEMINI_TYPE_F32; type <= GEMINI_TYPE_BF16; type++) {
+        gemini_context_params params = gemini_context_default_params();
+        gemini_context *ctx = NULL;
+        gemini_model *model = NULL;
+        weights rounded;
+        size_t size;
+        void *raw;
+        uint8_t *file = build_file(&c, &w, (gemini_type)type, NULL, NULL, &size, &raw);
+        int64_t blas_products = -1;
+        double e, e_steps;
+        roundtrip_weights(&c, &w, (gemini_type)type, &rounded);
+        reference_forward(&c, &rounded, tokens, T, ref);
+        free_weights(&c, &rounded);
+        params.n_ctx = 128;
+        params.n_batch = 128;
+        params.n_threads = 2;
+        if (gemini_model_load_memory(file, size, &model) != GEMINI_OK ||
+            gemini_context_create(model, &params, &ctx) != GEMINI_OK ||
+            gemini_decode(ctx, tokens, T, a, 1) != GEMINI_OK) {
+            check(0, "long prompt runs", gemini_last_error());
+        } else {
+            blas_products = ctx->blas_products;
+        }
+        gemini_context_free(ctx);
+        run_model(model, 3, 128, 128, tokens, T, 1, b);
+        e = relative_error(a, ref, (int64_t)cells);
+        e_steps = relative_error(b, a, (int64_t)cells);
+        sprintf(detail, "%s weights, %d tokens, relative error %.2g", gemini_type_name(
+                (gemini_type)type), T, e);
+        check(e < 1e-4, "a long batched prompt matches the naive reference", detail);
+#if defined(GEMINI_USE_BLAS)
+        sprintf(detail, "%s weights, cblas_sgemm products %lld, relative difference %.2g "
+                "(BLAS build: within 1e-5, not bit for bit)",
+                gemini_type_name((gemini_type)type), (long long)blas_products, e_steps);
+        check(blas_products > 0 && e_steps < 1e-5,
+              "a long batch (cblas_sgemm) equals token by token on 3 threads", detail);
+#else
+        sprintf(detail, "%s weights, no BLAS (%lld products), relative difference %.2g",
+                gemini_type_name((gemini_type)type), (long long)blas_products, e_steps);
+        check(blas_products == 0 && memcmp(a, b, sizeof(float) * cells) == 0,
+              "a long batch equals token by token on 3 threads, bit for bit", detail);
+#endif
+        gemini_model_free(model);
+        free(raw);
+    }
+    free_weights(&c, &w);
+    free(ref); free(a); free(b);
+}
+
 static void test_context_limits(void)
 {
     config c = config_gemma3();
@@ -1793,6 +1862,7 @@ int main(int argc, char **argv)
                  config_gemma3(), 13);
     test_forward("gemma2-like (MHA, soft-caps, window 4)", config_gemma2(), 11);
     test_forward("gemma1-like (MQA, untied head, no window)", config_gemma1(), 9);
+    test_long_prompt();
     test_context_limits();
     test_sampler();
 #if !defined(_WIN32) && !defined(GEMINI_NO_THREADS)

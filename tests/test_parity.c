@@ -21,10 +21,11 @@
    is treated as a tie. --top1-rate R relaxes that to a fraction R of those rows.
    Prints one line per check and ends with "N passed, M failed".
 
-   Built with -DGEMINI_USE_BLAS (make test-blas), f32 weight products of more than a few tokens
-   go through cblas_sgemm, whose sums differ from ours in the last bits: the bit-for-bit
-   comparisons of a batch against single tokens then become a relative difference of at most
-   1e-5 (printed as such); 3 threads against 1 stays bit for bit. */
+   Built with -DGEMINI_USE_BLAS (make test-blas), f32 weight products of 16 or more tokens go
+   through cblas_sgemm, whose sums differ from ours in the last bits: a batch against single
+   tokens with a 16-bit KV cache is then compared within that cache's tolerance (a last-bit
+   difference can round a key to the next 16-bit value), not bit for bit, and says so;
+   3 threads against 1 stays bit for bit. */
 #define GEMINI_IMPLEMENTATION
 #include "gemini.h"
 
@@ -230,9 +231,10 @@ static int free_greedy(const gemini_model *model, const sequence *seq, gemini_ty
     return ok;
 }
 
-/* Equal within 1e-5 of the largest value under GEMINI_USE_BLAS (see the top), else bit for
-   bit; the label says which. */
-static int same_logits(const float *a, const float *b, size_t n, const char **how)
+/* Equal within `blas_tol` of the largest value under GEMINI_USE_BLAS (see the top), else bit
+   for bit; *how says which. */
+static int same_logits(const float *a, const float *b, size_t n, double blas_tol,
+                       char *how, size_t how_size)
 {
 #ifdef GEMINI_USE_BLAS
     double largest = 0, worst = 0;
@@ -241,10 +243,12 @@ static int same_logits(const float *a, const float *b, size_t n, const char **ho
         if (fabs(b[i]) > largest) largest = fabs(b[i]);
         if (fabs((double)a[i] - b[i]) > worst || a[i] != a[i]) worst = fabs((double)a[i] - b[i]);
     }
-    *how = "within 1e-5 (BLAS build)";
-    return worst == worst && worst <= 1e-5 * largest;
+    snprintf(how, how_size, "BLAS build: rel diff %.2g, within %.2g, not bit for bit",
+             largest > 0 ? worst / largest : worst, blas_tol);
+    return worst == worst && worst <= blas_tol * largest;
 #else
-    *how = "bit for bit";
+    (void)blas_tol;
+    snprintf(how, how_size, "bit for bit");
     return memcmp(a, b, n * sizeof(float)) == 0;
 #endif
 }
@@ -260,7 +264,7 @@ static void check_kv_type(const gemini_model *model, const sequence *seq, gemini
     float *threaded = (float *)calloc(cells, sizeof(float));
     int32_t tokens32[GREEDY_STEPS], tokens[GREEDY_STEPS];
     float gaps32[GREEDY_STEPS], gaps[GREEDY_STEPS], largest = 0;
-    const char *name = gemini_type_name(kv_type), *how;
+    const char *name = gemini_type_name(kv_type);
     char label[128], detail[256];
     int ok, top1, compared = 0, same = 1, step;
     double err;
@@ -276,10 +280,11 @@ static void check_kv_type(const gemini_model *model, const sequence *seq, gemini
              seq->name);
     snprintf(detail, sizeof detail, "rel err %.3g (tol %.3g)", err, tol);
     check(err <= tol, label, detail);
+    /* under BLAS a last-bit difference in a key or value can round to the next 16-bit value,
+       which moves the logits by up to the cache's own tolerance */
     snprintf(label, sizeof label, "%s KV cache: batched equals token by token [%s]", name,
              seq->name);
-    ok = ok && same_logits(stepwise, batch, cells, &how);
-    check(ok, label, how);
+    check(ok && same_logits(stepwise, batch, cells, tol, detail, sizeof detail), label, detail);
     snprintf(label, sizeof label, "%s KV cache: 3 threads equal 1 bit for bit", name);
     check(ok && memcmp(threaded, batch, cells * sizeof(float)) == 0, label, seq->name);
 

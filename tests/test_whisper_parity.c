@@ -22,8 +22,9 @@
        the type (but not across types).
    Built with -DGEMINI_USE_BLAS (make test-blas), the encoder's and a batch's f32 products go
    through cblas_sgemm, whose sums differ from ours in the last bits: a batch against single
-   tokens is then compared within 1e-5 of the largest logit (said so in the output), not bit
-   for bit.
+   tokens is then compared within 1e-5 of the largest logit (with a 16-bit KV cache, within
+   that cache's tolerance: a last-bit difference can round a key to the next 16-bit value),
+   said so in the output, not bit for bit.
    Prints "N passed, M failed" and exits nonzero on any failure. */
 #define GEMINI_IMPLEMENTATION
 #include "gemini.h"
@@ -149,16 +150,19 @@ static gemini_context *new_context(const gemini_model *model, int n_threads)
     return new_context_kv(model, n_threads, GEMINI_TYPE_F32);
 }
 
-/* Equal within 1e-5 of the largest value under GEMINI_USE_BLAS (see the top), else bit for
-   bit; *how says which. */
-static int same_logits(const float *a, const float *b, size_t n, const char **how)
+/* Equal within blas_tol of the largest value under GEMINI_USE_BLAS (see the top), else bit for
+   bit; how says which. */
+static int same_logits(const float *a, const float *b, size_t n, double blas_tol, char *how,
+                       size_t how_size)
 {
 #ifdef GEMINI_USE_BLAS
     double error = relative_error(a, b, n);
-    *how = "within 1e-5 (BLAS build)";
-    return error <= 1e-5;
+    snprintf(how, how_size, "BLAS build: rel diff %.2g, within %.2g, not bit for bit", error,
+             blas_tol);
+    return error <= blas_tol;
 #else
-    *how = "bit for bit";
+    (void)blas_tol;
+    snprintf(how, how_size, "bit for bit");
     return memcmp(a, b, n * sizeof(float)) == 0;
 #endif
 }
@@ -178,7 +182,8 @@ typedef struct kv_case {
 static void check_kv_type(const kv_case *c, gemini_type kv_type, double tol)
 {
     const gemini_model_hparams *hp = gemini_model_get_hparams(c->model);
-    const char *name = gemini_type_name(kv_type), *how;
+    const char *name = gemini_type_name(kv_type);
+    char how[128];
     size_t cells = (size_t)c->n_ids * (size_t)c->vocab, i;
     float *batch = (float *)malloc(sizeof(float) * cells);
     float *stepwise = (float *)malloc(sizeof(float) * cells);
@@ -213,9 +218,10 @@ static void check_kv_type(const kv_case *c, gemini_type kv_type, double tol)
     for (step = 0; ok && step < c->n_ids; step++)
         ok = gemini_decode(two, &c->ids[step], 1, stepwise + (size_t)step * c->vocab, 1) ==
              GEMINI_OK;
-    ok = ok && same_logits(stepwise, batch, cells, &how);
-    check(ok, "%s KV cache: batched on 1 thread = token by token on 2 threads, %s", name,
-          ok ? how : "not equal");
+    /* under BLAS a last-bit difference in a key or value can round to the next 16-bit value,
+       which moves the logits by up to the cache's own tolerance */
+    ok = ok && same_logits(stepwise, batch, cells, tol, how, sizeof how);
+    check(ok, "%s KV cache: batched on 1 thread = token by token on 2 threads, %s", name, how);
     ok = gemini_encode_mel(two, c->mel, c->n_mels, 3000) == GEMINI_OK &&
          gemini_decode(two, c->ids, c->n_ids, threaded, 1) == GEMINI_OK;
     check(ok && memcmp(threaded, batch, sizeof(float) * cells) == 0,
@@ -381,9 +387,9 @@ int main(int argc, char **argv)
     gemini_encode_mel(other, mel, n_mels, 3000);
     gemini_decode(other, ids, ref.n_prompt + ref.n_greedy, logits, 1);
     {
-        const char *how = "";
+        char how[128];
         int same = same_logits(logits + (size_t)(ref.n_prompt + ref.n_greedy - 1) * vocab, row2,
-                               (size_t)vocab, &how);
+                               (size_t)vocab, 1e-5, how, sizeof how);
         check(same, "batched on 1 thread = token by token on 2 threads, %s", how);
     }
 
