@@ -33,7 +33,7 @@
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
        GEMINI_USE_BLAS          f32 weight products of 16 or more tokens (prefill, the Whisper
                                 encoder, the vision tower, encoders' attention) by the system's
-                                cblas_sgemm, and f16/bf16 ones of 64 or more converted to f32
+                                cblas_sgemm, and f16/bf16 ones of 128 or more converted to f32
                                 256 rows at a time; needs <cblas.h> and a BLAS to link (-lopenblas,
                                 tested with Debian's OpenBLAS, which runs its own threads:
                                 OPENBLAS_NUM_THREADS). A batch then equals single tokens to
@@ -4479,11 +4479,14 @@ static void gemini__context_sizes_of(const gemini_model *model,
     z->block_width = z->d > z->vis_d ? z->d : z->vis_d;
 }
 
-/* GEMINI_USE_BLAS: f16/bf16 weight rows converted per block for cblas_sgemm (see
-   gemini__matmul_blas); PERF: measured, not guessed: the thresholds below. */
-#define GEMINI__BLAS_MIN_TOKENS 16  /* f32 weights: fewer tokens run on our kernels */
-#define GEMINI__BLAS_MIN_TOKENS_HALF 64 /* f16/bf16 weights: the rows are converted per call */
-#define GEMINI__BLAS_ROWS 256       /* weight rows converted at a time */
+/* GEMINI_USE_BLAS (see gemini__matmul_blas): from how many tokens cblas_sgemm takes a product,
+   as measured on the 2-core Zen 4 here with OpenBLAS 0.3.21 (bench/README.md). f32: OpenBLAS
+   is 1.25-2.3x our kernels at 16 tokens, slower below 8. f16/bf16: the rows are converted to
+   f32 per call (scalar), which OpenBLAS outruns our f16 kernels only from about 128 tokens
+   (1.05-1.17x; 1.4-1.5x at 256). */
+#define GEMINI__BLAS_MIN_TOKENS 16
+#define GEMINI__BLAS_MIN_TOKENS_HALF 128
+#define GEMINI__BLAS_ROWS 256       /* f16/bf16 weight rows converted at a time */
 
 /* Floats of the converted-rows scratch: GEMINI__BLAS_ROWS rows of the widest matmul input (the
    q8_0 copy's columns); 0 without GEMINI_USE_BLAS. */

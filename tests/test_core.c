@@ -1367,14 +1367,14 @@ static void test_forward(const char *label, config c, int T)
     free_weights(&c, &w);
 }
 
-/* A prompt past GEMINI_USE_BLAS's thresholds (70 tokens, n_batch 128) with f32, f16 and bf16
+/* A prompt past GEMINI_USE_BLAS's thresholds (130 tokens, one batch) with f32, f16 and bf16
    weights: the batch against the naive reference on the same weights, and against token by
    token on 3 threads. Default build: bit for bit. Under GEMINI_USE_BLAS cblas_sgemm computes
    the batch (checked by its call count) and sums in its own order, so the two must agree
    within 1e-5 of the largest logit instead (the output says so). */
 static void test_long_prompt(void)
 {
-    enum { T = 70 };
+    enum { T = 130 };
     config c = config_gemma3();
     int32_t tokens[T];
     size_t cells = (size_t)T * (size_t)c.vocab;
@@ -1400,8 +1400,8 @@ static void test_long_prompt(void)
         roundtrip_weights(&c, &w, (gemini_type)type, &rounded);
         reference_forward(&c, &rounded, tokens, T, ref);
         free_weights(&c, &rounded);
-        params.n_ctx = 128;
-        params.n_batch = 128;
+        params.n_ctx = 192;
+        params.n_batch = 192;
         params.n_threads = 2;
         if (gemini_model_load_memory(file, size, &model) != GEMINI_OK ||
             gemini_context_create(model, &params, &ctx) != GEMINI_OK ||
@@ -1411,7 +1411,7 @@ static void test_long_prompt(void)
             blas_products = ctx->blas_products;
         }
         gemini_context_free(ctx);
-        run_model(model, 3, 128, 128, tokens, T, 1, b);
+        run_model(model, 3, 192, 192, tokens, T, 1, b);
         e = relative_error(a, ref, (int64_t)cells);
         e_steps = relative_error(b, a, (int64_t)cells);
         sprintf(detail, "%s weights, %d tokens, relative error %.2g", gemini_type_name(
