@@ -583,7 +583,8 @@ GEMINI_API const float *gemini_encoder_output(const gemini_context *ctx, int32_t
                                               int32_t *dim);
 
 /* Copies the decoder state of src (position and self-attention KV cache) into dst, for beam
-   search: both contexts of the same model, n_ctx and n_batch. The audio is not copied.
+   search: both contexts of the same model, n_ctx, n_batch and kv_type. The audio is not
+   copied.
    GEMINI_ERR_INVALID_ARGUMENT on NULL or mismatched contexts, GEMINI_ERR_UNSUPPORTED when a
    backend keeps the KV cache (its attention callback is set). Works for Gemma contexts too. */
 GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
