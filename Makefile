@@ -25,7 +25,7 @@ WHISPER    := $(MODELS)/whisper-base/tokenizer.json
 WHISPER_F16 := $(MODELS)/whisper-base-f16.gemini
 WHISPER_Q8  := $(MODELS)/whisper-base-q8_0.gemini
 
-.PHONY: all help test test-asan test-ubsan test-cxx fuzz cuda models demo bench clean
+.PHONY: all help test test-asan test-ubsan test-blas test-cxx fuzz cuda models demo bench clean
 
 all: $(PROGRAMS)
 
@@ -38,6 +38,8 @@ help:
 	@echo "make demo       fetch and convert Gemma 3 270M (q8_0), then generate text with it"
 	@echo "make test-asan  the tests under AddressSanitizer"
 	@echo "make test-ubsan the tests under UndefinedBehaviorSanitizer"
+	@echo "make test-blas  the core, parity and whisper-parity tests built with GEMINI_USE_BLAS"
+	@echo "                (cblas_sgemm for float prefill; needs libopenblas-dev)"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS (default 10) each"
 	@echo "make cuda       compile the optional CUDA backend (needs nvcc)"
 	@echo "make bench      benchmarks (not part of the tests)"
@@ -78,6 +80,15 @@ test-asan:
 test-ubsan:
 	GEMINI_TEST_QUICK=1 $(MAKE) BUILD=build-ubsan \
 	    CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" test
+
+# The suites that exercise GEMINI_USE_BLAS (cblas_sgemm for float weights' prefill), built
+# against OpenBLAS in build-blas/ (Debian: apt-get install libopenblas-dev). The default build
+# never needs a BLAS.
+test-blas:
+	$(MAKE) BUILD=build-blas CFLAGS="$(CFLAGS) -DGEMINI_USE_BLAS" LDLIBS="$(LDLIBS) -lopenblas" \
+	    build-blas/gemini-convert build-blas/test_core build-blas/test_parity \
+	    build-blas/test_whisper_parity
+	BUILD=build-blas MODELS=$(MODELS) SUITES="core parity whisper-parity" sh tests/run_all.sh
 
 # The optional CUDA backend of the offload hook (backends/README.md); built only on request.
 cuda: | $(BUILD)
@@ -120,4 +131,4 @@ bench: all
 	sh bench/run.sh
 
 clean:
-	rm -rf build build-asan build-ubsan build-fuzz tests/out
+	rm -rf build build-asan build-ubsan build-blas build-fuzz tests/out

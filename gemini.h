@@ -31,6 +31,13 @@
        GEMINI_NO_NEON           leave out the AArch64 NEON kernels (and NEON dotprod); scalar only
        GEMINI_NO_NEON_DOTPROD   leave out the NEON kernels that use SDOT (NEON and scalar remain)
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
+       GEMINI_USE_BLAS          f32 weight products of 16 or more tokens (prefill, the Whisper
+                                encoder, the vision tower, encoders' attention) by the system's
+                                cblas_sgemm, and f16/bf16 ones of 128 or more converted to f32
+                                256 rows at a time; needs <cblas.h> and a BLAS to link (-lopenblas,
+                                tested with Debian's OpenBLAS, which runs its own threads:
+                                OPENBLAS_NUM_THREADS). A batch then equals single tokens to
+                                rounding, not bit for bit. Off by default; q8_0/q4_0 unchanged.
        GEMINI_MALLOC/REALLOC/FREE   override the allocator (all three or none)
 
    Supported models: Gemma 1 (gemma), Gemma 2 (gemma2) and Gemma 3 text decoders (gemma3),
@@ -40,13 +47,17 @@
    gemini_decode_prefix, and Whisper, stored in the `.gemini` format (format.md). Weights may
    be f32, f16, bf16, q8_0 or q4_0, mixed freely per tensor.
 
-   Numerics: activations, norms, softmax and the KV cache are f32, with the maths of
+   Numerics: activations, norms, softmax and (by default) the KV cache are f32, with the maths of
    transformers' eager implementation (f32 weights match its logits to about 1e-6 of the
    largest logit). Dot products with f32, f16 and bf16 weights use f32 activations; with q8_0 and
    q4_0 weights the activation row is first quantised to q8_0 blocks (as ggml does), which
    trades a little accuracy for integer dot products. Results do not depend on the thread count
    or on whether tokens arrive in one batch or one by one (the same kernel computes each
    output); the SIMD and scalar kernels agree to rounding (q8_0/q4_0 integer sums exactly).
+   gemini_context_params.kv_type = GEMINI_TYPE_F16 or GEMINI_TYPE_BF16 keeps the KV cache (and
+   Whisper's cross-attention keys and values) in 16 bits: each key and value is rounded once as
+   it is stored, attention reads them with the f16/bf16 weight kernels, and the guarantees
+   above hold for each type.
 
    SIMD: on x86-64 with GCC or clang the best of AVX-512 (F, BW, VL; with AVX512_VNNI for the
    q8_0/q4_0 dot products where present), AVX2 (+FMA, F16C) and scalar kernels is chosen at
@@ -57,10 +68,10 @@
    -march=armv8.2-a+dotprod). Both give the same bits. gemini_cpu_features() names the
    choice.
 
-   Memory: the weights stay in the mapped file. A context holds the KV cache (f32, per layer
-   2 * Hkv * D floats per slot; n_ctx slots on global layers, min(n_ctx, W + n_batch - 1) on
-   sliding-window layers, used as a ring) and activations for n_batch tokens;
-   gemini_context_memory_size() tells the total before creating one.
+   Memory: the weights stay in the mapped file. A context holds the KV cache (per layer
+   2 * Hkv * D values of kv_type per slot, 4 or 2 bytes each; n_ctx slots on global layers,
+   min(n_ctx, W + n_batch - 1) on sliding-window layers, used as a ring) and activations for
+   n_batch tokens; gemini_context_memory_size() tells the total before creating one.
 
    Offload: gemini_context_params.backend registers an accelerator backend, a struct of
    callbacks that takes weight matrices at context creation and computes their products (and,
@@ -73,7 +84,7 @@
          in the prompt, up to n_images per call), at the model's fixed input size; no pan and
          scan crops. No speculative decoding, one sequence per context.
        - The vision tower runs on the CPU; its matrices are not offered to a backend.
-       - The KV cache is f32 and sized to n_ctx (at most 32768 positions).
+       - The KV cache is f32, f16 or bf16 and sized to n_ctx (at most 32768 positions).
        - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
          the scalar kernels. The NEON ones are tested under qemu only, not timed on real ARM.
          Prefill reuses weight rows across a batch from cache but has no register-blocked
@@ -504,6 +515,10 @@ typedef struct gemini_context_params {
     int32_t n_images;               /* image slots (gemini_encode_image_at) of a model with a
                                        vision tower, each image_tokens * hidden_size floats;
                                        1 .. 64 (default 1); a model without one allocates none */
+    gemini_type kv_type;            /* element type of the KV cache (and of Whisper's
+                                       cross-attention keys and values): GEMINI_TYPE_F32
+                                       (default), GEMINI_TYPE_F16 or GEMINI_TYPE_BF16; keys and
+                                       values are rounded to it as they are stored */
 } gemini_context_params;
 
 /* Defaults as documented on each field. Cannot fail. */
@@ -568,7 +583,8 @@ GEMINI_API const float *gemini_encoder_output(const gemini_context *ctx, int32_t
                                               int32_t *dim);
 
 /* Copies the decoder state of src (position and self-attention KV cache) into dst, for beam
-   search: both contexts of the same model, n_ctx and n_batch. The audio is not copied.
+   search: both contexts of the same model, n_ctx, n_batch and kv_type. The audio is not
+   copied.
    GEMINI_ERR_INVALID_ARGUMENT on NULL or mismatched contexts, GEMINI_ERR_UNSUPPORTED when a
    backend keeps the KV cache (its attention callback is set). Works for Gemma contexts too. */
 GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
@@ -1087,6 +1103,11 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #endif
 #endif
 
+/* Optional BLAS for float prefill (see "Build macros"): cblas_sgemm from the system's BLAS. */
+#if defined(GEMINI_USE_BLAS)
+#include <cblas.h>
+#endif
+
 #if !defined(GEMINI_NO_AVX2) && (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
 #define GEMINI__HAVE_AVX2 1
@@ -1200,6 +1221,16 @@ static void gemini__aligned_free(void *aligned)
     if (aligned == NULL) return;
     memcpy(&raw, (uint8_t *)aligned - sizeof(void *), sizeof raw);
     GEMINI_FREE(raw);
+}
+
+/* n zeroed bytes (aligned), or NULL. */
+static uint8_t *gemini__alloc_bytes(int64_t n)
+{
+    uint8_t *p;
+    if (n < 0 || (uint64_t)n > SIZE_MAX / 2) return NULL;
+    p = (uint8_t *)gemini__aligned_malloc((size_t)n);
+    if (p != NULL) memset(p, 0, (size_t)n);
+    return p;
 }
 
 /* A zeroed float array of n elements (aligned), or NULL. */
@@ -3290,6 +3321,26 @@ static void gemini__axpy(float *y, float a, const float *x, int64_t n)
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* y += a * x over n values of an f16 or bf16 row (the weighted sum of values read from a
+   16-bit KV cache); one table per kernel level, indexed by type (f16 and bf16 set). */
+typedef void (*gemini__axpy_half_fn)(float *y, float a, const uint8_t *x, int64_t n);
+
+static void gemini__axpy_f16(float *y, float a, const uint8_t *x, int64_t n)
+{
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] += a * gemini_f16_to_f32(gemini__read_u16(x + 2 * i));
+}
+
+static void gemini__axpy_bf16(float *y, float a, const uint8_t *x, int64_t n)
+{
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] += a * gemini_bf16_to_f32(gemini__read_u16(x + 2 * i));
+}
+
+static const gemini__axpy_half_fn gemini__axpy16_scalar[GEMINI_TYPE_COUNT] = {
+    NULL, gemini__axpy_f16, gemini__axpy_bf16, NULL, NULL
+};
+
 static const gemini__dot_fn gemini__dot_scalar[GEMINI_TYPE_COUNT] = {
     gemini__dot_f32, gemini__dot_f16, gemini__dot_bf16, gemini__dot_q8_0, gemini__dot_q4_0
 };
@@ -3401,6 +3452,32 @@ GEMINI__AVX2_TARGET static void gemini__axpy_avx2(float *y, float a, const float
                                                 _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
 }
+
+GEMINI__AVX2_TARGET static void gemini__axpy_f16_avx2(float *y, float a, const uint8_t *x,
+                                                      int64_t n)
+{
+    __m256 scale = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, gemini__load_f16x8_avx2(x + 2 * i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * gemini_f16_to_f32(gemini__read_u16(x + 2 * i));
+}
+
+GEMINI__AVX2_TARGET static void gemini__axpy_bf16_avx2(float *y, float a, const uint8_t *x,
+                                                       int64_t n)
+{
+    __m256 scale = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, gemini__load_bf16x8_avx2(x + 2 * i),
+                                                _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * gemini_bf16_to_f32(gemini__read_u16(x + 2 * i));
+}
+
+static const gemini__axpy_half_fn gemini__axpy16_avx2[GEMINI_TYPE_COUNT] = {
+    NULL, gemini__axpy_f16_avx2, gemini__axpy_bf16_avx2, NULL, NULL
+};
 
 /* The 8 int32 sums of four adjacent products of unsigned bytes u and signed bytes s: AVX2
    pairs them with vpmaddubsw (no int16 saturation here, as |s| <= 127: q8_0 activations are
@@ -3790,6 +3867,44 @@ GEMINI__AVX512_TARGET static void gemini__axpy_avx512(float *y, float a, const f
     }
 }
 
+/* y += a * x for an f16 (bf16 = 0) or bf16 row x, 16 lanes, the rest of the row masked. */
+GEMINI__AVX512_TARGET static void gemini__axpy_half_avx512(float *y, float a, const uint8_t *x,
+                                                           int64_t n, int bf16)
+{
+    const __mmask16 all = 0xffff;
+    __m512 scale = _mm512_set1_ps(a), values;
+    __mmask16 tail;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        values = bf16 ? gemini__load_bf16x16_avx512(x + 2 * i, all)
+                      : gemini__load_f16x16_avx512(x + 2 * i, all);
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(scale, values, _mm512_loadu_ps(y + i)));
+    }
+    if (i < n) {
+        tail = gemini__tail_mask_avx512(n - i);
+        values = bf16 ? gemini__load_bf16x16_avx512(x + 2 * i, tail)
+                      : gemini__load_f16x16_avx512(x + 2 * i, tail);
+        _mm512_mask_storeu_ps(y + i, tail,
+                              _mm512_fmadd_ps(scale, values, _mm512_maskz_loadu_ps(tail, y + i)));
+    }
+}
+
+GEMINI__AVX512_TARGET static void gemini__axpy_f16_avx512(float *y, float a, const uint8_t *x,
+                                                          int64_t n)
+{
+    gemini__axpy_half_avx512(y, a, x, n, 0);
+}
+
+GEMINI__AVX512_TARGET static void gemini__axpy_bf16_avx512(float *y, float a, const uint8_t *x,
+                                                           int64_t n)
+{
+    gemini__axpy_half_avx512(y, a, x, n, 1);
+}
+
+static const gemini__axpy_half_fn gemini__axpy16_avx512[GEMINI_TYPE_COUNT] = {
+    NULL, gemini__axpy_f16_avx512, gemini__axpy_bf16_avx512, NULL, NULL
+};
+
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m256i gemini__isum_avx512vnni(__m256i u,
                                                                              __m256i s)
 {
@@ -3895,6 +4010,37 @@ static void gemini__axpy_neon(float *y, float a, const float *x, int64_t n)
     }
     for (; i < n; i++) y[i] += a * x[i];
 }
+
+/* y += a * x for an f16 (bf16 = 0) or bf16 row x. */
+static GEMINI__INLINE void gemini__axpy_half_neon(float *y, float a, const uint8_t *x, int64_t n,
+                                                  int bf16)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), gemini__load_half4_neon(x + 2 * i, bf16),
+                                     a));
+        vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4),
+                                         gemini__load_half4_neon(x + 2 * i + 8, bf16), a));
+    }
+    for (; i < n; i++) {
+        uint16_t h = gemini__read_u16(x + 2 * i);
+        y[i] += a * (bf16 ? gemini_bf16_to_f32(h) : gemini_f16_to_f32(h));
+    }
+}
+
+static void gemini__axpy_f16_neon(float *y, float a, const uint8_t *x, int64_t n)
+{
+    gemini__axpy_half_neon(y, a, x, n, 0);
+}
+
+static void gemini__axpy_bf16_neon(float *y, float a, const uint8_t *x, int64_t n)
+{
+    gemini__axpy_half_neon(y, a, x, n, 1);
+}
+
+static const gemini__axpy_half_fn gemini__axpy16_neon[GEMINI_TYPE_COUNT] = {
+    NULL, gemini__axpy_f16_neon, gemini__axpy_bf16_neon, NULL, NULL
+};
 
 /* A block's f16 scale, converted by the FPU. */
 static GEMINI__INLINE float gemini__block_scale_neon(const uint8_t *block)
@@ -4108,6 +4254,23 @@ static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
     return gemini__dot_scalar;
 }
 
+/* The f16/bf16 axpy kernels for this CPU (the same levels as gemini__select_kernels). */
+static const gemini__axpy_half_fn *gemini__select_axpy_half(void)
+{
+    int level = gemini__cpu_level();
+    (void)level;
+#ifdef GEMINI__HAVE_AVX512
+    if (level >= GEMINI__CPU_AVX512) return gemini__axpy16_avx512;
+#endif
+#ifdef GEMINI__HAVE_AVX2
+    if (level >= GEMINI__CPU_AVX2) return gemini__axpy16_avx2;
+#endif
+#ifdef GEMINI__HAVE_NEON
+    if (level >= GEMINI__CPU_NEON) return gemini__axpy16_neon;
+#endif
+    return gemini__axpy16_scalar;
+}
+
 /* The name of a kernel table, for the log. */
 static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 {
@@ -4126,6 +4289,18 @@ static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 #endif
     (void)dot;
     return "scalar";
+}
+
+/* n floats into one row of dst in type f32, f16 or bf16 (rounded to nearest, ties to even). */
+static void gemini__store_row(gemini_type type, const float *src, uint8_t *dst, int64_t n)
+{
+    int64_t i;
+    if (type == GEMINI_TYPE_F16)
+        for (i = 0; i < n; i++) gemini__write_u16(dst + 2 * i, gemini_f32_to_f16(src[i]));
+    else if (type == GEMINI_TYPE_BF16)
+        for (i = 0; i < n; i++) gemini__write_u16(dst + 2 * i, gemini_f32_to_bf16(src[i]));
+    else
+        memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
 /* ---- Context --------------------------------------------------------------------------------- */
@@ -4169,9 +4344,12 @@ struct gemini_context {
     int32_t n_batch;
     int32_t position;               /* tokens in the cache */
 
-    /* KV cache: post-RoPE keys and values; slot of position p is p % capacity */
-    float **k_cache;                /* (L) -> (capacity, Hkv*D) */
-    float **v_cache;                /* (L) -> (capacity, Hkv*D) */
+    /* KV cache: post-RoPE keys and values in kv_type; slot of position p is p % capacity */
+    gemini_type kv_type;            /* f32, f16 or bf16 */
+    const gemini__axpy_half_fn *axpy_half; /* [GEMINI_TYPE_COUNT] f16/bf16 values, this CPU */
+    int64_t kv_row_bytes;           /* one position of one layer: Hkv*D values of kv_type */
+    uint8_t **k_cache;              /* (L) -> (capacity, Hkv*D) */
+    uint8_t **v_cache;              /* (L) -> (capacity, Hkv*D) */
     int32_t *capacity;              /* (L) n_ctx; local layers min(n_ctx, W + n_batch - 1) */
 
     /* activations of one batch of B <= n_batch tokens */
@@ -4187,7 +4365,8 @@ struct gemini_context {
     float *enc_conv;                /* (2 * audio_ctx, d) output of the first convolution */
     float *enc_columns;             /* im2col rows of a convolution's input */
     float *enc_out;                 /* (audio_ctx, d) */
-    float **cross_k, **cross_v;     /* (L) -> (audio_ctx, d) */
+    uint8_t **cross_k, **cross_v;   /* (L) -> (audio_ctx, d) values of kv_type */
+    int64_t cross_row_bytes;        /* d values of kv_type */
     int has_audio;                  /* gemini_encode_mel succeeded */
 
     /* PaliGemma and Gemma 3: the vision tower's activations and the encoded images */
@@ -4216,6 +4395,11 @@ struct gemini_context {
     float *inv_freq_local;          /* (D/2) */
     float *cos_global, *sin_global; /* (B, D/2) */
     float *cos_local, *sin_local;   /* (B, D/2) */
+
+    /* GEMINI_USE_BLAS: f32 rows of an f16/bf16 weight matrix, converted for cblas_sgemm */
+    float *blas_rows;               /* (GEMINI__BLAS_ROWS, blas_cols) or NULL */
+    int64_t blas_cols;              /* the widest matmul input */
+    int64_t blas_products;          /* products cblas_sgemm computed (tests read it) */
 
     /* offload hook: a copy of params.backend, and per tensor whether it took it */
     int has_backend;
@@ -4296,6 +4480,27 @@ static void gemini__context_sizes_of(const gemini_model *model,
     z->block_width = z->d > z->vis_d ? z->d : z->vis_d;
 }
 
+/* GEMINI_USE_BLAS (see gemini__matmul_blas): from how many tokens cblas_sgemm takes a product,
+   as measured on the 2-core Zen 4 here with OpenBLAS 0.3.21 (bench/README.md). f32: OpenBLAS
+   is 1.25-2.3x our kernels at 16 tokens, slower below 8. f16/bf16: the rows are converted to
+   f32 per call (scalar), which OpenBLAS outruns our f16 kernels only from about 128 tokens
+   (1.05-1.17x; 1.4-1.5x at 256). */
+#define GEMINI__BLAS_MIN_TOKENS 16
+#define GEMINI__BLAS_MIN_TOKENS_HALF 128
+#define GEMINI__BLAS_ROWS 256       /* f16/bf16 weight rows converted at a time */
+
+/* Floats of the converted-rows scratch: GEMINI__BLAS_ROWS rows of the widest matmul input (the
+   q8_0 copy's columns); 0 without GEMINI_USE_BLAS. */
+static int64_t gemini__blas_rows_floats(const gemini__context_sizes *z)
+{
+#if defined(GEMINI_USE_BLAS)
+    return GEMINI__BLAS_ROWS * z->q8_cols;
+#else
+    (void)z;
+    return 0;
+#endif
+}
+
 static gemini_result gemini__acts_alloc(gemini__acts *a, int64_t rows, int64_t d, int64_t q_dim,
                                         int64_t kv_dim, int64_t f)
 {
@@ -4334,10 +4539,10 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     if (ctx->has_backend && ctx->backend.release != NULL)
         ctx->backend.release(ctx->backend.user_data);
     GEMINI_FREE(ctx->slots);
-    if (ctx->k_cache != NULL)
-        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->k_cache[i]);
-    if (ctx->v_cache != NULL)
-        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->v_cache[i]);
+    for (i = 0; ctx->k_cache != NULL && i < ctx->model->hparams.num_layers; i++)
+        gemini__aligned_free(ctx->k_cache[i]);
+    for (i = 0; ctx->v_cache != NULL && i < ctx->model->hparams.num_layers; i++)
+        gemini__aligned_free(ctx->v_cache[i]);
     GEMINI_FREE(ctx->k_cache);
     GEMINI_FREE(ctx->v_cache);
     GEMINI_FREE(ctx->capacity);
@@ -4356,13 +4561,14 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     gemini__aligned_free(ctx->enc_out);
     gemini__aligned_free(ctx->block_scores);
     gemini__aligned_free(ctx->block_values);
-    if (ctx->cross_k != NULL)
-        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->cross_k[i]);
-    if (ctx->cross_v != NULL)
-        for (i = 0; i < ctx->model->hparams.num_layers; i++) gemini__aligned_free(ctx->cross_v[i]);
+    for (i = 0; ctx->cross_k != NULL && i < ctx->model->hparams.num_layers; i++)
+        gemini__aligned_free(ctx->cross_k[i]);
+    for (i = 0; ctx->cross_v != NULL && i < ctx->model->hparams.num_layers; i++)
+        gemini__aligned_free(ctx->cross_v[i]);
     GEMINI_FREE(ctx->cross_k);
     GEMINI_FREE(ctx->cross_v);
     gemini__aligned_free(ctx->x_q8);
+    gemini__aligned_free(ctx->blas_rows);
     gemini__aligned_free(ctx->scores);
     gemini__aligned_free(ctx->inv_freq_global);
     gemini__aligned_free(ctx->inv_freq_local);
@@ -4397,6 +4603,12 @@ static gemini_result gemini__check_context_params(const gemini_context_params *p
     if (params->n_images < 1 || params->n_images > GEMINI__MAX_IMAGES)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "n_images %d is outside [1, %d]",
                             params->n_images, GEMINI__MAX_IMAGES);
+    if (params->kv_type != GEMINI_TYPE_F32 && params->kv_type != GEMINI_TYPE_F16 &&
+        params->kv_type != GEMINI_TYPE_BF16)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "kv_type %d (%s) is not f32, f16 or "
+                            "bf16", (int)params->kv_type,
+                            gemini_type_name(params->kv_type) != NULL
+                                ? gemini_type_name(params->kv_type) : "unknown");
     return GEMINI_OK;
 }
 
@@ -4448,9 +4660,11 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
 
     /* KV cache, activations, q8_0 input copy, per-thread scores, RoPE tables */
     for (i = 0; i < hp->num_layers; i++)
-        total += 2 * gemini__layer_capacity(model, i, &params) * z.kv_dim * 4;
+        total += 2 * gemini__layer_capacity(model, i, &params) *
+                 gemini_type_row_bytes(params.kv_type, z.kv_dim);
     total += B * (3 * z.d + 2 * z.q_dim + 2 * z.kv_dim + 2 * z.f) * 4;
     total += z.q8_rows * (z.q8_cols / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
+    total += gemini__blas_rows_floats(&z) * 4;
     total += (int64_t)params.n_threads * z.scores_stride * 4;
     total += (4 * B + 2) * (hp->head_dim / 2) * 4;
 
@@ -4458,7 +4672,8 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
     if (hp->is_encoder_decoder) {
         total += z.enc_rows * (7 * z.d + 2 * z.enc_f) * 4;
         total += (2 * z.enc_rows * z.d + z.enc_columns + z.enc_rows * z.d) * 4;
-        total += 2 * (int64_t)hp->num_layers * z.enc_rows * z.d * 4;
+        total += 2 * (int64_t)hp->num_layers * z.enc_rows *
+                 gemini_type_row_bytes(params.kv_type, z.d);
     }
 
     /* bidirectional spans of a call and per token of a step */
@@ -4603,6 +4818,10 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->log_callback = params.log_callback;
     ctx->log_user_data = params.log_user_data;
     ctx->dot = gemini__select_kernels(&ctx->axpy, &ctx->dot2x2);
+    ctx->axpy_half = gemini__select_axpy_half();
+    ctx->kv_type = params.kv_type;
+    ctx->kv_row_bytes = gemini_type_row_bytes(params.kv_type, z.kv_dim);
+    ctx->cross_row_bytes = gemini_type_row_bytes(params.kv_type, z.d);
     ctx->n_ctx = params.n_ctx;
     ctx->n_batch = params.n_batch;
     ctx->pool.n_threads = 1;
@@ -4614,17 +4833,17 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
 
     /* KV cache: the per-layer pointer arrays are zeroed as soon as they exist, so that the
        error path (gemini_context_free) never frees a pointer that was not set */
-    ctx->k_cache = (float **)GEMINI_MALLOC(sizeof(float *) * (size_t)hp->num_layers);
-    if (ctx->k_cache) memset(ctx->k_cache, 0, sizeof(float *) * (size_t)hp->num_layers);
-    ctx->v_cache = (float **)GEMINI_MALLOC(sizeof(float *) * (size_t)hp->num_layers);
-    if (ctx->v_cache) memset(ctx->v_cache, 0, sizeof(float *) * (size_t)hp->num_layers);
+    ctx->k_cache = (uint8_t **)GEMINI_MALLOC(sizeof(uint8_t *) * (size_t)hp->num_layers);
+    if (ctx->k_cache) memset(ctx->k_cache, 0, sizeof(uint8_t *) * (size_t)hp->num_layers);
+    ctx->v_cache = (uint8_t **)GEMINI_MALLOC(sizeof(uint8_t *) * (size_t)hp->num_layers);
+    if (ctx->v_cache) memset(ctx->v_cache, 0, sizeof(uint8_t *) * (size_t)hp->num_layers);
     ctx->capacity = (int32_t *)GEMINI_MALLOC(sizeof(int32_t) * (size_t)hp->num_layers);
     if (!ctx->k_cache || !ctx->v_cache || !ctx->capacity) goto out_of_memory;
     for (i = 0; i < hp->num_layers; i++) {
         int64_t capacity = gemini__layer_capacity(model, i, &params);
         ctx->capacity[i] = (int32_t)capacity;
-        ctx->k_cache[i] = gemini__alloc_floats(capacity * z.kv_dim);
-        ctx->v_cache[i] = gemini__alloc_floats(capacity * z.kv_dim);
+        ctx->k_cache[i] = gemini__alloc_bytes(capacity * ctx->kv_row_bytes);
+        ctx->v_cache[i] = gemini__alloc_bytes(capacity * ctx->kv_row_bytes);
         if (!ctx->k_cache[i] || !ctx->v_cache[i]) goto out_of_memory;
     }
 
@@ -4640,6 +4859,11 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->sin_global = gemini__alloc_floats(B * half);
     ctx->cos_local = gemini__alloc_floats(B * half);
     ctx->sin_local = gemini__alloc_floats(B * half);
+    if (gemini__blas_rows_floats(&z) > 0) {
+        ctx->blas_rows = gemini__alloc_floats(gemini__blas_rows_floats(&z));
+        ctx->blas_cols = z.q8_cols;
+        if (ctx->blas_rows == NULL) goto out_of_memory;
+    }
     if (!ctx->x_q8 || !ctx->inv_freq_global || !ctx->inv_freq_local || !ctx->cos_global ||
         !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
         goto out_of_memory;
@@ -4648,22 +4872,22 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
 
     /* Whisper: the encoder's buffers and every decoder layer's cross keys and values */
     if (hp->is_encoder_decoder) {
-        size_t pointers = sizeof(float *) * (size_t)hp->num_layers;
+        size_t pointers = sizeof(uint8_t *) * (size_t)hp->num_layers;
         if (gemini__acts_alloc(&ctx->enc, z.enc_rows, z.d, z.d, z.d, z.enc_f) != GEMINI_OK)
             goto out_of_memory;
         ctx->enc_conv = gemini__alloc_floats(2 * z.enc_rows * z.d);
         ctx->enc_columns = gemini__alloc_floats(z.enc_columns);
         ctx->enc_out = gemini__alloc_floats(z.enc_rows * z.d);
-        ctx->cross_k = (float **)GEMINI_MALLOC(pointers);
+        ctx->cross_k = (uint8_t **)GEMINI_MALLOC(pointers);
         if (ctx->cross_k) memset(ctx->cross_k, 0, pointers);
-        ctx->cross_v = (float **)GEMINI_MALLOC(pointers);
+        ctx->cross_v = (uint8_t **)GEMINI_MALLOC(pointers);
         if (ctx->cross_v) memset(ctx->cross_v, 0, pointers);
         if (!ctx->enc_conv || !ctx->enc_columns || !ctx->enc_out || !ctx->cross_k ||
             !ctx->cross_v)
             goto out_of_memory;
         for (i = 0; i < hp->num_layers; i++) {
-            ctx->cross_k[i] = gemini__alloc_floats(z.enc_rows * z.d);
-            ctx->cross_v[i] = gemini__alloc_floats(z.enc_rows * z.d);
+            ctx->cross_k[i] = gemini__alloc_bytes(z.enc_rows * ctx->cross_row_bytes);
+            ctx->cross_v[i] = gemini__alloc_bytes(z.enc_rows * ctx->cross_row_bytes);
             if (!ctx->cross_k[i] || !ctx->cross_v[i]) goto out_of_memory;
         }
     }
@@ -4713,8 +4937,9 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
                     "n_ctx %d exceeds the trained context of %d positions", params.n_ctx,
                     hp->max_position);
     gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
-                "context: n_ctx %d, n_batch %d, %d threads, kernels %s", params.n_ctx,
-                params.n_batch, n_threads, gemini__kernels_name(ctx->dot));
+                "context: n_ctx %d, n_batch %d, %d threads, kernels %s, %s KV cache",
+                params.n_ctx, params.n_batch, n_threads, gemini__kernels_name(ctx->dot),
+                gemini_type_name(ctx->kv_type));
     *out = ctx;
     return GEMINI_OK;
 
@@ -4878,8 +5103,82 @@ static void gemini__run_rows(gemini_context *ctx, gemini__rows_task *rows)
     else gemini__rows_worker(rows, 0, 1);
 }
 
+#if defined(GEMINI_USE_BLAS)
+/* Rows [0, rows) of a weight matrix of f16 or bf16 converted to f32, split over threads. */
+typedef struct gemini__convert_task {
+    gemini_type type;
+    const uint8_t *w;               /* (rows, row_bytes) */
+    int64_t rows, cols, row_bytes;
+    float *out;                     /* (rows, cols) */
+} gemini__convert_task;
+
+static void gemini__convert_worker(void *arg, int thread_index, int n_threads)
+{
+    const gemini__convert_task *task = (const gemini__convert_task *)arg;
+    int64_t begin, end, r;
+    gemini__split(task->rows, thread_index, n_threads, &begin, &end);
+    for (r = begin; r < end; r++)
+        gemini__dequantize(task->type, task->w + r * task->row_bytes, task->out + r * task->cols,
+                           task->cols);
+}
+
+/* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T by cblas_sgemm: W (rows, cols, row_bytes
+   apart) as it is for f32, or converted GEMINI__BLAS_ROWS rows at a time for f16 and bf16.
+   Returns 0 (nothing done) for other types and for fewer tokens than the thresholds, where our
+   kernels are as fast. BLAS sums in its own order, so a batch no longer gives a single token's
+   bits, only the same values to rounding. */
+static int gemini__matmul_blas(gemini_context *ctx, gemini_type type, const uint8_t *w,
+                               int64_t rows, int64_t cols, int64_t row_bytes, const float *x,
+                               int64_t x_stride, int32_t n_tokens, float *y, int64_t y_stride)
+{
+    gemini__convert_task convert;
+    int64_t first;
+    if (type == GEMINI_TYPE_F32) {
+        if (n_tokens < GEMINI__BLAS_MIN_TOKENS) return 0;
+        ctx->blas_products++;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, (int)rows, (int)cols, 1.0f,
+                    x, (int)x_stride, (const float *)(const void *)w, (int)(row_bytes / 4), 0.0f,
+                    y, (int)y_stride);
+        return 1;
+    }
+    if ((type != GEMINI_TYPE_F16 && type != GEMINI_TYPE_BF16) ||
+        n_tokens < GEMINI__BLAS_MIN_TOKENS_HALF || ctx->blas_rows == NULL ||
+        cols > ctx->blas_cols)
+        return 0;
+    ctx->blas_products++;
+    convert.type = type;
+    convert.cols = cols;
+    convert.row_bytes = row_bytes;
+    convert.out = ctx->blas_rows;
+    for (first = 0; first < rows; first += GEMINI__BLAS_ROWS) {
+        convert.rows = rows - first < GEMINI__BLAS_ROWS ? rows - first : GEMINI__BLAS_ROWS;
+        convert.w = w + first * row_bytes;
+        gemini__pool_run(&ctx->pool, gemini__convert_worker, &convert);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, (int)convert.rows,
+                    (int)cols, 1.0f, x, (int)x_stride, ctx->blas_rows, (int)cols, 0.0f,
+                    y + first, (int)y_stride);
+    }
+    return 1;
+}
+#endif
+
+/* Runs a matmul task of f32 "weights" and f32 inputs (an encoder's attention) on the pool, or
+   by cblas_sgemm under GEMINI_USE_BLAS. */
+static void gemini__run_f32_matmul(gemini_context *ctx, gemini__matmul_task *task)
+{
+#if defined(GEMINI_USE_BLAS)
+    if (gemini__matmul_blas(ctx, GEMINI_TYPE_F32, task->w, task->rows, task->cols,
+                            task->row_bytes, (const float *)(const void *)task->x,
+                            task->x_stride / (int64_t)sizeof(float), task->n_tokens, task->y,
+                            task->y_stride))
+        return;
+#endif
+    gemini__pool_run(&ctx->pool, gemini__matmul_worker, task);
+}
+
 /* y (n_tokens, y_stride) = x (n_tokens, x_stride) W^T, split over weight rows. Quantised weights
-   take a q8_0 copy of x. A backend that took W computes it unless it declines. */
+   take a q8_0 copy of x. A backend that took W computes it unless it declines; under
+   GEMINI_USE_BLAS, cblas_sgemm computes float weights' products of many tokens. */
 static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const float *x,
                            int64_t x_stride, int32_t n_tokens, float *y, int64_t y_stride)
 {
@@ -4901,6 +5200,11 @@ static void gemini__matmul(gemini_context *ctx, const gemini__tensor *w, const f
     task.rows = w->dims[0];
     task.cols = w->dims[1];
     task.row_bytes = gemini_type_row_bytes((gemini_type)w->type, task.cols);
+#if defined(GEMINI_USE_BLAS)
+    if (gemini__matmul_blas(ctx, (gemini_type)w->type, task.w, task.rows, task.cols,
+                            task.row_bytes, x, x_stride, n_tokens, y, y_stride))
+        return;
+#endif
     task.y = y;
     task.y_stride = y_stride;
     task.n_tokens = n_tokens;
@@ -5013,8 +5317,9 @@ typedef struct gemini__attention_task {
     gemini_context *ctx;
     const float *q;                 /* (n_tokens, n_heads * head_dim) */
     float *out;                     /* (n_tokens, n_heads * head_dim) */
-    const float *k, *v;             /* key and value rows of kv_stride floats */
-    int64_t kv_stride;
+    const uint8_t *k, *v;           /* key and value rows of kv_type, row_bytes apart */
+    int64_t row_bytes;
+    gemini_type kv_type;            /* f32, f16 or bf16 */
     int32_t n_heads, n_kv_heads, head_dim;
     float scale;                    /* multiplier of q.k */
     float softcap;                  /* 0: off */
@@ -5034,7 +5339,9 @@ static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
     gemini_context *ctx = task->ctx;
     int32_t D = task->head_dim, H = task->n_heads, group = task->n_heads / task->n_kv_heads;
     float cap = task->softcap, *scores = ctx->scores + thread_index * ctx->scores_stride;
-    int64_t begin, end, item;
+    gemini__dot_fn dot = ctx->dot[task->kv_type];
+    gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
+    int64_t head_bytes = gemini_type_row_bytes(task->kv_type, D), begin, end, item;
     gemini__split((int64_t)task->n_tokens * H, thread_index, n_threads, &begin, &end);
     for (item = begin; item < end; item++) {
         int32_t t = (int32_t)(item / H), h = (int32_t)(item % H), kv_head = h / group;
@@ -5053,11 +5360,11 @@ static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
             }
         }
 
-        /* scores = q.k * scale, soft-capped */
+        /* scores = q.k * scale, soft-capped (the key row is the kernel's "weight" row) */
         for (j = first; j <= last; j++) {
-            const float *key = task->k + (int64_t)(j % capacity) * task->kv_stride +
-                               (int64_t)kv_head * D;
-            float s = ctx->dot[GEMINI_TYPE_F32](query, key, D) * task->scale;
+            const uint8_t *key = task->k + (int64_t)(j % capacity) * task->row_bytes +
+                                 kv_head * head_bytes;
+            float s = dot(key, query, D) * task->scale;
             if (cap > 0.0f) s = cap * tanhf(s / cap);
             scores[j - first] = s;
             if (s > max_score) max_score = s;
@@ -5072,18 +5379,22 @@ static void gemini__attention_worker(void *arg, int thread_index, int n_threads)
         /* out = sum_j p_j v_j */
         for (i = 0; i < D; i++) out[i] = 0.0f;
         for (j = first; j <= last; j++) {
-            const float *value = task->v + (int64_t)(j % capacity) * task->kv_stride +
-                                 (int64_t)kv_head * D;
+            const uint8_t *value = task->v + (int64_t)(j % capacity) * task->row_bytes +
+                                   kv_head * head_bytes;
             float p = scores[j - first] / sum;
-            ctx->axpy(out, p, value, D);
+            if (task->kv_type == GEMINI_TYPE_F32)
+                ctx->axpy(out, p, (const float *)(const void *)value, D);
+            else
+                axpy_half(out, p, value, D);
         }
     }
 }
 
-/* Attention with every key visible: n_tokens queries of n_heads heads over n_keys rows. */
-static void gemini__attend_all(gemini_context *ctx, const float *q, float *out, const float *k,
-                               const float *v, int32_t n_keys, int32_t n_heads, int32_t head_dim,
-                               int32_t n_tokens)
+/* Attention with every key visible: n_tokens queries of n_heads heads over n_keys rows of
+   kv_type values (Whisper's cross-attention to the encoded audio). */
+static void gemini__attend_all(gemini_context *ctx, const float *q, float *out, const uint8_t *k,
+                               const uint8_t *v, gemini_type kv_type, int32_t n_keys,
+                               int32_t n_heads, int32_t head_dim, int32_t n_tokens)
 {
     gemini__attention_task task;
     memset(&task, 0, sizeof task);
@@ -5092,7 +5403,8 @@ static void gemini__attend_all(gemini_context *ctx, const float *q, float *out, 
     task.out = out;
     task.k = k;
     task.v = v;
-    task.kv_stride = (int64_t)n_heads * head_dim;
+    task.kv_type = kv_type;
+    task.row_bytes = gemini_type_row_bytes(kv_type, (int64_t)n_heads * head_dim);
     task.n_heads = task.n_kv_heads = n_heads;
     task.head_dim = head_dim;
     task.scale = 1.0f / sqrtf((float)head_dim);
@@ -5141,7 +5453,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
             task.y = ctx->block_scores;
             task.y_stride = n_keys;
             task.n_tokens = n_block;
-            gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+            gemini__run_f32_matmul(ctx, &task);
 
             /* softmax, then the weighted values */
             rows.n_rows = n_block;
@@ -5154,7 +5466,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
             task.x_stride = (int64_t)n_keys * (int64_t)sizeof(float);
             task.y = out + (int64_t)block * width + h * head_dim;
             task.y_stride = width;
-            gemini__pool_run(&ctx->pool, gemini__matmul_worker, &task);
+            gemini__run_f32_matmul(ctx, &task);
         }
     }
 }
@@ -5213,13 +5525,13 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
         }
     }
 
-    /* store k and v in the cache (a ring for local layers) */
+    /* store k and v in the cache (a ring for local layers), rounded to its type */
     for (t = 0; t < n; t++) {
         int64_t slot = (first_position + t) % capacity;
-        memcpy(ctx->k_cache[layer_index] + slot * kv_dim, a->k + t * kv_dim,
-               (size_t)kv_dim * sizeof(float));
-        memcpy(ctx->v_cache[layer_index] + slot * kv_dim, a->v + t * kv_dim,
-               (size_t)kv_dim * sizeof(float));
+        gemini__store_row(ctx->kv_type, a->k + t * kv_dim,
+                          ctx->k_cache[layer_index] + slot * ctx->kv_row_bytes, kv_dim);
+        gemini__store_row(ctx->kv_type, a->v + t * kv_dim,
+                          ctx->v_cache[layer_index] + slot * ctx->kv_row_bytes, kv_dim);
     }
 
     /* attention over the cache, unless the backend does it over its own */
@@ -5251,7 +5563,8 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
     attention.out = a->attn;
     attention.k = ctx->k_cache[layer_index];
     attention.v = ctx->v_cache[layer_index];
-    attention.kv_stride = kv_dim;
+    attention.row_bytes = ctx->kv_row_bytes;
+    attention.kv_type = ctx->kv_type;
     attention.n_heads = hp->num_heads;
     attention.n_kv_heads = hp->num_kv_heads;
     attention.head_dim = hp->head_dim;
@@ -5325,7 +5638,8 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
         gemini__norm_rows_eps(a->xn, a->x, n, d, layer->cross_norm, layer->cross_norm_b, eps);
         gemini__linear(ctx, layer->cross_q, layer->cross_q_b, a->xn, d, n, a->q, q_dim);
         gemini__attend_all(ctx, a->q, a->attn, ctx->cross_k[layer_index],
-                           ctx->cross_v[layer_index], hp->audio_ctx, n_heads, (int32_t)D, n);
+                           ctx->cross_v[layer_index], ctx->kv_type, hp->audio_ctx, n_heads,
+                           (int32_t)D, n);
         gemini__linear(ctx, layer->cross_out, layer->cross_out_b, a->attn, q_dim, n, a->proj,
                        d);
         gemini__add_rows(a->x, a->proj, n, d);
@@ -5577,13 +5891,24 @@ GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel
     gemini__norm_rows(hp, ctx->enc_out, ctx->enc.x, (int32_t)n_out, d, model->enc_output_norm,
                       model->enc_output_norm_b);
 
-    /* every decoder layer's cross-attention keys and values, once per window */
+    /* every decoder layer's cross-attention keys and values, once per window, in the KV
+       cache's type (a 16-bit type through the encoder's k and v rows, free by now) */
     for (layer = 0; layer < hp->num_layers; layer++) {
         const gemini__layer *block = &model->layers[layer];
-        gemini__linear(ctx, block->cross_k, NULL, ctx->enc_out, d, (int32_t)n_out,
-                       ctx->cross_k[layer], d);
+        float *keys = ctx->kv_type == GEMINI_TYPE_F32 ? (float *)(void *)ctx->cross_k[layer]
+                                                      : ctx->enc.k;
+        float *values = ctx->kv_type == GEMINI_TYPE_F32 ? (float *)(void *)ctx->cross_v[layer]
+                                                        : ctx->enc.v;
+        gemini__linear(ctx, block->cross_k, NULL, ctx->enc_out, d, (int32_t)n_out, keys, d);
         gemini__linear(ctx, block->cross_v, block->cross_v_b, ctx->enc_out, d, (int32_t)n_out,
-                       ctx->cross_v[layer], d);
+                       values, d);
+        if (ctx->kv_type == GEMINI_TYPE_F32) continue;
+        for (t = 0; t < n_out; t++) {
+            gemini__store_row(ctx->kv_type, keys + t * d,
+                              ctx->cross_k[layer] + t * ctx->cross_row_bytes, d);
+            gemini__store_row(ctx->kv_type, values + t * d,
+                              ctx->cross_v[layer] + t * ctx->cross_row_bytes, d);
+        }
     }
     ctx->has_audio = 1;
     ctx->position = 0;
@@ -5605,9 +5930,10 @@ static gemini_result gemini__check_copy(const gemini_context *dst, const gemini_
 {
     if (dst == NULL || src == NULL)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "%s: NULL context", function);
-    if (dst->model != src->model || dst->n_ctx != src->n_ctx || dst->n_batch != src->n_batch)
+    if (dst->model != src->model || dst->n_ctx != src->n_ctx || dst->n_batch != src->n_batch ||
+        dst->kv_type != src->kv_type)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "%s: the contexts differ in model, "
-                            "n_ctx or n_batch", function);
+                            "n_ctx, n_batch or kv_type", function);
     return GEMINI_OK;
 }
 
@@ -5616,7 +5942,7 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
 {
     const gemini_model_hparams *hp;
     gemini_result result = gemini__check_copy(dst, src, "gemini_context_copy_sequence");
-    int64_t kv_dim, rows;
+    int64_t rows;
     int32_t layer;
     if (result != GEMINI_OK) return result;
     if ((dst->has_backend && dst->backend.attention != NULL) ||
@@ -5625,11 +5951,10 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
                             "keeps the KV cache of one of the contexts");
     if (dst == src) return GEMINI_OK;
     hp = &src->model->hparams;
-    kv_dim = (int64_t)hp->num_kv_heads * hp->head_dim;
     for (layer = 0; layer < hp->num_layers; layer++) {
         rows = src->position < src->capacity[layer] ? src->position : src->capacity[layer];
-        memcpy(dst->k_cache[layer], src->k_cache[layer], (size_t)(rows * kv_dim) * sizeof(float));
-        memcpy(dst->v_cache[layer], src->v_cache[layer], (size_t)(rows * kv_dim) * sizeof(float));
+        memcpy(dst->k_cache[layer], src->k_cache[layer], (size_t)(rows * src->kv_row_bytes));
+        memcpy(dst->v_cache[layer], src->v_cache[layer], (size_t)(rows * src->kv_row_bytes));
     }
     dst->position = src->position;
     return GEMINI_OK;
@@ -5649,6 +5974,7 @@ GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const ge
     if (dst == src) return GEMINI_OK;
     bytes = (size_t)hp->audio_ctx * (size_t)hp->hidden_size * sizeof(float);
     memcpy(dst->enc_out, src->enc_out, bytes);
+    bytes = (size_t)hp->audio_ctx * (size_t)src->cross_row_bytes;
     for (layer = 0; layer < hp->num_layers; layer++) {
         memcpy(dst->cross_k[layer], src->cross_k[layer], bytes);
         memcpy(dst->cross_v[layer], src->cross_v[layer], bytes);

@@ -22,7 +22,10 @@
                            (gemini_decode computes the head for the last token only).
 
    Usage: bench_model -m MODEL [-t THREADS] [--prompt N] [--gen N] [--runs N]
-                      [--roofline FILE] [--header] [--method] [--speed-only]
+                      [--kv-type f32|f16|bf16] [--roofline FILE] [--header] [--method]
+                      [--speed-only]
+   --kv-type: the KV cache's element type (gemini_context_params.kv_type, default f32); the
+   label then says it, and the KV cache reads of the decode split count its bytes.
    --roofline FILE: "READ_BYTES_PER_S FMA_FLOPS_PER_S" as written by roofline --values.
    --method prints how each column is computed; --speed-only prints the prefill and decode rows
    alone.
@@ -132,10 +135,12 @@ static double attention_flops(const gemini_model_hparams *hp, const model_cost *
     return per_key * (cost->n_global * global_keys + cost->n_local * local_keys);
 }
 
-/* K and V cache bytes the token at `position` reads (f32 cache), summed over layers. */
-static double kv_bytes(const gemini_model_hparams *hp, const model_cost *cost, int64_t position)
+/* K and V cache bytes the token at `position` reads (values of value_bytes each), summed over
+   layers. */
+static double kv_bytes(const gemini_model_hparams *hp, const model_cost *cost, int64_t position,
+                       double value_bytes)
 {
-    double per_key = 2.0 * hp->num_kv_heads * hp->head_dim * 4.0;
+    double per_key = 2.0 * hp->num_kv_heads * hp->head_dim * value_bytes;
     double global_keys = (double)(position + 1), local_keys = global_keys;
     if (hp->sliding_window > 0 && local_keys > hp->sliding_window) local_keys = hp->sliding_window;
     return per_key * (cost->n_global * global_keys + cost->n_local * local_keys);
@@ -176,7 +181,8 @@ static void print_method(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_model -m MODEL [-t THREADS] [--prompt N] [--gen N] "
-                    "[--runs N] [--roofline FILE] [--header] [--method] [--speed-only]\n");
+                    "[--runs N] [--kv-type f32|f16|bf16] [--roofline FILE] [--header] "
+                    "[--method] [--speed-only]\n");
     exit(2);
 }
 
@@ -187,6 +193,7 @@ int main(int argc, char **argv)
     const char *short_text = "The capital of France is";
     int n_threads = 0, prompt_len = 512, gen_len = 128, runs = 3, header = 0, method = 0;
     int speed_only = 0;
+    gemini_type kv_type = GEMINI_TYPE_F32;
     int i, run;
     double read_bw = 0.0, fma_peak = 0.0;
     double t_start, t_loaded, t_tok, t_encoded, t_ctx, t_first, load_best = 0.0;
@@ -216,6 +223,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--header") == 0) header = 1;
         else if (strcmp(argv[i], "--method") == 0) method = 1;
         else if (strcmp(argv[i], "--speed-only") == 0) speed_only = 1;
+        else if (strcmp(argv[i], "--kv-type") == 0 && i + 1 < argc) {
+            if (!gemini_type_from_name(argv[++i], &kv_type)) usage();
+        }
         else usage();
     }
     if (method) {
@@ -236,13 +246,16 @@ int main(int argc, char **argv)
         const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
         size_t n = strlen(base);
         if (n > 7 && strcmp(base + n - 7, ".gemini") == 0) n -= 7;
-        snprintf(label, sizeof label, "%.*s, %d thr", (int)(n < 40 ? n : 40), base,
-                 n_threads > 0 ? n_threads : gemini_context_default_params().n_threads);
+        snprintf(label, sizeof label, "%.*s, %d thr%s%s", (int)(n < 40 ? n : 40), base,
+                 n_threads > 0 ? n_threads : gemini_context_default_params().n_threads,
+                 kv_type != GEMINI_TYPE_F32 ? ", KV " : "",
+                 kv_type != GEMINI_TYPE_F32 ? gemini_type_name(kv_type) : "");
     }
 
     /* 1. First token, from nothing. */
     params = gemini_context_default_params();
     if (n_threads > 0) params.n_threads = n_threads;
+    params.kv_type = kv_type; /* an unsupported type fails gemini_context_create below */
     params.n_ctx = prompt_len + 2 * gen_len; /* prompt, greedy tokens, the no-head pass */
     t_start = now_seconds();
     if (gemini_model_load(path, &model) != GEMINI_OK) die(path);
@@ -338,7 +351,9 @@ int main(int argc, char **argv)
                       2.0 * cost.head_params / prompt_len;
     bytes_per_token = cost.block_matrix_bytes + cost.embd_row_bytes + cost.head_bytes;
     nohead_bytes = cost.block_matrix_bytes + cost.embd_row_bytes;
-    for (i = 0; i < gen_len; i++) kv_read += kv_bytes(hp, &cost, prompt_len + i);
+    for (i = 0; i < gen_len; i++)
+        kv_read += kv_bytes(hp, &cost, prompt_len + i,
+                            (double)gemini_type_row_bytes(kv_type, 1));
     kv_read /= gen_len;
 
     if (header) {

@@ -54,6 +54,8 @@ static void usage(FILE *out)
             "  -n, --n-predict N       tokens to generate (default 128)\n"
             "  -t, --threads N         threads (default: online CPUs)\n"
             "      --ctx N             context size in tokens (default 4096, max 32768)\n"
+            "      --kv-type TYPE      KV cache element type: f32 (default), f16 or bf16;\n"
+            "                          f16 and bf16 halve the cache and round keys and values\n"
             "      --temp T            temperature; 0 = greedy (default 0.8)\n"
             "      --top-k K           keep the K most likely tokens; 0 = all (default 40)\n"
             "      --top-p P           nucleus sampling threshold (default 0.95)\n"
@@ -144,6 +146,12 @@ int main(int argc, char **argv)
             context_params.n_threads = atoi(value);
         } else if (!strcmp(arg, "--ctx")) {
             context_params.n_ctx = atoi(value);
+        } else if (!strcmp(arg, "--kv-type")) {
+            if (!gemini_type_from_name(value, &context_params.kv_type) ||
+                context_params.kv_type > GEMINI_TYPE_BF16) {
+                fprintf(stderr, "gemini-generate: --kv-type %s: not f32, f16 or bf16\n", value);
+                return 2;
+            }
         } else if (!strcmp(arg, "--temp")) {
             sampler_params.temperature = (float)atof(value);
         } else if (!strcmp(arg, "--top-k")) {

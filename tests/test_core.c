@@ -715,6 +715,16 @@ static const gemini__dot_fn *level_kernels(int level, gemini__axpy_fn *axpy,
     return dot;
 }
 
+/* The f16/bf16 axpy kernels of one level, or NULL where this CPU or build lacks it. */
+static const gemini__axpy_half_fn *level_axpy16(int level)
+{
+    const gemini__axpy_half_fn *axpy16;
+    gemini__cpu_limit = level;
+    axpy16 = gemini__cpu_level() == level ? gemini__select_axpy_half() : NULL;
+    gemini__cpu_limit = GEMINI__CPU_TOP;
+    return axpy16;
+}
+
 static const char *level_name(int level)
 {
 #if defined(__aarch64__)
@@ -876,6 +886,54 @@ static void test_kernels(void)
             sprintf(detail, "%s, worst relative difference %.2g (limit 1e-6)", name, worst);
             check(worst < 1e-6, "axpy equals scalar axpy (n = 7..1031)", detail);
         }
+
+        /* axpy from f16 and bf16 rows (16-bit KV cache values): the same, and nothing
+           written past the end */
+        for (type = GEMINI_TYPE_F16; type <= GEMINI_TYPE_BF16; type++) {
+            const gemini__axpy_half_fn *axpy16 = level_axpy16(level);
+            double worst = axpy16 == NULL ? 1 : 0;
+            for (s = 0; axpy16 != NULL && s < (int)(sizeof sizes / sizeof sizes[0]); s++) {
+                int n = sizes[s];
+                float a = rng_uniform(-2, 2);
+                for (i = 0; i < n + 4; i++) {
+                    x[i] = rng_uniform(-2, 2);
+                    y0[i] = y1[i] = rng_uniform(-2, 2);
+                }
+                gemini_quantize_row((gemini_type)type, x, wq, n);
+                gemini__axpy16_scalar[type](y0, a, wq, n);
+                axpy16[type](y1, a, wq, n);
+                for (i = 0; i < n; i++) {
+                    double d = fabs(y0[i] - y1[i]) / (fabs(y0[i]) + fabs(a * x[i]) + 1e-30);
+                    if (d > worst) worst = d;
+                }
+                for (; i < n + 4; i++)
+                    if (y1[i] != y0[i]) worst = 1;
+            }
+            sprintf(detail, "%s %s, worst relative difference %.2g (limit 1e-6)", name,
+                    gemini_type_name((gemini_type)type), worst);
+            check(worst < 1e-6, "axpy of a 16-bit row equals the scalar one (n = 7..1031)",
+                  detail);
+        }
+    }
+
+    /* the scalar f16/bf16 axpy is y + a * (the row converted), rounded once or twice */
+    for (type = GEMINI_TYPE_F16; type <= GEMINI_TYPE_BF16; type++) {
+        double worst = 0;
+        float a = 0.75f;
+        for (i = 0; i < 1000; i++) {
+            x[i] = rng_uniform(-3, 3);
+            y0[i] = y1[i] = rng_uniform(-1, 1);
+        }
+        gemini_quantize_row((gemini_type)type, x, wq, 1000);
+        gemini_dequantize_row((gemini_type)type, wq, w, 1000);
+        gemini__axpy16_scalar[type](y0, a, wq, 1000);
+        for (i = 0; i < 1000; i++) {
+            double d = fabs(y0[i] - (y1[i] + (double)a * w[i])) / (fabs(y0[i]) + 1e-30);
+            if (d > worst) worst = d;
+        }
+        sprintf(detail, "%s, worst relative difference %.2g (limit 1e-6)",
+                gemini_type_name((gemini_type)type), worst);
+        check(worst < 1e-6, "scalar axpy of a 16-bit row adds a * the converted row", detail);
     }
     free(w); free(x); free(y0); free(y1); free(wq); free(xq); free(w1); free(x1);
 }
@@ -1113,6 +1171,9 @@ static void test_reader(void)
     free_weights(&c, &w);
 }
 
+/* The KV cache type of the contexts run_model creates. */
+static gemini_type run_kv_type = GEMINI_TYPE_F32;
+
 /* Decodes tokens in steps of `step` (0: all at once) with all logits. */
 static gemini_result run_model(const gemini_model *model, int n_threads, int n_batch, int n_ctx,
                                const int32_t *tokens, int T, int step, float *logits)
@@ -1121,6 +1182,7 @@ static gemini_result run_model(const gemini_model *model, int n_threads, int n_b
     gemini_context *ctx;
     gemini_result r;
     int vocab = gemini_model_vocab_size(model), t;
+    params.kv_type = run_kv_type;
     params.n_threads = n_threads;
     params.n_batch = n_batch;
     params.n_ctx = n_ctx;
@@ -1175,6 +1237,48 @@ static void check_levels(const gemini_model *model, const char *label, gemini_ty
     }
 }
 
+/* An f16 and a bf16 KV cache: logits close to the f32 cache's (f32_logits: batched, 1
+   thread), and with each cache type and kernel level a batch (2 threads) equal to token by
+   token (3 threads) and to small batches through the sliding-window ring, bit for bit. The
+   random tiny models amplify the rounding of keys and values (about 4.9e-4 for f16, 3.9e-3 for
+   bf16) some tenfold. */
+static void check_kv_types(const gemini_model *model, const char *label, const int32_t *tokens,
+                           int T, const float *f32_logits, float *a, float *b)
+{
+    static const gemini_type kv_types[2] = {GEMINI_TYPE_F16, GEMINI_TYPE_BF16};
+    static const double limits[2] = {1e-2, 6e-2};
+    int vocab = gemini_model_vocab_size(model), k, level;
+    size_t cells = (size_t)T * vocab;
+    char detail[300];
+    double e;
+    for (k = 0; k < 2; k++) {
+        run_kv_type = kv_types[k];
+        run_model(model, 1, 64, 128, tokens, T, 0, a);
+        e = relative_error(a, f32_logits, (int64_t)cells);
+        sprintf(detail, "%s, %s cache, relative difference %.2g (limit %.2g)", label,
+                gemini_type_name(kv_types[k]), e, limits[k]);
+        check(e < limits[k] && e > 0, "a 16-bit KV cache moves the logits a little", detail);
+        for (level = GEMINI__CPU_SCALAR; level <= GEMINI__CPU_TOP; level++) {
+            gemini__axpy_fn axpy;
+            const gemini__dot2x2_fn *dot2x2;
+            int same;
+            if (level_kernels(level, &axpy, &dot2x2) == NULL) continue;
+            gemini__cpu_limit = level;
+            run_model(model, 2, 64, 128, tokens, T, 0, a);
+            run_model(model, 3, 64, 128, tokens, T, 1, b);
+            same = memcmp(a, b, sizeof(float) * cells) == 0;
+            run_model(model, 1, 3, 128, tokens, T, 2, b);
+            gemini__cpu_limit = GEMINI__CPU_TOP;
+            same &= memcmp(a, b, sizeof(float) * cells) == 0;
+            sprintf(detail, "%s, %s cache, %s kernels", label, gemini_type_name(kv_types[k]),
+                    level_name(level));
+            check(same, "batched = token by token = n_batch 3 through the ring, bit for bit",
+                  detail);
+        }
+    }
+    run_kv_type = GEMINI_TYPE_F32;
+}
+
 static void test_forward(const char *label, config c, int T)
 {
     weights w;
@@ -1227,6 +1331,7 @@ static void test_forward(const char *label, config c, int T)
     check(memcmp(a, b, sizeof(float) * (size_t)T * c.vocab) == 0,
           "3 threads give results identical to 1 thread", label);
     check_levels(model, label, GEMINI_TYPE_F32, tokens, T, a, b, c_logits);
+    check_kv_types(model, label, tokens, T, a, b, c_logits);
     gemini_model_free(model);
     free(raw);
 
@@ -1260,6 +1365,75 @@ static void test_forward(const char *label, config c, int T)
     }
     free(ref); free(a); free(b); free(c_logits);
     free_weights(&c, &w);
+}
+
+/* A prompt past GEMINI_USE_BLAS's thresholds (130 tokens, one batch) with f32, f16 and bf16
+   weights: the batch against the naive reference on the same weights, and against token by
+   token on 3 threads. Default build: bit for bit. Under GEMINI_USE_BLAS cblas_sgemm computes
+   the batch (checked by its call count) and sums in its own order, so the two must agree
+   within 1e-5 of the largest logit instead (the output says so). */
+static void test_long_prompt(void)
+{
+    enum { T = 130 };
+    config c = config_gemma3();
+    int32_t tokens[T];
+    size_t cells = (size_t)T * (size_t)c.vocab;
+    float *ref = (float *)malloc(sizeof(float) * cells), *a = (float *)malloc(sizeof(float) * cells);
+    float *b = (float *)malloc(sizeof(float) * cells);
+    char detail[200];
+    weights w;
+    int type, t;
+
+    rng_state = 777;
+    make_weights(&c, &w);
+    for (t = 0; t < T; t++) tokens[t] = (int32_t)(rng_unit() * c.vocab);
+    for (type = GEMINI_TYPE_F32; type <= GEMINI_TYPE_BF16; type++) {
+        gemini_context_params params = gemini_context_default_params();
+        gemini_context *ctx = NULL;
+        gemini_model *model = NULL;
+        weights rounded;
+        size_t size;
+        void *raw;
+        uint8_t *file = build_file(&c, &w, (gemini_type)type, NULL, NULL, &size, &raw);
+        int64_t blas_products = -1;
+        double e, e_steps;
+        roundtrip_weights(&c, &w, (gemini_type)type, &rounded);
+        reference_forward(&c, &rounded, tokens, T, ref);
+        free_weights(&c, &rounded);
+        params.n_ctx = 192;
+        params.n_batch = 192;
+        params.n_threads = 2;
+        if (gemini_model_load_memory(file, size, &model) != GEMINI_OK ||
+            gemini_context_create(model, &params, &ctx) != GEMINI_OK ||
+            gemini_decode(ctx, tokens, T, a, 1) != GEMINI_OK) {
+            check(0, "long prompt runs", gemini_last_error());
+        } else {
+            blas_products = ctx->blas_products;
+        }
+        gemini_context_free(ctx);
+        run_model(model, 3, 192, 192, tokens, T, 1, b);
+        e = relative_error(a, ref, (int64_t)cells);
+        e_steps = relative_error(b, a, (int64_t)cells);
+        sprintf(detail, "%s weights, %d tokens, relative error %.2g", gemini_type_name(
+                (gemini_type)type), T, e);
+        check(e < 1e-4, "a long batched prompt matches the naive reference", detail);
+#if defined(GEMINI_USE_BLAS)
+        sprintf(detail, "%s weights, cblas_sgemm products %lld, relative difference %.2g "
+                "(BLAS build: within 1e-5, not bit for bit)",
+                gemini_type_name((gemini_type)type), (long long)blas_products, e_steps);
+        check(blas_products > 0 && e_steps < 1e-5,
+              "a long batch (cblas_sgemm) equals token by token on 3 threads", detail);
+#else
+        sprintf(detail, "%s weights, no BLAS (%lld products), relative difference %.2g",
+                gemini_type_name((gemini_type)type), (long long)blas_products, e_steps);
+        check(blas_products == 0 && memcmp(a, b, sizeof(float) * cells) == 0,
+              "a long batch equals token by token on 3 threads, bit for bit", detail);
+#endif
+        gemini_model_free(model);
+        free(raw);
+    }
+    free_weights(&c, &w);
+    free(ref); free(a); free(b);
 }
 
 static void test_context_limits(void)
@@ -1299,6 +1473,55 @@ static void test_context_limits(void)
         check(gemini_context_memory_size(model, &params, &bytes) == GEMINI_OK &&
               bytes > (uint64_t)(2 * (8 + 8 + 100) * 32 * 4) && bytes < 200000,
               "context memory size query", "");
+        {
+            /* a 16-bit cache holds the same slots in half the bytes */
+            uint64_t half_bytes = 0, bf16_bytes = 0;
+            params.kv_type = GEMINI_TYPE_F16;
+            gemini_context_memory_size(model, &params, &half_bytes);
+            params.kv_type = GEMINI_TYPE_BF16;
+            gemini_context_memory_size(model, &params, &bf16_bytes);
+            check(bytes - half_bytes == (uint64_t)(2 * (8 + 8 + 100) * 32 * 2) &&
+                  bf16_bytes == half_bytes, "memory size of an f16 / bf16 KV cache", "");
+        }
+        {
+            /* every other type is refused, by create and by the size query, with a message */
+            static const int bad[3] = {GEMINI_TYPE_Q8_0, GEMINI_TYPE_Q4_0, 77};
+            int i, refused = 1;
+            for (i = 0; i < 3; i++) {
+                uint64_t ignored;
+                params.kv_type = (gemini_type)bad[i];
+                refused &= gemini_context_create(model, &params, &ctx) ==
+                               GEMINI_ERR_INVALID_ARGUMENT && ctx == NULL &&
+                           strstr(gemini_last_error(), "kv_type") != NULL &&
+                           gemini_context_memory_size(model, &params, &ignored) ==
+                               GEMINI_ERR_INVALID_ARGUMENT;
+            }
+            check(refused, "a KV cache type other than f32, f16 or bf16 is refused",
+                  gemini_last_error());
+            params.kv_type = GEMINI_TYPE_F32;
+        }
+        {
+            /* copy_sequence copies a 16-bit cache whole, and refuses across types */
+            gemini_context *src = NULL, *dst = NULL, *f32 = NULL;
+            int32_t ids[8] = {9, 8, 7, 6, 5, 4, 3, 2};
+            float row0[67], row1[67];
+            params.kv_type = GEMINI_TYPE_F16;
+            gemini_context_create(model, &params, &src);
+            gemini_context_create(model, &params, &dst);
+            params.kv_type = GEMINI_TYPE_F32;
+            gemini_context_create(model, &params, &f32);
+            check(src && dst && f32 && gemini_decode(src, ids, 7, NULL, 0) == GEMINI_OK &&
+                  gemini_context_copy_sequence(dst, src) == GEMINI_OK &&
+                  gemini_decode(src, ids + 7, 1, row0, 0) == GEMINI_OK &&
+                  gemini_decode(dst, ids + 7, 1, row1, 0) == GEMINI_OK &&
+                  memcmp(row0, row1, sizeof row0) == 0,
+                  "a copied f16 KV cache continues identically", "");
+            check(gemini_context_copy_sequence(f32, src) == GEMINI_ERR_INVALID_ARGUMENT,
+                  "copying between KV cache types is refused", gemini_last_error());
+            gemini_context_free(src);
+            gemini_context_free(dst);
+            gemini_context_free(f32);
+        }
     }
     params.n_ctx = 40000;
     check(gemini_context_create(model, &params, &ctx) == GEMINI_ERR_INVALID_ARGUMENT &&
@@ -1639,6 +1862,7 @@ int main(int argc, char **argv)
                  config_gemma3(), 13);
     test_forward("gemma2-like (MHA, soft-caps, window 4)", config_gemma2(), 11);
     test_forward("gemma1-like (MQA, untied head, no window)", config_gemma1(), 9);
+    test_long_prompt();
     test_context_limits();
     test_sampler();
 #if !defined(_WIN32) && !defined(GEMINI_NO_THREADS)
