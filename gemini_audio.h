@@ -22,7 +22,8 @@
        gemini_audio audio;
        gemini_audio_mel *mel;
        float features[80 * 3000];
-       if (gemini_audio_load_wav("speech.wav", &audio) != GEMINI_OK) puts(gemini_last_error());
+       if (gemini_audio_load_wav("speech.wav", &audio) != GEMINI_OK)
+           fprintf(stderr, "%s\n", gemini_last_error());
        gemini_audio_resample_to(&audio, 16000);
        gemini_audio_mel_create(80, &mel);
        gemini_audio_log_mel_30s(mel, audio.samples, audio.n_samples, features);

@@ -18,7 +18,8 @@
    Quick start
        gemini_tok *tok;
        int32_t ids[256], n;
-       if (gemini_tok_load("tokenizer.model", &tok) != GEMINI_OK) puts(gemini_last_error());
+       if (gemini_tok_load("tokenizer.model", &tok) != GEMINI_OK)
+           fprintf(stderr, "%s\n", gemini_last_error());
        gemini_tok_encode(tok, "Hello world", 11, GEMINI_TOK_ADD_BOS, ids, 256, &n);
        gemini_tok_free(tok);
 

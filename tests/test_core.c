@@ -1378,7 +1378,8 @@ static void test_long_prompt(void)
     config c = config_gemma3();
     int32_t tokens[T];
     size_t cells = (size_t)T * (size_t)c.vocab;
-    float *ref = (float *)malloc(sizeof(float) * cells), *a = (float *)malloc(sizeof(float) * cells);
+    float *ref = (float *)malloc(sizeof(float) * cells);
+    float *a = (float *)malloc(sizeof(float) * cells);
     float *b = (float *)malloc(sizeof(float) * cells);
     char detail[200];
     weights w;
