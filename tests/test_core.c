@@ -715,6 +715,17 @@ static const gemini__dot_fn *level_kernels(int level, gemini__axpy_fn *axpy,
     return dot;
 }
 
+/* The tile kernels of one level (entries NULL where a type has none), or NULL where this CPU
+   or build lacks the level. */
+static const gemini__tile_fn *level_tile(int level)
+{
+    const gemini__tile_fn *tile;
+    gemini__cpu_limit = level;
+    tile = gemini__cpu_level() == level ? gemini__select_tile() : NULL;
+    gemini__cpu_limit = GEMINI__CPU_TOP;
+    return tile;
+}
+
 /* The f16/bf16 axpy kernels of one level, or NULL where this CPU or build lacks it. */
 static const gemini__axpy_half_fn *level_axpy16(int level)
 {
@@ -751,6 +762,80 @@ static void unit_scale_row(uint8_t *row, int64_t n, int q4, int activation)
             p[j] = (uint8_t)v;
         }
     }
+}
+
+/* The vectorised tanh-GELU (and GeGLU) of every level against the scalar one: within 1e-6 of
+   |x| (a few ulp) from -30 to 30, tails included (n not a multiple of 16). */
+static void test_geglu_levels(void)
+{
+    enum { N = 1000 };
+    float *x = (float *)malloc(sizeof(float) * N), *up = (float *)malloc(sizeof(float) * N);
+    float *want = (float *)malloc(sizeof(float) * N), *got = (float *)malloc(sizeof(float) * N);
+    char detail[160];
+    int level, i, k;
+    for (i = 0; i < N; i++) {
+        x[i] = i < 900 ? rng_uniform(-8, 8) : rng_uniform(-30, 30);
+        up[i] = rng_uniform(-2, 2);
+    }
+    x[0] = 0.0f, x[1] = -0.0f, x[2] = 1e-30f, x[3] = -1e-30f, x[4] = 88.0f, x[5] = -88.0f;
+    for (level = GEMINI__CPU_SCALAR + 1; level <= GEMINI__CPU_TOP; level++) {
+        gemini__geglu_fn geglu;
+        double worst = 0;
+        gemini__cpu_limit = level;
+        geglu = gemini__cpu_level() == level ? gemini__select_geglu() : NULL;
+        gemini__cpu_limit = GEMINI__CPU_TOP;
+        if (geglu == NULL) continue;
+        for (k = 0; k < 2; k++) {
+            memcpy(want, x, sizeof(float) * N);
+            memcpy(got, x, sizeof(float) * N);
+            gemini__geglu(want, k ? up : NULL, N - 3);
+            geglu(got, k ? up : NULL, N - 3);
+            for (i = 0; i < N; i++) {
+                double scale = fabs(x[i]) * (k ? fabs(up[i]) : 1.0) + 1e-37;
+                double e = fabs((double)want[i] - got[i]) / scale;
+                if (e > worst) worst = e;
+            }
+        }
+        sprintf(detail, "%s, worst %.2g of |x| (limit 1e-6)", level_name(level), worst);
+        check(worst < 1e-6, "tanh-GELU and GeGLU equal the scalar ones", detail);
+    }
+    free(x); free(up); free(want); free(got);
+}
+
+/* The activation quantiser of every level gives the scalar one's bytes: random blocks, and
+   blocks of exact halves (roundf goes away from zero), infinities, NaN, zeros and a block
+   whose scale underflows f16. */
+static void test_quantize_levels(void)
+{
+    enum { BLOCKS = 64 };
+    float *x = (float *)malloc(sizeof(float) * BLOCKS * 32);
+    uint8_t want[BLOCKS * 34], got[BLOCKS * 34];
+    int level, i;
+    for (i = 0; i < BLOCKS * 32; i++) {
+        int block = i / 32;
+        if (block < 40) x[i] = rng_uniform(-3, 3) * (float)(1 << (block % 8));
+        else if (block < 48) x[i] = (float)((int)(rng_unit() * 254) - 127) + 0.5f; /* halves */
+        else if (block < 52) x[i] = (i % 32 == 0) ? 127.0f : (float)((i % 64) - 32) * 0.5f;
+        else if (block < 54) x[i] = (i % 7 == 0) ? (float)INFINITY : rng_uniform(-1, 1);
+        else if (block < 56) x[i] = (i % 5 == 0) ? (float)NAN : rng_uniform(-1, 1);
+        else if (block < 58) x[i] = (i % 3 == 0) ? -(float)INFINITY : rng_uniform(-9, 9);
+        else if (block < 60) x[i] = 0.0f;
+        else x[i] = rng_uniform(-1, 1) * 1e-9f;
+    }
+    gemini__quantize_q8_0(x, want, BLOCKS);
+    for (level = GEMINI__CPU_SCALAR + 1; level <= GEMINI__CPU_TOP; level++) {
+        gemini__quantize_fn quantize;
+        gemini__cpu_limit = level;
+        quantize = gemini__cpu_level() == level ? gemini__select_quantize() : NULL;
+        gemini__cpu_limit = GEMINI__CPU_TOP;
+        if (quantize == NULL) continue;
+        memset(got, 0xee, sizeof got);
+        quantize(x, got, BLOCKS);
+        check(memcmp(want, got, sizeof want) == 0,
+              "activation quantiser gives the scalar bytes (halves, inf, NaN, zeros, tiny)",
+              level_name(level));
+    }
+    free(x);
 }
 
 /* Every compiled kernel level against the scalar kernels, on sizes that are a multiple of the
@@ -939,10 +1024,12 @@ static void test_kernels(void)
 }
 
 /* A matmul of an odd number of rows and tokens, at every kernel level, split over 1 and 3
-   threads: each output is the level's one-row dot product, bit for bit. */
+   threads: each output is the level's one-row dot product, bit for bit. 37 rows and 9 tokens
+   make the tile kernels' 4 x 4, 4 x 1, 1 x 4 and 1 x 1 shapes all run, and 96 columns an odd
+   number of blocks. */
 static void test_matmul(void)
 {
-    enum { ROWS = 13, COLS = 96, TOKENS = 5 };
+    enum { ROWS = 37, COLS = 96, TOKENS = 9 };
     char detail[200];
     float *m = (float *)malloc(sizeof(float) * ROWS * COLS);
     float *xf = (float *)malloc(sizeof(float) * TOKENS * COLS);
@@ -955,6 +1042,7 @@ static void test_matmul(void)
         gemini__axpy_fn axpy;
         const gemini__dot2x2_fn *dot2x2;
         const gemini__dot_fn *dot = level_kernels(level, &axpy, &dot2x2);
+        const gemini__tile_fn *tile = level_tile(level);
         if (dot == NULL) continue;
         for (type = 0; type < GEMINI_TYPE_COUNT; type++) {
             gemini__matmul_task task;
@@ -972,6 +1060,7 @@ static void test_matmul(void)
             memset(&task, 0, sizeof task);
             task.dot = dot[type];
             task.dot2x2 = dot2x2[type];
+            task.tile = tile[type];
             task.w = wq;
             task.rows = ROWS;
             task.cols = COLS;
@@ -981,16 +1070,17 @@ static void test_matmul(void)
             task.y = y;
             task.y_stride = ROWS;
             task.n_tokens = TOKENS;
-            gemini__matmul_worker(&task, 0, 1);
+            gemini__matmul_worker(&task, 0, 1, 0);
             task.y = z;
-            for (i = 0; i < 3; i++) gemini__matmul_worker(&task, i, 3);
+            for (i = 0; i < 3; i++) gemini__matmul_worker(&task, i, 3, 0);
             for (t = 0; t < TOKENS; t++)
                 for (r = 0; r < ROWS; r++)
                     same &= y[t * ROWS + r] == dot[type](wq + r * row_bytes, xq + t * x_stride,
                                                          COLS) &&
                             z[t * ROWS + r] == y[t * ROWS + r];
-            sprintf(detail, "%s %s, %d rows x %d tokens", level_name(level),
-                    gemini_type_name((gemini_type)type), ROWS, TOKENS);
+            sprintf(detail, "%s %s%s, %d rows x %d tokens", level_name(level),
+                    gemini_type_name((gemini_type)type), task.tile != NULL ? " (tiles)" : "",
+                    ROWS, TOKENS);
             check(same, "matmul (1 and 3 threads) gives the one-row kernel's bits", detail);
         }
     }
@@ -1857,6 +1947,8 @@ int main(int argc, char **argv)
     }
     test_conversions();
     test_kernels();
+    test_quantize_levels();
+    test_geglu_levels();
     test_matmul();
     test_reader();
     test_forward("gemma3-like (GQA, QK-norm, sandwich, window 5, rope scale 8)",
