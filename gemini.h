@@ -3433,7 +3433,11 @@ typedef void (*gemini__quantize_fn)(const float *src, uint8_t *dst, int64_t n_bl
    activation rows (x_stride bytes apart), each with the one-row kernel's bits. */
 typedef void (*gemini__tile_fn)(const uint8_t *w, int64_t row_bytes, int n_rows,
                                 const uint8_t *x, int64_t x_stride, int n_tokens, int64_t n,
-                                float *y, int64_t y_stride);
+                                float *y, int64_t y_stride, void *scratch, int64_t scratch_bytes);
+
+/* Scratch bytes that let a tile kernel prepare the activations once for all rows (64-byte
+   aligned; less, or none, and it prepares them per group of 4 rows, with the same bits). */
+#define GEMINI__TILE_SCRATCH(n) ((int64_t)4 * ((n) / 64 + 1) * 128)
 
 /* y += a * x over n floats (the weighted sum of values in attention). */
 typedef void (*gemini__axpy_fn)(float *y, float a, const float *x, int64_t n);
@@ -4115,21 +4119,21 @@ static const gemini__axpy_half_fn gemini__axpy16_avx512[GEMINI_TYPE_COUNT] = {
    accumulators of the 256-bit kernels; every lane's int32 sum is the same exact integer, its
    scale the same product d_w * d_x, and the halves are added and summed as there, so each
    output has the AVX2 kernel's bits whatever the tile's shape.
-   vpdpbusd multiplies unsigned by signed bytes. q8_0 weights: the activations are made
-   unsigned (x + 128, an exclusive or of the top bit) and 128 times each lane's weight sum,
-   taken by a vpdpbusd of 128s, starts the accumulation negated. q4_0 weights: their nibbles
-   (0..15) are the unsigned side and 8 times each lane's activation sum starts it negated. */
+   vpdpbusd multiplies unsigned by signed bytes: the weights are made unsigned, w + 128 for
+   q8_0 (an exclusive or of the top bit) and the nibbles themselves (w + 8) for q4_0, and the
+   offset times each lane's activation sum, taken once per token by a vpdpbusd of the offset,
+   starts the accumulation negated. */
 
 /* Decode streams every weight once and the hardware prefetcher alone leaves the loads waiting
    (one thread: 5.7 GB/s from memory against 14.7 read by the roofline); asking for the same
-   place a few rows on, about 8 KiB ahead, keeps enough lines in flight (9.4 GB/s). An address
-   past the matrix is harmless: prefetches do not fault. */
-#define GEMINI__PREFETCH_BYTES 8192
+   place a few rows on, about 16 KiB ahead, into L2, keeps enough lines in flight (10.7 GB/s;
+   8 KiB into L1: 10.0). An address past the matrix is harmless: prefetches do not fault. */
+#define GEMINI__PREFETCH_BYTES 16384
 
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__prefetch(const uint8_t *p,
                                                                      int64_t ahead)
 {
-    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)p + (uintptr_t)ahead), _MM_HINT_T0);
+    _mm_prefetch((const char *)(uintptr_t)((uintptr_t)p + (uintptr_t)ahead), _MM_HINT_T1);
 }
 
 /* The two f16 block scales of a block pair (words 0 and `second`; only word 0 when `single`),
@@ -4173,46 +4177,43 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512i gemini__pair_q4_avx512(c
 
 /* acc[r][t] += the products of one block pair (or single block) of rows r and tokens t. */
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_step_avx512(
-    const uint8_t *w, int64_t row_bytes, const int R, const uint8_t *x, int64_t x_stride,
-    const int T, int q4, int single, __m512 acc[4][4])
+    const uint8_t *w, int64_t row_bytes, int64_t ahead, const int R, const uint8_t *x,
+    int64_t x_stride, const float *side, int64_t side_stride, const int T, int q4, int single,
+    __m512 acc[4][4])
 {
     const __mmask16 lanes = single ? 0x00ff : 0xffff;
     const int w_second = q4 ? GEMINI__Q4_0_BYTES / 2 : GEMINI__Q8_0_BYTES / 2;
+    /* the unsigned weights are w + offset: 128 for q8_0 (w ^ 0x80), 8 for q4_0 (nibbles) */
+    const __m512i offset = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
     __m512i x_values[4], x_start[4];
     __m512 x_scales[4];
     int r, t;
     GEMINI__UNROLL
     for (t = 0; t < T; t++) {
         const uint8_t *pair = x + t * x_stride;
-        __m512i values = gemini__pair_q8_avx512(pair, single);
-        x_scales[t] = gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single);
-        if (q4) {
-            x_values[t] = values;
-            x_start[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                              _mm512_set1_epi8(8), values));
-        } else {
-            x_values[t] = _mm512_xor_si512(values, _mm512_set1_epi8((char)0x80));
+        x_values[t] = gemini__pair_q8_avx512(pair, single);
+        if (side != NULL) {
+            x_scales[t] = _mm512_load_ps(side + t * side_stride);
+            x_start[t] = _mm512_load_si512((const void *)(side + t * side_stride + 16));
+            continue;
         }
+        x_scales[t] = gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single);
+        x_start[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset,
+                                                          x_values[t]));
     }
     GEMINI__UNROLL
     for (r = 0; r < R; r++) {
         const uint8_t *pair = w + r * row_bytes;
-        gemini__prefetch(pair, row_bytes > 0 ? (GEMINI__PREFETCH_BYTES / row_bytes + 1) * row_bytes
-                                             : GEMINI__PREFETCH_BYTES);
-        __m512 w_scales = gemini__pair_scales_avx512(pair, w_second, single);
-        __m512i w_values = q4 ? gemini__pair_q4_avx512(pair, single)
-                              : gemini__pair_q8_avx512(pair, single);
-        __m512i w_start = _mm512_setzero_si512();
-        if (!q4)
-            w_start = _mm512_sub_epi32(w_start, _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                                    _mm512_set1_epi8(
-                                                                        (char)0x80),
-                                                                    w_values));
+        __m512 w_scales;
+        __m512i w_values;
+        gemini__prefetch(pair, ahead);
+        w_scales = gemini__pair_scales_avx512(pair, w_second, single);
+        w_values = q4 ? gemini__pair_q4_avx512(pair, single)
+                      : _mm512_xor_si512(gemini__pair_q8_avx512(pair, single), offset);
         GEMINI__UNROLL
         for (t = 0; t < T; t++) {
-            __m512i sums = q4 ? _mm512_dpbusd_epi32(x_start[t], w_values, x_values[t])
-                              : _mm512_dpbusd_epi32(w_start, x_values[t], w_values);
+            __m512i sums = _mm512_dpbusd_epi32(x_start[t], w_values, x_values[t]);
             acc[r][t] = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(sums),
                                               _mm512_mul_ps(w_scales, x_scales[t]), acc[r][t],
                                               lanes);
@@ -4220,12 +4221,41 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_step_avx512(
     }
 }
 
+/* The activations' side of every block pair of up to 4 tokens, made once for all the rows
+   of a tile: per pair 16 scale floats then 16 int32 starts (64-byte aligned), token t's pairs
+   side_stride floats apart. */
+GEMINI__AVX512VNNI_TARGET static void gemini__tile_side_avx512(const uint8_t *x,
+                                                               int64_t x_stride, int n_tokens,
+                                                               int64_t n, int q4, float *side,
+                                                               int64_t side_stride)
+{
+    const __m512i offset = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
+    int64_t block, n_blocks = n / GEMINI__QK;
+    int t;
+    for (t = 0; t < n_tokens; t++)
+        for (block = 0; block < n_blocks; block += 2) {
+            const uint8_t *pair = x + t * x_stride + block * GEMINI__Q8_0_BYTES;
+            float *out = side + t * side_stride + block / 2 * 32;
+            int single = block + 1 == n_blocks;
+            __m512i values = gemini__pair_q8_avx512(pair, single);
+            _mm512_store_ps(out, gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single));
+            _mm512_store_si512((void *)(out + 16),
+                               _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                                    offset, values)));
+        }
+}
+
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_i8_avx512(
     const uint8_t *w, int64_t row_bytes, const int R, const uint8_t *x, int64_t x_stride,
-    const int T, int64_t n, int q4, float *y, int64_t y_stride)
+    const float *side, int64_t side_stride, const int T, int64_t n, int q4, float *y,
+    int64_t y_stride)
 {
     const int64_t w_pair = 2 * (q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES);
     const int64_t x_pair = 2 * GEMINI__Q8_0_BYTES, n_blocks = n / GEMINI__QK;
+    /* the same place a whole number of rows on (one row ahead at least) */
+    const int64_t ahead = row_bytes > 0 ? (GEMINI__PREFETCH_BYTES / row_bytes + 1) * row_bytes
+                                        : GEMINI__PREFETCH_BYTES;
     __m512 acc[4][4];
     int64_t block;
     int r, t;
@@ -4234,11 +4264,15 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_i8_avx512(
         GEMINI__UNROLL
         for (t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (block = 0; block + 2 <= n_blocks; block += 2)
-        gemini__tile_step_avx512(w + block / 2 * w_pair, row_bytes, R,
-                                 x + block / 2 * x_pair, x_stride, T, q4, 0, acc);
+        gemini__tile_step_avx512(w + block / 2 * w_pair, row_bytes, ahead, R,
+                                 x + block / 2 * x_pair, x_stride,
+                                 side != NULL ? side + block / 2 * 32 : NULL, side_stride, T,
+                                 q4, 0, acc);
     if (block < n_blocks)
-        gemini__tile_step_avx512(w + block / 2 * w_pair, row_bytes, R,
-                                 x + block / 2 * x_pair, x_stride, T, q4, 1, acc);
+        gemini__tile_step_avx512(w + block / 2 * w_pair, row_bytes, ahead, R,
+                                 x + block / 2 * x_pair, x_stride,
+                                 side != NULL ? side + block / 2 * 32 : NULL, side_stride, T,
+                                 q4, 1, acc);
     GEMINI__UNROLL
     for (r = 0; r < R; r++)
         GEMINI__UNROLL
@@ -4248,10 +4282,11 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_i8_avx512(
 /* Instances for the tile shapes the matmul uses: 4 x 4, and 4 x 1, 1 x 4, 1 x 1 for edges. */
 #define GEMINI__TILE_INSTANCE(TYPE, Q4, R, T)                                                      \
     GEMINI__AVX512VNNI_TARGET static void gemini__tile_##TYPE##_##R##x##T(                         \
-        const uint8_t *w, int64_t row_bytes, const uint8_t *x, int64_t x_stride, int64_t n,       \
-        float *y, int64_t y_stride)                                                                \
+        const uint8_t *w, int64_t row_bytes, const uint8_t *x, int64_t x_stride,                 \
+        const float *side, int64_t side_stride, int64_t n, float *y, int64_t y_stride)            \
     {                                                                                              \
-        gemini__tile_i8_avx512(w, row_bytes, R, x, x_stride, T, n, Q4, y, y_stride);               \
+        gemini__tile_i8_avx512(w, row_bytes, R, x, x_stride, side, side_stride, T, n, Q4, y,      \
+                               y_stride);                                                          \
     }
 GEMINI__TILE_INSTANCE(q8_0, 0, 4, 4)
 GEMINI__TILE_INSTANCE(q8_0, 0, 4, 1)
@@ -4263,30 +4298,37 @@ GEMINI__TILE_INSTANCE(q4_0, 1, 1, 4)
 GEMINI__TILE_INSTANCE(q4_0, 1, 1, 1)
 #undef GEMINI__TILE_INSTANCE
 
-/* y[t * y_stride + r] = row r . token t for any number of rows and tokens, in 4 x 4 tiles. */
-#define GEMINI__TILE_ANY(TYPE)                                                                     \
+/* y[t * y_stride + r] = row r . token t for any number of rows and tokens, in 4 x 4 tiles.
+   With scratch room (GEMINI__TILE_SCRATCH bytes for n), each group of tokens' side is made
+   once for all the rows. */
+#define GEMINI__TILE_ANY(TYPE, Q4)                                                                 \
     GEMINI__AVX512VNNI_TARGET static void gemini__tile_##TYPE##_avx512vnni(                        \
         const uint8_t *w, int64_t row_bytes, int n_rows, const uint8_t *x, int64_t x_stride,      \
-        int n_tokens, int64_t n, float *y, int64_t y_stride)                                       \
+        int n_tokens, int64_t n, float *y, int64_t y_stride, void *scratch,                       \
+        int64_t scratch_bytes)                                                                     \
     {                                                                                              \
+        int64_t side_stride = (n / GEMINI__QK + 1) / 2 * 32;                                       \
+        float *side = scratch_bytes >= GEMINI__TILE_SCRATCH(n) ? (float *)scratch : NULL;         \
         int r, t = 0, u;                                                                           \
         for (; t + 4 <= n_tokens; t += 4) {                                                        \
             const uint8_t *xt = x + t * x_stride;                                                  \
+            if (side != NULL) gemini__tile_side_avx512(xt, x_stride, 4, n, Q4, side, side_stride); \
             for (r = 0; r + 4 <= n_rows; r += 4)                                                   \
-                gemini__tile_##TYPE##_4x4(w + r * row_bytes, row_bytes, xt, x_stride, n,           \
-                                          y + t * y_stride + r, y_stride);                         \
+                gemini__tile_##TYPE##_4x4(w + r * row_bytes, row_bytes, xt, x_stride, side,        \
+                                          side_stride, n, y + t * y_stride + r, y_stride);         \
             for (; r < n_rows; r++)                                                                \
-                gemini__tile_##TYPE##_1x4(w + r * row_bytes, row_bytes, xt, x_stride, n,           \
-                                          y + t * y_stride + r, y_stride);                         \
+                gemini__tile_##TYPE##_1x4(w + r * row_bytes, row_bytes, xt, x_stride, side,        \
+                                          side_stride, n, y + t * y_stride + r, y_stride);         \
         }                                                                                          \
         for (u = t; u < n_tokens; u++) {                                                           \
             const uint8_t *xt = x + u * x_stride;                                                  \
+            if (side != NULL) gemini__tile_side_avx512(xt, x_stride, 1, n, Q4, side, side_stride); \
             for (r = 0; r + 4 <= n_rows; r += 4)                                                   \
-                gemini__tile_##TYPE##_4x1(w + r * row_bytes, row_bytes, xt, x_stride, n,           \
-                                          y + u * y_stride + r, y_stride);                         \
+                gemini__tile_##TYPE##_4x1(w + r * row_bytes, row_bytes, xt, x_stride, side,        \
+                                          side_stride, n, y + u * y_stride + r, y_stride);         \
             for (; r < n_rows; r++)                                                                \
-                gemini__tile_##TYPE##_1x1(w + r * row_bytes, row_bytes, xt, x_stride, n,           \
-                                          y + u * y_stride + r, y_stride);                         \
+                gemini__tile_##TYPE##_1x1(w + r * row_bytes, row_bytes, xt, x_stride, side,        \
+                                          side_stride, n, y + u * y_stride + r, y_stride);         \
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
@@ -4295,11 +4337,12 @@ GEMINI__TILE_INSTANCE(q4_0, 1, 1, 1)
                                                                           int64_t n)               \
     {                                                                                              \
         float out;                                                                                 \
-        gemini__tile_##TYPE##_1x1((const uint8_t *)w, 0, (const uint8_t *)x, 0, n, &out, 0);      \
+        gemini__tile_##TYPE##_1x1((const uint8_t *)w, 0, (const uint8_t *)x, 0, NULL, 0, n, &out, \
+                                  0);                                                              \
         return out;                                                                                \
     }
-GEMINI__TILE_ANY(q8_0)
-GEMINI__TILE_ANY(q4_0)
+GEMINI__TILE_ANY(q8_0, 0)
+GEMINI__TILE_ANY(q4_0, 1)
 #undef GEMINI__TILE_ANY
 
 static const gemini__dot2x2_fn gemini__dot2x2_avx512[GEMINI_TYPE_COUNT] = {
@@ -4763,6 +4806,8 @@ struct gemini_context {
     const gemini__dot2x2_fn *dot2x2; /* [GEMINI_TYPE_COUNT] 2 rows x 2 tokens, or NULL */
     const gemini__tile_fn *tile;    /* [GEMINI_TYPE_COUNT] many rows x many tokens, or NULL */
     gemini__quantize_fn quantize;   /* activations to q8_0 */
+    uint8_t *tile_scratch;          /* (threads, tile_scratch_bytes), 64-byte aligned */
+    int64_t tile_scratch_bytes;
     gemini__geglu_fn geglu;
     gemini__axpy_fn axpy;
     gemini__pool pool;
@@ -4994,6 +5039,7 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->cross_k);
     GEMINI_FREE(ctx->cross_v);
     gemini__aligned_free(ctx->x_q8);
+    gemini__aligned_free(ctx->tile_scratch);
     gemini__aligned_free(ctx->blas_rows);
     gemini__aligned_free(ctx->scores);
     gemini__aligned_free(ctx->inv_freq_global);
@@ -5092,6 +5138,7 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
     total += z.q8_rows * (z.q8_cols / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
     total += gemini__blas_rows_floats(&z) * 4;
     total += (int64_t)params.n_threads * z.scores_stride * 4;
+    total += (int64_t)params.n_threads * GEMINI__TILE_SCRATCH(z.q8_cols) + 64;
     total += (4 * B + 2) * (hp->head_dim / 2) * 4;
 
     /* Whisper: encoder activations, convolution buffers, output, cross keys and values */
@@ -5357,6 +5404,10 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->scores_stride = z.scores_stride;
     ctx->scores = gemini__alloc_floats((int64_t)n_threads * z.scores_stride);
     if (ctx->scores == NULL) goto out_of_memory;
+    ctx->tile_scratch_bytes = GEMINI__TILE_SCRATCH(z.q8_cols);
+    ctx->tile_scratch = (uint8_t *)gemini__aligned_malloc((size_t)(n_threads *
+                                                                   ctx->tile_scratch_bytes));
+    if (ctx->tile_scratch == NULL) goto out_of_memory;
 
     /* The backend takes the weight matrices it wants, last: nothing can fail after it */
     if (ctx->has_backend && !gemini__backend_take(ctx)) goto out_of_memory;
@@ -5400,6 +5451,8 @@ typedef struct gemini__matmul_task {
     gemini__dot_fn dot;
     gemini__dot2x2_fn dot2x2;       /* or NULL */
     gemini__tile_fn tile;           /* or NULL; used instead of dot and dot2x2 */
+    uint8_t *scratch;               /* tile: (threads, scratch_bytes) or NULL */
+    int64_t scratch_bytes;
     const uint8_t *w;               /* (rows, row_bytes) */
     int64_t rows, cols, row_bytes;
     const uint8_t *x;               /* (n_tokens, x_stride bytes) */
@@ -5416,8 +5469,9 @@ typedef struct gemini__matmul_task {
 #define GEMINI__TILE_BYTES (512 << 10) /* inputs of one tile of tokens, kept in cache while the
                                           thread's weight rows pass (the 1500-frame encoder) */
 
-/* Rows [begin, end) of one matrix of a matmul task. */
-static void gemini__matmul_rows(const gemini__matmul_task *task, int64_t begin, int64_t end)
+/* Rows [begin, end) of one matrix of a matmul task, on thread thread_index. */
+static void gemini__matmul_rows(const gemini__matmul_task *task, int64_t begin, int64_t end,
+                                int thread_index)
 {
     int64_t block, r, block_end;
     int32_t tile, tile_end, t, tile_tokens;
@@ -5433,7 +5487,11 @@ static void gemini__matmul_rows(const gemini__matmul_task *task, int64_t begin, 
                 task->tile(task->w + block * task->row_bytes, task->row_bytes,
                            (int)(block_end - block), task->x + tile * task->x_stride,
                            task->x_stride, tile_end - tile, task->cols,
-                           task->y + tile * task->y_stride + block, task->y_stride);
+                           task->y + tile * task->y_stride + block, task->y_stride,
+                           task->scratch != NULL
+                               ? task->scratch + thread_index * task->scratch_bytes
+                               : NULL,
+                           task->scratch_bytes);
                 continue;
             }
             for (t = tile; t < tile_end; t++) {
@@ -5471,13 +5529,12 @@ static void gemini__matmul_worker(void *arg, int part, int n_parts, int thread_i
 {
     const gemini__matmul_task *task = (const gemini__matmul_task *)arg, *m;
     int64_t total = 0, first = 0, begin, end;
-    (void)thread_index;
     for (m = task; m != NULL; m = m->next) total += m->rows;
     gemini__split_aligned(total, part, n_parts, GEMINI__ROW_BLOCK, &begin, &end);
     for (m = task; m != NULL && first < end; first += m->rows, m = m->next) {
         int64_t b = begin > first ? begin - first : 0;
         int64_t e = end < first + m->rows ? end - first : m->rows;
-        if (b < e) gemini__matmul_rows(m, b, e);
+        if (b < e) gemini__matmul_rows(m, b, e, thread_index);
     }
 }
 
@@ -5685,6 +5742,8 @@ static void gemini__matmul_n(gemini_context *ctx, int count, const gemini__tenso
     tasks[0].dot = ctx->dot[w->type];
     tasks[0].dot2x2 = ctx->dot2x2[w->type];
     tasks[0].tile = ctx->tile[w->type];
+    tasks[0].scratch = ctx->tile_scratch;
+    tasks[0].scratch_bytes = ctx->tile_scratch_bytes;
     tasks[0].cols = w->dims[1];
     tasks[0].row_bytes = gemini_type_row_bytes((gemini_type)w->type, tasks[0].cols);
     tasks[0].n_tokens = n_tokens;

@@ -1034,6 +1034,8 @@ static void test_matmul(void)
     float *m = (float *)malloc(sizeof(float) * ROWS * COLS);
     float *xf = (float *)malloc(sizeof(float) * TOKENS * COLS);
     float y[TOKENS * ROWS], z[TOKENS * ROWS];
+    static uint8_t scratch_room[GEMINI__TILE_SCRATCH(COLS) + 64];
+    uint8_t *scratch = scratch_room + ((64 - ((uintptr_t)scratch_room & 63)) & 63);
     uint8_t *wq = (uint8_t *)malloc(ROWS * COLS * 4), *xq = (uint8_t *)malloc(TOKENS * COLS * 4);
     int level, type, i, r, t;
     for (i = 0; i < ROWS * COLS; i++) m[i] = rng_uniform(-1, 1);
@@ -1071,7 +1073,10 @@ static void test_matmul(void)
             task.y_stride = ROWS;
             task.n_tokens = TOKENS;
             gemini__matmul_worker(&task, 0, 1, 0);
+            /* 3 parts, the tile kernels preparing activations in scratch this time */
             task.y = z;
+            task.scratch = scratch;
+            task.scratch_bytes = GEMINI__TILE_SCRATCH(COLS);
             for (i = 0; i < 3; i++) gemini__matmul_worker(&task, i, 3, 0);
             for (t = 0; t < TOKENS; t++)
                 for (r = 0; r < ROWS; r++)
