@@ -87,8 +87,10 @@
        - The KV cache is f32, f16 or bf16 and sized to n_ctx (at most 32768 positions).
        - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
          the scalar kernels. The NEON ones are tested under qemu only, not timed on real ARM.
-         Prefill reuses weight rows across a batch from cache but has no register-blocked
-         GEMM kernel yet (PERF).
+         With AVX512_VNNI, q8_0/q4_0 products run in 4 x 4 register tiles; other types and
+         levels use 2 x 2 kernels. Weights are read in place (no repacking).
+       - A context's worker threads spin for ~100 us after each task before they sleep, so a
+         context that decodes keeps its cores busy between the steps of one call.
        - The Windows paths (file mapping, threads; Vista or later) are written but untested.
        - Little-endian hosts only (tensors are used in place); a big-endian host is refused.
 

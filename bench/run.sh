@@ -53,9 +53,8 @@ for model in "$q8" "$q4"; do
     header=
 done
 
-# On shared cores a thread that is descheduled stalls every other one at the next of the
-# ~150 joins per token, so one thread can beat two: the same q8_0 run on one thread, against
-# a one-thread roofline measured now.
+# How the model scales from one thread: the same q8_0 run on one thread, against a one-thread
+# roofline measured now.
 if [ "$THREADS" -gt 1 ] && [ -f "$q8" ]; then
     "$BUILD/roofline" -t 1 --runs 20 --values "$BUILD/roofline1.values" |
         sed -n 's/^roofline used below */one-thread roofline: /p'
