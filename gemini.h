@@ -1174,6 +1174,7 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 
 #define GEMINI__MAX_CTX 32768
 #define GEMINI__QUERY_BLOCK 256 /* queries per block of an encoder's attention */
+#define GEMINI__MAX_GROUP 16    /* query heads attended together over one key-value head */
 #define GEMINI__MAX_BATCH 4096
 #define GEMINI__MAX_PATCHES 16384   /* rows of a vision tower (a 128 x 128 patch grid) */
 #define GEMINI__MAX_IMAGES 64       /* image slots of a context */
@@ -4829,8 +4830,9 @@ struct gemini_context {
     gemini__acts a;
     uint8_t *x_q8;                  /* (max_rows, max_in / 32 * 34) q8_0 copy of a matmul
                                        input; max_rows = max(B, encoder rows) */
-    float *scores;                  /* (threads, scores_stride) attention weights per thread */
+    float *scores;                  /* (threads, score_rows, scores_stride) attention weights */
     int64_t scores_stride;          /* max(n_ctx, audio_ctx) */
+    int64_t score_rows;             /* query heads per key-value head (attended together) */
 
     /* Whisper: the encoder's activations and output, and the cross-attention keys and values
        of every decoder layer computed from it */
@@ -4902,7 +4904,7 @@ typedef struct gemini__context_sizes {
     int64_t enc_f;                  /* encoder MLP width */
     int64_t enc_columns;            /* floats of the im2col buffer */
     int64_t q8_rows, q8_cols;       /* the q8_0 input copy: rows x columns */
-    int64_t scores_stride;
+    int64_t scores_stride, score_rows;
     int64_t vis_rows, vis_d, vis_f; /* vision: image_patches, Dv, vision MLP width */
     int64_t image_rows;             /* vision: n_images * image_tokens */
     int64_t vis_columns;            /* 3 * P * P */
@@ -4925,6 +4927,9 @@ static void gemini__context_sizes_of(const gemini_model *model,
     z->q8_cols = z->d > z->q_dim ? z->d : z->q_dim;
     if (z->f > z->q8_cols) z->q8_cols = z->f;
     z->scores_stride = params->n_ctx;
+    z->score_rows = hp->num_kv_heads > 0 && hp->num_heads % hp->num_kv_heads == 0
+                        ? hp->num_heads / hp->num_kv_heads
+                        : 1;
     if (hp->is_encoder_decoder) {
         z->enc_rows = hp->audio_ctx;
         z->enc_f = hp->encoder_ffn;
@@ -5139,7 +5144,7 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
     total += B * (3 * z.d + 2 * z.q_dim + 2 * z.kv_dim + 2 * z.f) * 4;
     total += z.q8_rows * (z.q8_cols / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
     total += gemini__blas_rows_floats(&z) * 4;
-    total += (int64_t)params.n_threads * z.scores_stride * 4;
+    total += (int64_t)params.n_threads * z.score_rows * z.scores_stride * 4;
     total += (int64_t)params.n_threads * GEMINI__TILE_SCRATCH(z.q8_cols) + 64;
     total += (4 * B + 2) * (hp->head_dim / 2) * 4;
 
@@ -5404,7 +5409,8 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
         gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_WARN,
                     "started %d of %d threads", n_threads, params.n_threads);
     ctx->scores_stride = z.scores_stride;
-    ctx->scores = gemini__alloc_floats((int64_t)n_threads * z.scores_stride);
+    ctx->score_rows = z.score_rows;
+    ctx->scores = gemini__alloc_floats((int64_t)n_threads * z.score_rows * z.scores_stride);
     if (ctx->scores == NULL) goto out_of_memory;
     ctx->tile_scratch_bytes = GEMINI__TILE_SCRATCH(z.q8_cols);
     ctx->tile_scratch = (uint8_t *)gemini__aligned_malloc((size_t)(n_threads *
@@ -5907,60 +5913,109 @@ typedef struct gemini__attention_task {
     int32_t n_tokens;
 } gemini__attention_task;
 
+/* One token's attention for the query heads [h0, h0 + n_heads) of one key-value head, with
+   n_heads score rows of scratch. The scores of two keys by two heads come from one 2x2 kernel
+   call (each sum with the one-row kernel's bits), and each value row is read once for all the
+   heads, whose outputs add it in the same order as one head alone would. */
+static void gemini__attend_heads(const gemini__attention_task *task, float *scores,
+                                 int32_t t, int32_t h0, int32_t n_heads)
+{
+    gemini_context *ctx = task->ctx;
+    int32_t D = task->head_dim, H = task->n_heads, kv_head = h0 / (H / task->n_kv_heads);
+    int64_t stride = ctx->scores_stride;
+    float cap = task->softcap, max_score[GEMINI__MAX_GROUP], sum[GEMINI__MAX_GROUP];
+    gemini__dot_fn dot = ctx->dot[task->kv_type];
+    gemini__dot2x2_fn dot2x2 = ctx->dot2x2[task->kv_type];
+    gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
+    int64_t head_bytes = gemini_type_row_bytes(task->kv_type, D);
+    int32_t first = 0, last = task->n_keys - 1, capacity = task->n_keys, j, i, k;
+    const float *queries = task->q + (int64_t)t * H * D + (int64_t)h0 * D;
+    float *outs = task->out + (int64_t)t * H * D + (int64_t)h0 * D;
+    if (task->causal) {
+        last = task->first_position + t;
+        capacity = task->capacity;
+        if (task->window > 0 && last - task->window + 1 > 0) first = last - task->window + 1;
+        if (task->span_first != NULL) {
+            if (task->span_first[t] < first) first = task->span_first[t];
+            if (task->span_last[t] > last) last = task->span_last[t];
+        }
+    }
+#define GEMINI__KEY(j) (task->k + (int64_t)((j) % capacity) * task->row_bytes + kv_head * head_bytes)
+
+    /* raw scores q.k (the key row is the kernel's "weight" row) */
+    j = first;
+    if (dot2x2 != NULL && n_heads >= 2)
+        for (; j + 1 <= last; j += 2) {
+            for (i = 0; i + 1 < n_heads; i += 2) {
+                float out[4];
+                dot2x2(GEMINI__KEY(j), GEMINI__KEY(j + 1),
+                       (const uint8_t *)(const void *)(queries + (int64_t)i * D),
+                       (const uint8_t *)(const void *)(queries + (int64_t)(i + 1) * D), D, out);
+                scores[i * stride + j - first] = out[0];
+                scores[(i + 1) * stride + j - first] = out[1];
+                scores[i * stride + j + 1 - first] = out[2];
+                scores[(i + 1) * stride + j + 1 - first] = out[3];
+            }
+            for (; i < n_heads; i++)
+                for (k = 0; k < 2; k++)
+                    scores[i * stride + j + k - first] =
+                        dot(GEMINI__KEY(j + k), queries + (int64_t)i * D, D);
+        }
+    for (; j <= last; j++)
+        for (i = 0; i < n_heads; i++)
+            scores[i * stride + j - first] = dot(GEMINI__KEY(j), queries + (int64_t)i * D, D);
+#undef GEMINI__KEY
+
+    /* scale, soft-cap, softmax per head */
+    for (i = 0; i < n_heads; i++) {
+        float *row = scores + i * stride;
+        max_score[i] = -INFINITY;
+        sum[i] = 0.0f;
+        for (j = 0; j <= last - first; j++) {
+            float score = row[j] * task->scale;
+            if (cap > 0.0f) score = cap * tanhf(score / cap);
+            row[j] = score;
+            if (score > max_score[i]) max_score[i] = score;
+        }
+        for (j = 0; j <= last - first; j++) {
+            row[j] = expf(row[j] - max_score[i]);
+            sum[i] += row[j];
+        }
+        for (k = 0; k < D; k++) outs[(int64_t)i * D + k] = 0.0f;
+    }
+
+    /* out = sum_j p_j v_j */
+    for (j = first; j <= last; j++) {
+        const uint8_t *value = task->v + (int64_t)(j % capacity) * task->row_bytes +
+                               kv_head * head_bytes;
+        for (i = 0; i < n_heads; i++) {
+            float p = scores[i * stride + j - first] / sum[i];
+            if (task->kv_type == GEMINI_TYPE_F32)
+                ctx->axpy(outs + (int64_t)i * D, p, (const float *)(const void *)value, D);
+            else
+                axpy_half(outs + (int64_t)i * D, p, value, D);
+        }
+    }
+}
+
+/* Work items are (token, key-value head): the group of query heads that share its keys (one
+   head at a time where the group is larger than the scratch rows or GEMINI__MAX_GROUP). */
 static void gemini__attention_worker(void *arg, int part, int n_parts, int thread_index)
 {
     const gemini__attention_task *task = (const gemini__attention_task *)arg;
     gemini_context *ctx = task->ctx;
-    int32_t D = task->head_dim, H = task->n_heads, group = task->n_heads / task->n_kv_heads;
-    float cap = task->softcap, *scores = ctx->scores + thread_index * ctx->scores_stride;
-    gemini__dot_fn dot = ctx->dot[task->kv_type];
-    gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
-    int64_t head_bytes = gemini_type_row_bytes(task->kv_type, D), begin, end, item;
-    gemini__split((int64_t)task->n_tokens * H, part, n_parts, &begin, &end);
+    int32_t group = task->n_heads / task->n_kv_heads, h;
+    int64_t begin, end, item;
+    float *scores = ctx->scores + thread_index * ctx->score_rows * ctx->scores_stride;
+    int32_t rows = (int32_t)(ctx->score_rows < GEMINI__MAX_GROUP ? ctx->score_rows
+                                                                 : GEMINI__MAX_GROUP);
+    if (group > rows) group = 1; /* more than the scratch holds: one head at a time */
+    gemini__split((int64_t)task->n_tokens * (task->n_heads / group), part, n_parts, &begin,
+                  &end);
     for (item = begin; item < end; item++) {
-        int32_t t = (int32_t)(item / H), h = (int32_t)(item % H), kv_head = h / group;
-        int32_t first = 0, last = task->n_keys - 1, capacity = task->n_keys, j, i;
-        const float *query = task->q + (int64_t)t * H * D + (int64_t)h * D;
-        float *out = task->out + (int64_t)t * H * D + (int64_t)h * D;
-        float max_score = -INFINITY, sum = 0.0f;
-        if (task->causal) {
-            last = task->first_position + t;
-            capacity = task->capacity;
-            if (task->window > 0 && last - task->window + 1 > 0)
-                first = last - task->window + 1;
-            if (task->span_first != NULL) {
-                if (task->span_first[t] < first) first = task->span_first[t];
-                if (task->span_last[t] > last) last = task->span_last[t];
-            }
-        }
-
-        /* scores = q.k * scale, soft-capped (the key row is the kernel's "weight" row) */
-        for (j = first; j <= last; j++) {
-            const uint8_t *key = task->k + (int64_t)(j % capacity) * task->row_bytes +
-                                 kv_head * head_bytes;
-            float s = dot(key, query, D) * task->scale;
-            if (cap > 0.0f) s = cap * tanhf(s / cap);
-            scores[j - first] = s;
-            if (s > max_score) max_score = s;
-        }
-
-        /* softmax */
-        for (j = first; j <= last; j++) {
-            scores[j - first] = expf(scores[j - first] - max_score);
-            sum += scores[j - first];
-        }
-
-        /* out = sum_j p_j v_j */
-        for (i = 0; i < D; i++) out[i] = 0.0f;
-        for (j = first; j <= last; j++) {
-            const uint8_t *value = task->v + (int64_t)(j % capacity) * task->row_bytes +
-                                   kv_head * head_bytes;
-            float p = scores[j - first] / sum;
-            if (task->kv_type == GEMINI_TYPE_F32)
-                ctx->axpy(out, p, (const float *)(const void *)value, D);
-            else
-                axpy_half(out, p, value, D);
-        }
+        int32_t t = (int32_t)(item / (task->n_heads / group));
+        h = (int32_t)(item % (task->n_heads / group)) * group;
+        gemini__attend_heads(task, scores, t, h, group);
     }
 }
 
