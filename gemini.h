@@ -1500,7 +1500,9 @@ typedef struct gemini__worker_start {
 #define GEMINI__YIELD() sched_yield()
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
+/* GEMINI__POOL_LOCK_ONLY (tests only) takes the path other compilers get, so that it runs. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(GEMINI__POOL_LOCK_ONLY)
+#define GEMINI__POOL_ATOMIC 1
 /* Sequentially consistent, so that "set my flag, then read yours" on both sides of a sleep
    never lets both miss each other's write. */
 #define GEMINI__LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
@@ -1524,7 +1526,7 @@ typedef struct gemini__worker_start {
 #define GEMINI__LOAD(p) (*(p))
 #define GEMINI__STORE(p, v) (*(p) = (v))
 #define GEMINI__ADD(p, v) (*(p) += (v))
-#define GEMINI__POOL_PARTS 8
+#define GEMINI__POOL_PARTS 1
 #define GEMINI__POOL_SPINS 0
 #define GEMINI__POOL_YIELD_EVERY 16
 #define GEMINI__PAUSE() ((void)0)
@@ -1541,7 +1543,7 @@ static void gemini__spin_pause(int poll)
    (or a newer task has replaced it). */
 static void gemini__pool_work(gemini__pool *pool, uint64_t generation, int thread_index)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(GEMINI__POOL_ATOMIC)
     uint64_t ticket = GEMINI__LOAD(&pool->ticket);
     for (;;) {
         int part, n_parts;
@@ -1565,10 +1567,11 @@ static void gemini__pool_work(gemini__pool *pool, uint64_t generation, int threa
     if (GEMINI__TICKET_GENERATION(pool->ticket) == generation) {
         gemini__task_fn fn = pool->fn;
         void *task = pool->task;
+        int n_parts = GEMINI__TICKET_PARTS(pool->ticket); /* one per thread */
         GEMINI__UNLOCK(pool);
-        fn(task, thread_index, pool->n_threads, thread_index);
+        fn(task, thread_index, n_parts, thread_index);
         GEMINI__LOCK(pool);
-        if (++pool->parts_done == pool->n_threads) GEMINI__WAKE_ALL(pool, done);
+        if (++pool->parts_done == n_parts) GEMINI__WAKE_ALL(pool, done);
     }
     GEMINI__UNLOCK(pool);
 #endif
@@ -1724,15 +1727,8 @@ static void gemini__pool_stop(gemini__pool *pool)
     pool->n_threads = 1;
 }
 
-/* The part [*begin, *end) of n items that thread `index` of n_threads handles. */
-static void gemini__split(int64_t n, int index, int n_threads, int64_t *begin, int64_t *end)
-{
-    int64_t per_thread = (n + n_threads - 1) / n_threads;
-    *begin = per_thread * index < n ? per_thread * index : n;
-    *end = *begin + per_thread < n ? *begin + per_thread : n;
-}
-
-/* gemini__split with every part but the last a multiple of `align` long. */
+/* The part [*begin, *end) of n items that part `index` of n_parts covers, every part but the
+   last a multiple of `align` items long. */
 static void gemini__split_aligned(int64_t n, int index, int n_parts, int64_t align,
                                   int64_t *begin, int64_t *end)
 {
@@ -1740,6 +1736,12 @@ static void gemini__split_aligned(int64_t n, int index, int n_parts, int64_t ali
     per_part = (per_part + align - 1) / align * align;
     *begin = per_part * index < n ? per_part * index : n;
     *end = *begin + per_part < n ? *begin + per_part : n;
+}
+
+/* The same, any lengths. */
+static void gemini__split(int64_t n, int index, int n_parts, int64_t *begin, int64_t *end)
+{
+    gemini__split_aligned(n, index, n_parts, 1, begin, end);
 }
 
 /* ---- Model reader (format.md) ---------------------------------------------------------------- */
@@ -3770,9 +3772,10 @@ static const gemini__dot_fn gemini__dot_avx2[GEMINI_TYPE_COUNT] = {
    activation quantiser and tanh-GELU, and with AVX512_VNNI the q8_0/q4_0 tile kernels below
    (512-bit vpdpbusd, same bits as the AVX2 kernels). On a Zen 4 (256-bit AVX-512 units)
    512-bit f32 dot products and integer kernels without VNNI measured 5-20% slower than AVX2,
-   so those stay AVX2. bf16 weights are widened to f32 rather than fed to AVX512_BF16's vdpbf16ps, which
-   would round the f32 activations to bf16 too (8 mantissa bits), far outside the rounding
-   tolerance against the scalar kernels. */
+   so those stay AVX2. bf16 weights are widened to f32 rather than fed to AVX512_BF16's
+   vdpbf16ps, which would round the f32 activations to bf16 too (8 mantissa bits), far outside
+   the rounding tolerance against the scalar kernels. */
+
 /* gemini__quantize_q8_0 in 16 lanes, bit for bit: the same block maximum (NaN ignored: max
    keeps its second operand when the first is NaN), the same scale and product, roundf's half
    away from zero (truncate, then step away from zero when the dropped part is at least one
@@ -4178,6 +4181,17 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512i gemini__pair_q4_avx512(c
     return _mm512_and_si512(both, _mm512_set1_epi8(0x0f));
 }
 
+/* The activations' side of one q8_0 block pair: its scales, and the start of its sums, minus
+   offset times each lane's sum of activations (offset: 128 for q8_0 weights, 8 for q4_0). */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__pair_side_avx512(
+    const uint8_t *pair, __m512i values, __m512i offset, int single, __m512 *scales,
+    __m512i *start)
+{
+    *scales = gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single);
+    *start = _mm512_sub_epi32(_mm512_setzero_si512(),
+                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, values));
+}
+
 /* acc[r][t] += the products of one block pair (or single block) of rows r and tokens t. */
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_step_avx512(
     const uint8_t *w, int64_t row_bytes, int64_t ahead, const int R, const uint8_t *x,
@@ -4198,12 +4212,10 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_step_avx512(
         if (side != NULL) {
             x_scales[t] = _mm512_load_ps(side + t * side_stride);
             x_start[t] = _mm512_load_si512((const void *)(side + t * side_stride + 16));
-            continue;
+        } else {
+            gemini__pair_side_avx512(pair, x_values[t], offset, single, &x_scales[t],
+                                     &x_start[t]);
         }
-        x_scales[t] = gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single);
-        x_start[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                      _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset,
-                                                          x_values[t]));
     }
     GEMINI__UNROLL
     for (r = 0; r < R; r++) {
@@ -4240,12 +4252,12 @@ GEMINI__AVX512VNNI_TARGET static void gemini__tile_side_avx512(const uint8_t *x,
             const uint8_t *pair = x + t * x_stride + block * GEMINI__Q8_0_BYTES;
             float *out = side + t * side_stride + block / 2 * 32;
             int single = block + 1 == n_blocks;
-            __m512i values = gemini__pair_q8_avx512(pair, single);
-            _mm512_store_ps(out, gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single));
-            _mm512_store_si512((void *)(out + 16),
-                               _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                                    offset, values)));
+            __m512 scales;
+            __m512i start;
+            gemini__pair_side_avx512(pair, gemini__pair_q8_avx512(pair, single), offset, single,
+                                     &scales, &start);
+            _mm512_store_ps(out, scales);
+            _mm512_store_si512((void *)(out + 16), start);
         }
 }
 
@@ -5725,12 +5737,11 @@ static void gemini__matmul_n(gemini_context *ctx, int count, const gemini__tenso
 {
     gemini__matmul_task tasks[GEMINI__MAX_FUSED];
     const gemini__tensor *w = ws[0];
-    int i;
+    int i, fusable = !gemini__backend_owns(ctx, w);
     for (i = 1; i < count; i++)
-        if (gemini__backend_owns(ctx, ws[i]) || gemini__backend_owns(ctx, w) ||
-            ws[i]->type != w->type || ws[i]->dims[1] != w->dims[1])
-            break;
-    if (i < count) {
+        fusable &= !gemini__backend_owns(ctx, ws[i]) && ws[i]->type == w->type &&
+                   ws[i]->dims[1] == w->dims[1];
+    if (count > 1 && !fusable) {
         for (i = 0; i < count; i++)
             gemini__matmul_n(ctx, 1, ws + i, x, x_stride, n_tokens, ys + i, y_strides + i);
         return;
@@ -5923,7 +5934,7 @@ static void gemini__attend_heads(const gemini__attention_task *task, float *scor
     gemini_context *ctx = task->ctx;
     int32_t D = task->head_dim, H = task->n_heads, kv_head = h0 / (H / task->n_kv_heads);
     int64_t stride = ctx->scores_stride;
-    float cap = task->softcap, max_score[GEMINI__MAX_GROUP], sum[GEMINI__MAX_GROUP];
+    float cap = task->softcap, sum[GEMINI__MAX_GROUP];
     gemini__dot_fn dot = ctx->dot[task->kv_type];
     gemini__dot2x2_fn dot2x2 = ctx->dot2x2[task->kv_type];
     gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
@@ -5940,7 +5951,8 @@ static void gemini__attend_heads(const gemini__attention_task *task, float *scor
             if (task->span_last[t] > last) last = task->span_last[t];
         }
     }
-#define GEMINI__KEY(j) (task->k + (int64_t)((j) % capacity) * task->row_bytes + kv_head * head_bytes)
+#define GEMINI__KEY(j) \
+    (task->k + (int64_t)((j) % capacity) * task->row_bytes + kv_head * head_bytes)
 
     /* raw scores q.k (the key row is the kernel's "weight" row) */
     j = first;
@@ -5968,17 +5980,16 @@ static void gemini__attend_heads(const gemini__attention_task *task, float *scor
 
     /* scale, soft-cap, softmax per head */
     for (i = 0; i < n_heads; i++) {
-        float *row = scores + i * stride;
-        max_score[i] = -INFINITY;
+        float *row = scores + i * stride, max_score = -INFINITY;
         sum[i] = 0.0f;
         for (j = 0; j <= last - first; j++) {
             float score = row[j] * task->scale;
             if (cap > 0.0f) score = cap * tanhf(score / cap);
             row[j] = score;
-            if (score > max_score[i]) max_score[i] = score;
+            if (score > max_score) max_score = score;
         }
         for (j = 0; j <= last - first; j++) {
-            row[j] = expf(row[j] - max_score[i]);
+            row[j] = expf(row[j] - max_score);
             sum[i] += row[j];
         }
         for (k = 0; k < D; k++) outs[(int64_t)i * D + k] = 0.0f;

@@ -42,6 +42,7 @@ run_suite() {
 }
 
 run_suite core "$BUILD/test_core"
+run_suite pool-lock-only sh tests/test_pool_lock_only.sh
 run_suite tokenizer "$BUILD/test_tokenizer"
 [ -f tests/tokenizer/run.sh ] && run_suite tokenizer-spm sh tests/tokenizer/run.sh
 [ -f tests/test_convert.sh ] && run_suite convert sh tests/test_convert.sh
