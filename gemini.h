@@ -28,6 +28,7 @@
        GEMINI_STATIC            make every function static (private to one file)
        GEMINI_NO_AVX2           leave out the AVX2 (+FMA, F16C) and AVX-512 kernels; scalar only
        GEMINI_NO_AVX512         leave out the AVX-512 kernels (AVX2 and scalar remain)
+       GEMINI_NO_AMX            leave out the AMX kernels (x86-64 Linux, GCC 11+ / clang 12+)
        GEMINI_NO_NEON           leave out the AArch64 NEON kernels (and NEON dotprod); scalar only
        GEMINI_NO_NEON_DOTPROD   leave out the NEON kernels that use SDOT (NEON and scalar remain)
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
@@ -88,7 +89,11 @@
        - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
          the scalar kernels. The NEON ones are tested under qemu only, not timed on real ARM.
          With AVX512_VNNI, q8_0/q4_0 products run in 4 x 4 register tiles; other types and
-         levels use 2 x 2 kernels. Weights are read in place (no repacking).
+         levels use 2 x 2 kernels. With AMX-INT8 (Linux), q8_0/q4_0 prefill runs in AMX tiles
+         (16 rows at a time packed into per-thread scratch) and decode in 16-row VNNI
+         kernels; both sum each block exactly, so this level's bits differ from the VNNI
+         level's (within rounding) but batches still equal single tokens. Otherwise weights
+         are read in place (no repacking).
        - A context's worker threads spin for ~100 us after each task before they sleep, so a
          context that decodes keeps its cores busy between the steps of one call.
        - The Windows paths (file mapping, threads; Vista or later) are written but untested.
@@ -1123,6 +1128,15 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #define GEMINI__AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define GEMINI__AVX512VNNI_TARGET \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+/* AMX (Intel's tile unit, AMX-TILE and AMX-INT8) needs GCC 11+ or clang 12+, and Linux, whose
+   arch_prctl grants a process the tile state; the run-time check asks for it. */
+#if !defined(GEMINI_NO_AMX) && defined(__x86_64__) && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
+#define GEMINI__HAVE_AMX 1
+#define GEMINI__AMX_TARGET                                                                      \
+    __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,"   \
+                          "f16c")))
+#endif
 #endif
 #endif
 
@@ -1156,6 +1170,7 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 /* Full unrolling of a loop over a tile's few rows or tokens, so that its accumulators live in
    registers (GCC 8+ and clang read this pragma; -O2 alone does not unroll). */
 #define GEMINI__UNROLL _Pragma("GCC unroll 4")
+#define GEMINI__UNROLL16 _Pragma("GCC unroll 16")
 #endif
 
 /* Kernel levels of this build's architecture, lowest first; the best one the CPU, the OS and
@@ -1164,12 +1179,13 @@ GEMINI_API uint32_t gemini_crc32(uint32_t crc, const void *data, size_t size)
 #define GEMINI__CPU_AVX2 1       /* x86: AVX2 + FMA + F16C */
 #define GEMINI__CPU_AVX512 2     /* x86: AVX-512 F, BW, VL (+ AVX2, FMA, F16C) */
 #define GEMINI__CPU_AVX512VNNI 3 /* x86: the above + AVX512_VNNI */
+#define GEMINI__CPU_AMX 4        /* x86: the above + AMX-TILE and AMX-INT8 */
 #define GEMINI__CPU_NEON 1       /* AArch64: Advanced SIMD */
 #define GEMINI__CPU_NEON_DOTPROD 2 /* AArch64: the above + SDOT */
 #if defined(__aarch64__)
 #define GEMINI__CPU_TOP GEMINI__CPU_NEON_DOTPROD
 #else
-#define GEMINI__CPU_TOP GEMINI__CPU_AVX512VNNI
+#define GEMINI__CPU_TOP GEMINI__CPU_AMX
 #endif
 
 #define GEMINI__MAX_CTX 32768
@@ -1253,6 +1269,20 @@ static float *gemini__alloc_floats(int64_t n)
 /* Linux's HWCAP_ASIMDDP: the AT_HWCAP bit that says the CPU has SDOT/UDOT (AArch64). */
 #define GEMINI__HWCAP_ASIMDDP (1ul << 20)
 
+#ifdef GEMINI__HAVE_AMX
+/* Linux's arch_prctl (system call 158 on x86-64), made directly: libc declares syscall() only
+   under feature macros a C99 build may not have. */
+static long gemini__arch_prctl(long code, long argument)
+{
+    long result;
+    __asm__ __volatile__("syscall"
+                         : "=a"(result)
+                         : "0"(158L), "D"(code), "S"(argument)
+                         : "rcx", "r11", "memory");
+    return result;
+}
+#endif
+
 /* The best kernel level of this CPU and build. x86: AVX2, FMA and F16C (cpuid leaves 1 and 7)
    with the OS saving YMM state (XCR0 bits 1-2); AVX-512 F/BW/VL (leaf 7 EBX) with the OS also
    saving the opmask and ZMM state (XCR0 bits 5-7); VNNI (leaf 7 ECX bit 11). AArch64: NEON
@@ -1293,6 +1323,15 @@ static int gemini__cpu_level(void)
     if ((ebx & 0xc0010000u) == 0xc0010000u && (xcr0_low & 0xe0) == 0xe0)
         level = (ecx >> 11) & 1 ? GEMINI__CPU_AVX512VNNI : GEMINI__CPU_AVX512;
 #endif
+#ifdef GEMINI__HAVE_AMX
+    /* AMX-TILE and AMX-INT8 (leaf 7 EDX bits 24, 25), XTILECFG and XTILEDATA enabled (XCR0
+       bits 17, 18), and Linux's permission for this process to use the tile data
+       (ARCH_REQ_XCOMP_PERM = 0x1023 for XFEATURE_XTILEDATA = 18; asking again is harmless) */
+    if (level == GEMINI__CPU_AVX512VNNI && ((edx >> 24) & 3) == 3 &&
+        ((xcr0_low >> 17) & 3) == 3 && gemini__cpu_limit >= GEMINI__CPU_AMX &&
+        gemini__arch_prctl(0x1023, 18) == 0)
+        level = GEMINI__CPU_AMX;
+#endif
 #endif
     return level < gemini__cpu_limit ? level : gemini__cpu_limit;
 }
@@ -1304,7 +1343,8 @@ static const char *gemini__cpu_level_name(int level)
 #else
     static const char *const names[] = {
         "scalar", "avx2 fma f16c", "avx512f avx512bw avx512vl avx2 fma f16c",
-        "avx512f avx512bw avx512vl avx512vnni avx2 fma f16c"
+        "avx512f avx512bw avx512vl avx512vnni avx2 fma f16c",
+        "amx-int8 avx512f avx512bw avx512vl avx512vnni avx2 fma f16c"
     };
 #endif
     return names[level];
@@ -3435,14 +3475,30 @@ typedef void (*gemini__geglu_fn)(float *gate, const float *up, int64_t n);
 typedef void (*gemini__quantize_fn)(const float *src, uint8_t *dst, int64_t n_blocks);
 
 /* y[t * y_stride + r] = w row r . x row t for n_rows weight rows (row_bytes apart) and n_tokens
-   activation rows (x_stride bytes apart), each with the one-row kernel's bits. */
+   activation rows (x_stride bytes apart), each with the one-row kernel's bits. x_scales, or
+   NULL, holds the activations' block scales as floats in groups of 16 tokens (see
+   GEMINI__X_SCALE): the AMX kernel reads them there; the others read x alone. */
 typedef void (*gemini__tile_fn)(const uint8_t *w, int64_t row_bytes, int n_rows,
-                                const uint8_t *x, int64_t x_stride, int n_tokens, int64_t n,
-                                float *y, int64_t y_stride, void *scratch, int64_t scratch_bytes);
+                                const uint8_t *x, int64_t x_stride, const float *x_scales,
+                                int n_tokens, int64_t n, float *y, int64_t y_stride,
+                                void *scratch, int64_t scratch_bytes);
 
-/* Scratch bytes that let a tile kernel prepare the activations once for all rows (64-byte
-   aligned; less, or none, and it prepares them per group of 4 rows, with the same bits). */
-#define GEMINI__TILE_SCRATCH(n) ((int64_t)4 * ((n) / 64 + 1) * 128)
+/* Where token t's block scale of a row of n_blocks blocks sits in an x_scales array: groups of
+   16 tokens, each [block][16 tokens], so that a tile of 16 tokens finds one block's 16 scales
+   side by side. */
+#define GEMINI__X_SCALE(t, block, n_blocks) \
+    (((int64_t)(t) / 16 * (n_blocks) + (block)) * 16 + (t) % 16)
+/* Bytes of an x_scales array for rows x columns (whole groups of 16 rows). */
+#define GEMINI__X_SCALES_BYTES(rows, columns) \
+    (((int64_t)(rows) / 16 + 1) * ((columns) / GEMINI__QK + 1) * 16 * 4)
+
+/* Scratch bytes (64-byte aligned) that let the VNNI tile kernel prepare the activations once for
+   all rows (less, or none, and it prepares them per group of 4 rows, with the same bits), and
+   that the AMX tile kernel needs for its packed weights and sums (less, and it uses VNNI
+   registers only, with the same bits); a context gives each thread the larger. */
+#define GEMINI__VNNI_SCRATCH(n) ((int64_t)4 * ((n) / 64 + 1) * 128)
+#define GEMINI__AMX_SCRATCH(n) ((int64_t)576 * ((n) / 32 + 1) + 4096)
+#define GEMINI__TILE_SCRATCH(n) GEMINI__AMX_SCRATCH(n)
 
 /* y += a * x over n floats (the weighted sum of values in attention). */
 typedef void (*gemini__axpy_fn)(float *y, float a, const float *x, int64_t n);
@@ -4314,17 +4370,18 @@ GEMINI__TILE_INSTANCE(q4_0, 1, 1, 1)
 #undef GEMINI__TILE_INSTANCE
 
 /* y[t * y_stride + r] = row r . token t for any number of rows and tokens, in 4 x 4 tiles.
-   With scratch room (GEMINI__TILE_SCRATCH bytes for n), each group of tokens' side is made
+   With scratch room (GEMINI__VNNI_SCRATCH bytes for n), each group of tokens' side is made
    once for all the rows. */
 #define GEMINI__TILE_ANY(TYPE, Q4)                                                                 \
     GEMINI__AVX512VNNI_TARGET static void gemini__tile_##TYPE##_avx512vnni(                        \
         const uint8_t *w, int64_t row_bytes, int n_rows, const uint8_t *x, int64_t x_stride,      \
-        int n_tokens, int64_t n, float *y, int64_t y_stride, void *scratch,                       \
-        int64_t scratch_bytes)                                                                     \
+        const float *x_scales, int n_tokens, int64_t n, float *y, int64_t y_stride,               \
+        void *scratch, int64_t scratch_bytes)                                                      \
     {                                                                                              \
         int64_t side_stride = (n / GEMINI__QK + 1) / 2 * 32;                                       \
-        float *side = scratch_bytes >= GEMINI__TILE_SCRATCH(n) ? (float *)scratch : NULL;         \
+        float *side = scratch_bytes >= GEMINI__VNNI_SCRATCH(n) ? (float *)scratch : NULL;         \
         int r, t = 0, u;                                                                           \
+        (void)x_scales;                                                                            \
         for (; t + 4 <= n_tokens; t += 4) {                                                        \
             const uint8_t *xt = x + t * x_stride;                                                  \
             if (side != NULL) gemini__tile_side_avx512(xt, x_stride, 4, n, Q4, side, side_stride); \
@@ -4383,6 +4440,322 @@ static const gemini__dot_fn gemini__dot_avx512vnni[GEMINI_TYPE_COUNT] = {
     gemini__dot_f32_avx2, gemini__dot_f16_avx512, gemini__dot_bf16_avx512,
     gemini__dot_q8_0_avx512vnni, gemini__dot_q4_0_avx512vnni
 };
+
+#ifdef GEMINI__HAVE_AMX
+/* The AMX level: q8_0 and q4_0 products in Intel AMX tiles (TDPBSSD) for groups of 16 tokens,
+   and in 512-bit AVX512_VNNI registers for the tokens left over and for decoding. Both sum each
+   32-value block exactly, as one int32, and then, for blocks in order, acc = fma(isum, d_w * d_x,
+   acc): one formula for every output whatever path made it, so prefill and decode give the same
+   bits (the VNNI level's split of each block over eight lanes has no AMX counterpart).
+
+   The VNNI path takes 16 weight rows at once. vpdpbusd leaves a row's block pair in 16 lanes
+   (eight per block); the 16 rows' registers are then added together in a transposing tree
+   (unpacks, then 128-bit shuffles) into two registers, one per block, whose lane r is row r's
+   exact sum. The block scales of the 16 rows come in by one gather each. */
+
+/* Rows 16 * row_bytes apart must be reachable with int32 gather indices. */
+#define GEMINI__AMX_ROWS_OK(row_bytes) ((row_bytes) > 0 && (row_bytes) < (INT32_MAX / 16))
+
+/* The f16 scales at base + index[r] (16 rows), as floats. */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512 gemini__gather_scales(const uint8_t *base,
+                                                                          __m512i index)
+{
+    __m512i words = _mm512_i32gather_epi32(index, (const void *)base, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+}
+
+/* One block pair (or the last, single block) of R rows (16, or 1 with the others zero) by one
+   token: acc[r] += each block's exact sum times its scales, the even block first. */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512 gemini__rows_exact_step(
+    const uint8_t *w_pair, int64_t row_bytes, int64_t ahead, const int R, __m512i index,
+    const uint8_t *x_pair, int q4, int single, __m512 acc)
+{
+    const int64_t w_block = q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES;
+    const __m512i offset = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
+    const __m512i x_values = gemini__pair_q8_avx512(x_pair, single);
+    const __m512i x_start = _mm512_sub_epi32(
+        _mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, x_values));
+    const uint8_t *row = w_pair;
+    __m512i pairs[8], quads[4], halves[2], sums[2], lanes[2];
+    int i, k;
+    /* rows 2i and 2i+1: their lanes interleaved and added, two partial sums per row and
+       128-bit lane (the tree adds 16 registers without holding them all) */
+    GEMINI__UNROLL16
+    for (i = 0; i < 8; i++) {
+        for (k = 0; k < 2; k++) {
+            __m512i w_values;
+            if (2 * i + k >= R) {
+                lanes[k] = _mm512_setzero_si512();
+                continue;
+            }
+            gemini__prefetch(row, ahead);
+            w_values = q4 ? gemini__pair_q4_avx512(row, single)
+                          : _mm512_xor_si512(gemini__pair_q8_avx512(row, single), offset);
+            lanes[k] = _mm512_dpbusd_epi32(x_start, w_values, x_values);
+            row += row_bytes;
+        }
+        pairs[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(lanes[0], lanes[1]),
+                                    _mm512_unpackhi_epi32(lanes[0], lanes[1]));
+    }
+    /* rows 4i..4i+3, one sum each per 128-bit lane */
+    for (i = 0; i < 4; i++)
+        quads[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(pairs[2 * i], pairs[2 * i + 1]),
+                                    _mm512_unpackhi_epi64(pairs[2 * i], pairs[2 * i + 1]));
+    /* 128-bit lanes 0+1 are the even block, 2+3 the odd one */
+    for (i = 0; i < 2; i++)
+        halves[i] = _mm512_add_epi32(
+            _mm512_shuffle_i32x4(quads[2 * i], quads[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm512_shuffle_i32x4(quads[2 * i], quads[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    sums[0] = _mm512_shuffle_i32x4(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0));
+    sums[1] = _mm512_shuffle_i32x4(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1));
+    for (k = 0; k < (single ? 1 : 2); k++) {
+        const __m512 x_scale = _mm512_set1_ps(
+            _cvtsh_ss(gemini__read_u16(x_pair + k * GEMINI__Q8_0_BYTES)));
+        acc = _mm512_fmadd_ps(
+            _mm512_cvtepi32_ps(sums[k]),
+            _mm512_mul_ps(gemini__gather_scales(w_pair + k * w_block, index), x_scale), acc);
+    }
+    return acc;
+}
+
+/* y[r] = row r . x for R rows (16, or 1), each block summed exactly (see above); x is one
+   token's q8_0 row. */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__rows_exact_avx512(
+    const uint8_t *w, int64_t row_bytes, const int R, const uint8_t *x, int64_t n, int q4,
+    float *y)
+{
+    const int64_t w_pair = 2 * (q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES);
+    const int64_t n_blocks = n / GEMINI__QK;
+    const int64_t ahead = (GEMINI__PREFETCH_BYTES / row_bytes + 1) * row_bytes;
+    const __m512i index =
+        R == 1 ? _mm512_setzero_si512()
+               : _mm512_mullo_epi32(
+                     _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                     _mm512_set1_epi32((int)row_bytes));
+    __m512 acc = _mm512_setzero_ps();
+    int64_t block;
+    for (block = 0; block + 2 <= n_blocks; block += 2)
+        acc = gemini__rows_exact_step(w + block / 2 * w_pair, row_bytes, ahead, R, index,
+                                      x + block / 2 * 2 * GEMINI__Q8_0_BYTES, q4, 0, acc);
+    if (block < n_blocks)
+        acc = gemini__rows_exact_step(w + block / 2 * w_pair, row_bytes, ahead, R, index,
+                                      x + block / 2 * 2 * GEMINI__Q8_0_BYTES, q4, 1, acc);
+    if (R == 1)
+        *y = _mm512_cvtss_f32(acc);
+    else
+        _mm512_storeu_ps(y, acc);
+}
+
+/* One row's dot product by the 16-row kernel (rows 1-15 zero). */
+#define GEMINI__DOT_EXACT(TYPE, Q4, ROW_BYTES)                                                     \
+    GEMINI__AVX512VNNI_TARGET static float gemini__dot_##TYPE##_exact(const void *w,             \
+                                                                     const void *x, int64_t n)   \
+    {                                                                                              \
+        float out;                                                                                 \
+        gemini__rows_exact_avx512((const uint8_t *)w, ROW_BYTES, 1, (const uint8_t *)x, n, Q4,    \
+                                  &out);                                                           \
+        return out;                                                                                \
+    }
+GEMINI__DOT_EXACT(q8_0, 0, GEMINI__Q8_0_BYTES)
+GEMINI__DOT_EXACT(q4_0, 1, GEMINI__Q4_0_BYTES)
+#undef GEMINI__DOT_EXACT
+
+/* The AMX kernel's scratch (GEMINI__AMX_SCRATCH): 16 rows' weights packed for TDPBSSD (512
+   bytes a block) and their scales (64 bytes a block), and four buffers for a tile of int32
+   sums. */
+
+/* Palette 1: tiles 0-3 are C (16 tokens x 16 rows of int32 sums), 4 and 6 A (16 tokens x the
+   32 bytes of one activation block), 5 and 7 B (the block's 32 bytes of 16 weight rows, as 8
+   rows of 16 x 4 bytes, the layout TDPBSSD reads). */
+typedef struct gemini__amx_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t bytes_per_row[16];
+    uint8_t rows[16];
+} gemini__amx_config;
+
+/* GCC's AMX intrinsics are asm statements that name no memory: this tells the compiler that
+   a sums buffer (1 KiB) is written there, so that its loads stay after the tile store and
+   before the next one. (A full "memory" clobber would also send the accumulators through the
+   stack.) */
+#define GEMINI__AMX_TOUCH(buffer) __asm__ __volatile__("" : "+m"(*(int32_t(*)[256])(buffer)))
+
+/* One block of one group of 16 tokens, into the int32 buffer (16 tokens x 16 rows). */
+#define GEMINI__AMX_BLOCK(C, A, B, x_block, x_stride, w_block, buffer)                            \
+    do {                                                                                           \
+        GEMINI__AMX_TOUCH(buffer);                                                                 \
+        _tile_zero(C);                                                                             \
+        _tile_loadd(A, x_block, x_stride);                                                         \
+        _tile_loadd(B, w_block, 64);                                                               \
+        _tile_dpbssd(C, A, B);                                                                     \
+        _tile_stored(C, buffer, 64);                                                               \
+        GEMINI__AMX_TOUCH(buffer);                                                                 \
+    } while (0)
+
+/* 16 weight rows made ready for the tiles: per block, its quants as TDPBSSD's B (row k holds
+   bytes 4k..4k+3 of every weight row; q4_0 nibbles as the signed values n - 8) and its 16
+   scales as floats. */
+GEMINI__AMX_TARGET static void gemini__amx_pack(const uint8_t *w, int64_t row_bytes,
+                                                int64_t n_blocks, int q4, uint8_t *packed,
+                                                float *w_scales)
+{
+    const __m512i index = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((int)row_bytes));
+    const __m512i nibble = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    int64_t block;
+    int k;
+    for (block = 0; block < n_blocks; block++) {
+        const uint8_t *in = w + block * (q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES);
+        uint8_t *out = packed + block * 512;
+        _mm512_store_ps(w_scales + block * 16, gemini__gather_scales(in, index));
+        for (k = 0; k < (q4 ? 4 : 8); k++) {
+            __m512i quads = _mm512_i32gather_epi32(index, (const void *)(in + 2 + 4 * k), 1);
+            if (!q4) {
+                _mm512_store_si512((void *)(out + 64 * k), quads);
+                continue;
+            }
+            _mm512_store_si512((void *)(out + 64 * k),
+                               _mm512_sub_epi8(_mm512_and_si512(quads, nibble), eight));
+            _mm512_store_si512(
+                (void *)(out + 64 * (k + 4)),
+                _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi32(quads, 4), nibble), eight));
+        }
+    }
+}
+
+/* acc[t] += the products of one block (sums of 16 tokens x 16 rows in `sums`). */
+GEMINI__AMX_TARGET static GEMINI__INLINE void gemini__amx_scale(const int32_t *sums,
+                                                               const float *w_scales,
+                                                               const float *x_scales,
+                                                               __m512 acc[16])
+{
+    const __m512 w_scale = _mm512_load_ps(w_scales);
+    int t;
+    GEMINI__UNROLL16
+    for (t = 0; t < 16; t++)
+        acc[t] = _mm512_fmadd_ps(
+            _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(sums + 16 * t))),
+            _mm512_mul_ps(w_scale, _mm512_set1_ps(x_scales[t])), acc[t]);
+}
+
+/* Block `block` of the group into C tile k (0-3) and sums buffer k; the A and B tiles
+   alternate between 4, 5 and 6, 7. (GCC's tile intrinsics want literal tile numbers.) */
+#define GEMINI__AMX_ISSUE(k, A, B, block)                                                         \
+    GEMINI__AMX_BLOCK(k, A, B, x + (block) * GEMINI__Q8_0_BYTES + 2, x_stride,                  \
+                      packed + (block) * 512, sums + 256 * (k))
+#define GEMINI__AMX_SCALE(k, block)                                                                \
+    gemini__amx_scale(sums + 256 * (k), w_scales + (block) * 16, x_scales + (block) * 16, acc)
+
+/* 16 tokens (x_stride bytes apart, their scales in x_scales as [block][16]) by the packed 16
+   rows: y[t * y_stride + r]. The int32 sums leave the tiles through memory, so the tiles run
+   three blocks ahead of the scaling, in a ring of four C tiles and buffers. */
+GEMINI__AMX_TARGET static void gemini__amx_group(const uint8_t *x, int64_t x_stride,
+                                                 const float *x_scales, int64_t n_blocks,
+                                                 const uint8_t *packed, const float *w_scales,
+                                                 int32_t *sums, float *y, int64_t y_stride)
+{
+    __m512 acc[16];
+    int64_t block;
+    int t;
+    GEMINI__UNROLL16
+    for (t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    GEMINI__AMX_ISSUE(0, 4, 5, 0);
+    if (n_blocks > 1) GEMINI__AMX_ISSUE(1, 6, 7, 1);
+    if (n_blocks > 2) GEMINI__AMX_ISSUE(2, 4, 5, 2);
+    for (block = 0; block < n_blocks; block += 4) {
+        if (block + 3 < n_blocks) GEMINI__AMX_ISSUE(3, 6, 7, block + 3);
+        GEMINI__AMX_SCALE(0, block);
+        if (block + 1 == n_blocks) break;
+        if (block + 4 < n_blocks) GEMINI__AMX_ISSUE(0, 4, 5, block + 4);
+        GEMINI__AMX_SCALE(1, block + 1);
+        if (block + 2 == n_blocks) break;
+        if (block + 5 < n_blocks) GEMINI__AMX_ISSUE(1, 6, 7, block + 5);
+        GEMINI__AMX_SCALE(2, block + 2);
+        if (block + 3 == n_blocks) break;
+        if (block + 6 < n_blocks) GEMINI__AMX_ISSUE(2, 4, 5, block + 6);
+        GEMINI__AMX_SCALE(3, block + 3);
+    }
+    GEMINI__UNROLL16
+    for (t = 0; t < 16; t++) _mm512_storeu_ps(y + t * y_stride, acc[t]);
+}
+#undef GEMINI__AMX_ISSUE
+#undef GEMINI__AMX_SCALE
+
+/* The tile kernel of the AMX level: whole groups of 16 tokens of a 16-row block in AMX tiles
+   (with x_scales and scratch room), everything else 16 rows at a time in VNNI registers, with
+   the same bits. */
+GEMINI__AMX_TARGET static void gemini__tile_exact(const uint8_t *w, int64_t row_bytes,
+                                                  int n_rows, const uint8_t *x, int64_t x_stride,
+                                                  const float *x_scales, int n_tokens, int64_t n,
+                                                  float *y, int64_t y_stride, void *scratch,
+                                                  int64_t scratch_bytes, int q4)
+{
+    const int64_t n_blocks = n / GEMINI__QK;
+    int t = 0;
+    if (n_rows == 16 && n_tokens >= 16 && x_scales != NULL &&
+        scratch_bytes >= GEMINI__AMX_SCRATCH(n) && GEMINI__AMX_ROWS_OK(row_bytes)) {
+        uint8_t *packed = (uint8_t *)scratch;
+        float *w_scales = (float *)(packed + n_blocks * 512);
+        int32_t *sums = (int32_t *)(w_scales + n_blocks * 16);
+        gemini__amx_config config;
+        int k;
+        memset(&config, 0, sizeof config);
+        config.palette = 1;
+        for (k = 0; k < 4; k++) { /* C */
+            config.rows[k] = 16;
+            config.bytes_per_row[k] = 64;
+        }
+        for (k = 4; k < 8; k += 2) {
+            config.rows[k] = 16; /* A */
+            config.bytes_per_row[k] = GEMINI__QK;
+            config.rows[k + 1] = 8; /* B */
+            config.bytes_per_row[k + 1] = 64;
+        }
+        gemini__amx_pack(w, row_bytes, n_blocks, q4, packed, w_scales);
+        __asm__ __volatile__("" ::: "memory"); /* the packed weights are stored before a tile
+                                                  reads them */
+        _tile_loadconfig(&config);
+        for (; t + 16 <= n_tokens; t += 16)
+            gemini__amx_group(x + t * x_stride, x_stride,
+                              x_scales + GEMINI__X_SCALE(t, 0, n_blocks), n_blocks, packed,
+                              w_scales, sums, y + t * y_stride, y_stride);
+        _tile_release();
+    }
+    /* the rest: 16 rows at a time in VNNI registers, or one by one (fewer than 16) */
+    for (; t < n_tokens; t++) {
+        const uint8_t *xt = x + t * x_stride;
+        float *yt = y + t * y_stride;
+        int r;
+        if (n_rows == 16 && q4) gemini__rows_exact_avx512(w, row_bytes, 16, xt, n, 1, yt);
+        if (n_rows == 16 && !q4) gemini__rows_exact_avx512(w, row_bytes, 16, xt, n, 0, yt);
+        for (r = 0; n_rows < 16 && r < n_rows; r++)
+            yt[r] = q4 ? gemini__dot_q4_0_exact(w + r * row_bytes, xt, n)
+                       : gemini__dot_q8_0_exact(w + r * row_bytes, xt, n);
+    }
+}
+
+#define GEMINI__TILE_AMX(TYPE, Q4)                                                                 \
+    GEMINI__AMX_TARGET static void gemini__tile_##TYPE##_amx(                                      \
+        const uint8_t *w, int64_t row_bytes, int n_rows, const uint8_t *x, int64_t x_stride,      \
+        const float *x_scales, int n_tokens, int64_t n, float *y, int64_t y_stride,               \
+        void *scratch, int64_t scratch_bytes)                                                      \
+    {                                                                                              \
+        gemini__tile_exact(w, row_bytes, n_rows, x, x_stride, x_scales, n_tokens, n, y, y_stride, \
+                           scratch, scratch_bytes, Q4);                                            \
+    }
+GEMINI__TILE_AMX(q8_0, 0)
+GEMINI__TILE_AMX(q4_0, 1)
+#undef GEMINI__TILE_AMX
+
+static const gemini__dot_fn gemini__dot_amx[GEMINI_TYPE_COUNT] = {
+    gemini__dot_f32_avx2, gemini__dot_f16_avx512, gemini__dot_bf16_avx512, gemini__dot_q8_0_exact,
+    gemini__dot_q4_0_exact
+};
+
+static const gemini__tile_fn gemini__tile_amx[GEMINI_TYPE_COUNT] = {
+    NULL, NULL, NULL, gemini__tile_q8_0_amx, gemini__tile_q4_0_amx
+};
+#endif /* GEMINI__HAVE_AMX */
 #endif /* GEMINI__HAVE_AVX512 */
 
 #ifdef GEMINI__HAVE_NEON
@@ -4674,8 +5047,11 @@ static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
 #ifdef GEMINI__HAVE_AVX512
     if (level >= GEMINI__CPU_AVX512) {
         *axpy = gemini__axpy_avx512;
-        *dot2x2 = level == GEMINI__CPU_AVX512VNNI ? gemini__dot2x2_avx512vnni
+        *dot2x2 = level >= GEMINI__CPU_AVX512VNNI ? gemini__dot2x2_avx512vnni
                                                   : gemini__dot2x2_avx512;
+#ifdef GEMINI__HAVE_AMX
+        if (level == GEMINI__CPU_AMX) return gemini__dot_amx;
+#endif
         return level == GEMINI__CPU_AVX512VNNI ? gemini__dot_avx512vnni : gemini__dot_avx512;
     }
 #endif
@@ -4710,6 +5086,9 @@ static const gemini__tile_fn *gemini__select_tile(void)
 {
     static const gemini__tile_fn none[GEMINI_TYPE_COUNT] = {NULL, NULL, NULL, NULL, NULL};
 #ifdef GEMINI__HAVE_AVX512
+#ifdef GEMINI__HAVE_AMX
+    if (gemini__cpu_level() == GEMINI__CPU_AMX) return gemini__tile_amx;
+#endif
     if (gemini__cpu_level() == GEMINI__CPU_AVX512VNNI) return gemini__tile_avx512vnni;
 #endif
     return none;
@@ -4756,6 +5135,9 @@ static const gemini__axpy_half_fn *gemini__select_axpy_half(void)
 static const char *gemini__kernels_name(const gemini__dot_fn *dot)
 {
 #ifdef GEMINI__HAVE_AVX512
+#ifdef GEMINI__HAVE_AMX
+    if (dot == gemini__dot_amx) return "amx-int8 + avx512 vnni";
+#endif
     if (dot == gemini__dot_avx512vnni) return "avx512 vnni";
     if (dot == gemini__dot_avx512) return "avx512";
 #endif
@@ -4840,6 +5222,7 @@ struct gemini_context {
 
     /* activations of one batch of B <= n_batch tokens */
     gemini__acts a;
+    float *x_scales;                /* its block scales as floats (GEMINI__X_SCALE) */
     uint8_t *x_q8;                  /* (max_rows, max_in / 32 * 34) q8_0 copy of a matmul
                                        input; max_rows = max(B, encoder rows) */
     float *scores;                  /* (threads, score_rows, scores_stride) attention weights */
@@ -5058,6 +5441,7 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->cross_k);
     GEMINI_FREE(ctx->cross_v);
     gemini__aligned_free(ctx->x_q8);
+    gemini__aligned_free(ctx->x_scales);
     gemini__aligned_free(ctx->tile_scratch);
     gemini__aligned_free(ctx->blas_rows);
     gemini__aligned_free(ctx->scores);
@@ -5155,6 +5539,7 @@ GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
                  gemini_type_row_bytes(params.kv_type, z.kv_dim);
     total += B * (3 * z.d + 2 * z.q_dim + 2 * z.kv_dim + 2 * z.f) * 4;
     total += z.q8_rows * (z.q8_cols / GEMINI__QK + 1) * GEMINI__Q8_0_BYTES;
+    total += GEMINI__X_SCALES_BYTES(z.q8_rows, z.q8_cols) + 64;
     total += gemini__blas_rows_floats(&z) * 4;
     total += (int64_t)params.n_threads * z.score_rows * z.scores_stride * 4;
     total += (int64_t)params.n_threads * GEMINI__TILE_SCRATCH(z.q8_cols) + 64;
@@ -5348,6 +5733,8 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->x_q8 = (uint8_t *)gemini__aligned_malloc((size_t)(z.q8_rows *
                                                            (z.q8_cols / GEMINI__QK + 1) *
                                                            GEMINI__Q8_0_BYTES));
+    ctx->x_scales = (float *)gemini__aligned_malloc(
+        (size_t)GEMINI__X_SCALES_BYTES(z.q8_rows, z.q8_cols));
     ctx->inv_freq_global = gemini__alloc_floats(half);
     ctx->inv_freq_local = gemini__alloc_floats(half);
     ctx->cos_global = gemini__alloc_floats(B * half);
@@ -5359,8 +5746,8 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
         ctx->blas_cols = z.q8_cols;
         if (ctx->blas_rows == NULL) goto out_of_memory;
     }
-    if (!ctx->x_q8 || !ctx->inv_freq_global || !ctx->inv_freq_local || !ctx->cos_global ||
-        !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
+    if (!ctx->x_q8 || !ctx->x_scales || !ctx->inv_freq_global || !ctx->inv_freq_local ||
+        !ctx->cos_global || !ctx->sin_global || !ctx->cos_local || !ctx->sin_local)
         goto out_of_memory;
     gemini__rope_frequencies(ctx->inv_freq_global, hp->head_dim, hp->rope_theta, hp->rope_scale);
     gemini__rope_frequencies(ctx->inv_freq_local, hp->head_dim, hp->rope_theta_local, 1.0f);
@@ -5477,6 +5864,7 @@ typedef struct gemini__matmul_task {
     int64_t rows, cols, row_bytes;
     const uint8_t *x;               /* (n_tokens, x_stride bytes) */
     int64_t x_stride;
+    const float *x_scales;          /* q8_0 x: its block scales (GEMINI__X_SCALE), or NULL */
     float *y;                       /* (n_tokens, y_stride floats) */
     int64_t y_stride;
     int32_t n_tokens;
@@ -5496,9 +5884,10 @@ static void gemini__matmul_rows(const gemini__matmul_task *task, int64_t begin, 
     int64_t block, r, block_end;
     int32_t tile, tile_end, t, tile_tokens;
 
-    /* an even number of tokens per tile, so that dot2x2's token pairs do not depend on it */
-    tile_tokens = (int32_t)(GEMINI__TILE_BYTES / task->x_stride) & ~1;
-    if (tile_tokens < 2) tile_tokens = 2;
+    /* whole groups of 16 tokens per tile: dot2x2's token pairs and the AMX kernel's groups of
+       x_scales do not depend on it */
+    tile_tokens = (int32_t)(GEMINI__TILE_BYTES / task->x_stride) & ~15;
+    if (tile_tokens < 16) tile_tokens = 16;
     for (tile = 0; tile < task->n_tokens; tile += tile_tokens) {
         tile_end = task->n_tokens - tile < tile_tokens ? task->n_tokens : tile + tile_tokens;
         for (block = begin; block < end; block += GEMINI__ROW_BLOCK) {
@@ -5506,7 +5895,12 @@ static void gemini__matmul_rows(const gemini__matmul_task *task, int64_t begin, 
             if (task->tile != NULL) {
                 task->tile(task->w + block * task->row_bytes, task->row_bytes,
                            (int)(block_end - block), task->x + tile * task->x_stride,
-                           task->x_stride, tile_end - tile, task->cols,
+                           task->x_stride,
+                           task->x_scales != NULL
+                               ? task->x_scales +
+                                     GEMINI__X_SCALE(tile, 0, task->cols / GEMINI__QK)
+                               : NULL,
+                           tile_end - tile, task->cols,
                            task->y + tile * task->y_stride + block, task->y_stride,
                            task->scratch != NULL
                                ? task->scratch + thread_index * task->scratch_bytes
@@ -5575,6 +5969,7 @@ typedef struct gemini__rows_task {
     const float *up;                /* (n_rows, n) */
     uint8_t *out;                   /* (n_rows, out_stride bytes) */
     int64_t out_stride;
+    float *scales;                  /* GEMINI__ROWS_QUANTIZE: out's block scales, or NULL */
     int64_t n;                      /* values per row */
     int32_t n_rows;
     float scale;                    /* GEMINI__ROWS_SOFTMAX */
@@ -5612,8 +6007,13 @@ static void gemini__rows_worker(void *arg, int part, int n_parts, int thread_ind
     gemini__split(task->n_rows, part, n_parts, &begin, &end);
     for (t = begin; t < end; t++) {
         if (task->kind == GEMINI__ROWS_QUANTIZE) {
+            const uint8_t *row = task->out + t * task->out_stride;
+            const int64_t n_blocks = task->n / GEMINI__QK;
             task->quantize(task->x + t * task->x_stride, task->out + t * task->out_stride,
-                           task->n / GEMINI__QK);
+                           n_blocks);
+            for (i = 0; task->scales != NULL && i < n_blocks; i++)
+                task->scales[GEMINI__X_SCALE(t, i, n_blocks)] =
+                    gemini_f16_to_f32(gemini__read_u16(row + i * GEMINI__Q8_0_BYTES));
         } else if (task->kind == GEMINI__ROWS_GEGLU) {
             task->geglu(task->gate + t * task->n, task->up + t * task->n, task->n);
         } else if (task->kind == GEMINI__ROWS_GELU_TANH) {
@@ -5785,11 +6185,13 @@ static void gemini__matmul_n(gemini_context *ctx, int count, const gemini__tenso
         rows.x_stride = x_stride;
         rows.out = ctx->x_q8;
         rows.out_stride = q8_stride;
+        rows.scales = ctx->x_scales;
         rows.n = tasks[0].cols;
         rows.n_rows = n_tokens;
         gemini__run_rows(ctx, &rows);
         tasks[0].x = ctx->x_q8;
         tasks[0].x_stride = q8_stride;
+        tasks[0].x_scales = ctx->x_scales;
     } else {
         tasks[0].x = (const uint8_t *)x;
         tasks[0].x_stride = x_stride * (int64_t)sizeof(float);

@@ -741,7 +741,7 @@ static const char *level_name(int level)
 #if defined(__aarch64__)
     static const char *const names[] = {"scalar", "neon", "neon dotprod"};
 #else
-    static const char *const names[] = {"scalar", "avx2", "avx512", "avx512 vnni"};
+    static const char *const names[] = {"scalar", "avx2", "avx512", "avx512 vnni", "amx"};
 #endif
     return names[level];
 }
@@ -836,6 +836,37 @@ static void test_quantize_levels(void)
               level_name(level));
     }
     free(x);
+}
+
+/* Whether a level's q8_0/q4_0 kernels sum each block as one exact int32 (the AMX level). */
+static int exact_block_level(int level)
+{
+#if defined(__aarch64__)
+    (void)level;
+    return 0;
+#else
+    return level == GEMINI__CPU_AMX;
+#endif
+}
+
+/* The exact-block formula, written out: per block in order, acc = fma(isum, d_w * d_x, acc). */
+static float exact_block_dot(gemini_type type, const uint8_t *w, const uint8_t *x, int n)
+{
+    float acc = 0;
+    int block, j;
+    for (block = 0; block < n / 32; block++) {
+        const uint8_t *wb = w + block * (type == GEMINI_TYPE_Q8_0 ? 34 : 18), *xb = x + block * 34;
+        int32_t isum = 0;
+        for (j = 0; j < 32; j++) {
+            int wv = type == GEMINI_TYPE_Q8_0 ? (int8_t)wb[2 + j]
+                                              : ((wb[2 + j % 16] >> (j < 16 ? 0 : 4)) & 15) - 8;
+            isum += wv * (int8_t)xb[2 + j];
+        }
+        acc = fmaf((float)isum, gemini_f16_to_f32((uint16_t)(wb[0] | wb[1] << 8)) *
+                                    gemini_f16_to_f32((uint16_t)(xb[0] | xb[1] << 8)),
+                   acc);
+    }
+    return acc;
 }
 
 /* Every compiled kernel level against the scalar kernels, on sizes that are a multiple of the
@@ -933,9 +964,10 @@ static void test_kernels(void)
         }
 
         /* VNNI's vpdpbusd makes the same int32 lanes as AVX2's vpmaddubsw + vpmaddwd, and
-           SDOT the same as NEON's vmull + vmlal + pairwise additions */
+           SDOT the same as NEON's vmull + vmlal + pairwise additions; the AMX level sums each
+           block exactly instead: acc = fma(isum, d_w * d_x, acc), block by block */
         if (first_dot != NULL && level > GEMINI__CPU_SCALAR + 1) {
-            int same = 1;
+            int same = 1, exact = exact_block_level(level);
             for (type = GEMINI_TYPE_Q8_0; type <= GEMINI_TYPE_Q4_0; type++)
                 for (s = 0; s < (int)(sizeof block_sizes / sizeof block_sizes[0]); s++) {
                     int n = block_sizes[s];
@@ -943,11 +975,17 @@ static void test_kernels(void)
                     gemini_quantize_row((gemini_type)type, w, wq, n);
                     for (i = 0; i < n; i++) x[i] = rng_uniform(-2, 2);
                     gemini_quantize_row(GEMINI_TYPE_Q8_0, x, xq, n);
-                    same &= dot[type](wq, xq, n) == first_dot[type](wq, xq, n);
+                    same &= dot[type](wq, xq, n) ==
+                            (exact ? exact_block_dot((gemini_type)type, wq, xq, n)
+                                   : first_dot[type](wq, xq, n));
                 }
-            sprintf(detail, "q8_0/q4_0 kernels give the %s kernels' bits", level_name(1));
+            if (exact)
+                sprintf(detail, "q8_0/q4_0 kernels sum each block exactly, then fma by block");
+            else
+                sprintf(detail, "q8_0/q4_0 kernels give the %s kernels' bits", level_name(1));
             check(same, detail, name);
         }
+
 
         /* axpy: one rounding (FMA) against two */
         {
@@ -1024,17 +1062,19 @@ static void test_kernels(void)
 }
 
 /* A matmul of an odd number of rows and tokens, at every kernel level, split over 1 and 3
-   threads: each output is the level's one-row dot product, bit for bit. 37 rows and 9 tokens
-   make the tile kernels' 4 x 4, 4 x 1, 1 x 4 and 1 x 1 shapes all run, and 96 columns an odd
+   threads: each output is the level's one-row dot product, bit for bit. 37 rows and 41 tokens
+   make the VNNI tile kernels' 4 x 4, 4 x 1, 1 x 4 and 1 x 1 shapes all run, and the AMX
+   kernel's 16 x 16 tiles with 16-row blocks and tokens left over; 96 columns are an odd
    number of blocks. */
 static void test_matmul(void)
 {
-    enum { ROWS = 37, COLS = 96, TOKENS = 9 };
+    enum { ROWS = 37, COLS = 96, TOKENS = 41 };
     char detail[200];
     float *m = (float *)malloc(sizeof(float) * ROWS * COLS);
     float *xf = (float *)malloc(sizeof(float) * TOKENS * COLS);
     float y[TOKENS * ROWS], z[TOKENS * ROWS];
     static uint8_t scratch_room[GEMINI__TILE_SCRATCH(COLS) + 64];
+    static float x_scales[GEMINI__X_SCALES_BYTES(TOKENS, COLS) / 4];
     uint8_t *scratch = scratch_room + ((64 - ((uintptr_t)scratch_room & 63)) & 63);
     uint8_t *wq = (uint8_t *)malloc(ROWS * COLS * 4), *xq = (uint8_t *)malloc(TOKENS * COLS * 4);
     int level, type, i, r, t;
@@ -1073,10 +1113,16 @@ static void test_matmul(void)
             task.y_stride = ROWS;
             task.n_tokens = TOKENS;
             gemini__matmul_worker(&task, 0, 1, 0);
-            /* 3 parts, the tile kernels preparing activations in scratch this time */
+            /* 3 parts, the tile kernels preparing activations in scratch this time, and the
+               AMX kernel finding the activations' scales as floats */
             task.y = z;
             task.scratch = scratch;
             task.scratch_bytes = GEMINI__TILE_SCRATCH(COLS);
+            for (t = 0; quantised && t < TOKENS; t++)
+                for (i = 0; i < COLS / 32; i++)
+                    x_scales[GEMINI__X_SCALE(t, i, COLS / 32)] =
+                        gemini_f16_to_f32(gemini__read_u16(xq + t * x_stride + i * 34));
+            task.x_scales = quantised ? x_scales : NULL;
             for (i = 0; i < 3; i++) gemini__matmul_worker(&task, i, 3, 0);
             for (t = 0; t < TOKENS; t++)
                 for (r = 0; r < ROWS; r++)
