@@ -4065,46 +4065,90 @@ GEMINI__AVX512_TARGET static void gemini__dot2x2_bf16_avx512(const uint8_t *w0,
                                (const float *)(const void *)x1, n, 1, out);
 }
 
-/* Two rows by two tokens of gemini__dot_f32_avx2, in its order for each of the four sums (four
-   accumulators per sum: sixteen registers, which the AVX-512 target's 32 ymm registers hold). */
+/* f32 dot products in 512-bit registers with gemini__dot_f32_avx2's bits: one zmm holds that
+   kernel's accumulators 0 and 1 side by side (elements i..i+15), another its accumulators 2 and
+   3 (i+16..i+31); the 8-element steps after the last 32 go to the low half alone, and the sum
+   is (acc0 + acc1) + (acc2 + acc3), then the same horizontal sum and scalar tail. Half the
+   FMAs and loads of the 256-bit form (which this level used before; 512-bit FMAs gain nothing
+   on a Zen 4, but twice as much on an Intel core with two 512-bit units). */
+GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__f32_step_avx512(const float *a,
+                                                                       const float *b,
+                                                                       __m512 acc[2])
+{
+    acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_loadu_ps(a + 16), _mm512_loadu_ps(b + 16), acc[1]);
+}
+
+GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__f32_step8_avx512(const float *a,
+                                                                        const float *b,
+                                                                        __m512 acc[2])
+{
+    acc[0] = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(0x00ff, a),
+                                   _mm512_maskz_loadu_ps(0x00ff, b), acc[0], 0x00ff);
+}
+
+GEMINI__AVX512_TARGET static GEMINI__INLINE float gemini__f32_sum_avx512(const __m512 acc[2],
+                                                                       const float *a,
+                                                                       const float *b,
+                                                                       int64_t i, int64_t n)
+{
+    __m256 pair[2];
+    float sum;
+    int k;
+    for (k = 0; k < 2; k++)
+        pair[k] = _mm256_add_ps(
+            _mm512_castps512_ps256(acc[k]),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k]), 1)));
+    sum = gemini__hsum_avx2(_mm256_add_ps(pair[0], pair[1]));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+GEMINI__AVX512_TARGET static float gemini__dot_f32_avx512(const void *w, const void *x,
+                                                          int64_t n)
+{
+    const float *a = (const float *)w, *b = (const float *)x;
+    __m512 acc[2];
+    int64_t i = 0;
+    acc[0] = acc[1] = _mm512_setzero_ps();
+    for (; i + 32 <= n; i += 32) gemini__f32_step_avx512(a + i, b + i, acc);
+    for (; i + 8 <= n; i += 8) gemini__f32_step8_avx512(a + i, b + i, acc);
+    return gemini__f32_sum_avx512(acc, a, b, i, n);
+}
+
+/* Two rows by two tokens of gemini__dot_f32_avx512 (so of gemini__dot_f32_avx2), each row and
+   token loaded once for two sums. */
 GEMINI__AVX512_TARGET static void gemini__dot2x2_f32_avx512(const uint8_t *w0, const uint8_t *w1,
                                                             const uint8_t *x0, const uint8_t *x1,
                                                             int64_t n, float *out)
 {
     const float *r[2], *y[2];
-    __m256 acc[4][4];
+    __m512 acc[4][2];
     int64_t i = 0;
-    int j, k;
+    int j;
     r[0] = (const float *)(const void *)w0;
     r[1] = (const float *)(const void *)w1;
     y[0] = (const float *)(const void *)x0;
     y[1] = (const float *)(const void *)x1;
-    for (j = 0; j < 4; j++)
-        for (k = 0; k < 4; k++) acc[j][k] = _mm256_setzero_ps();
+    for (j = 0; j < 4; j++) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
 
     /* sum j = 2 * row + token */
-    for (; i + 32 <= n; i += 32)
-        for (k = 0; k < 4; k++) {
-            __m256 row0 = _mm256_loadu_ps(r[0] + i + 8 * k);
-            __m256 row1 = _mm256_loadu_ps(r[1] + i + 8 * k);
-            __m256 token0 = _mm256_loadu_ps(y[0] + i + 8 * k);
-            __m256 token1 = _mm256_loadu_ps(y[1] + i + 8 * k);
-            acc[0][k] = _mm256_fmadd_ps(row0, token0, acc[0][k]);
-            acc[1][k] = _mm256_fmadd_ps(row0, token1, acc[1][k]);
-            acc[2][k] = _mm256_fmadd_ps(row1, token0, acc[2][k]);
-            acc[3][k] = _mm256_fmadd_ps(row1, token1, acc[3][k]);
+    for (; i + 32 <= n; i += 32) {
+        __m512 row[2][2], token[2][2];
+        int k;
+        for (k = 0; k < 2; k++) {
+            row[0][k] = _mm512_loadu_ps(r[0] + i + 16 * k);
+            row[1][k] = _mm512_loadu_ps(r[1] + i + 16 * k);
+            token[0][k] = _mm512_loadu_ps(y[0] + i + 16 * k);
+            token[1][k] = _mm512_loadu_ps(y[1] + i + 16 * k);
         }
-    for (; i + 8 <= n; i += 8)
         for (j = 0; j < 4; j++)
-            acc[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(r[j / 2] + i),
-                                        _mm256_loadu_ps(y[j % 2] + i), acc[j][0]);
-    for (j = 0; j < 4; j++) {
-        float sum = gemini__hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[j][0], acc[j][1]),
-                                                    _mm256_add_ps(acc[j][2], acc[j][3])));
-        int64_t t;
-        for (t = i; t < n; t++) sum += r[j / 2][t] * y[j % 2][t];
-        out[j] = sum;
+            for (k = 0; k < 2; k++)
+                acc[j][k] = _mm512_fmadd_ps(row[j / 2][k], token[j % 2][k], acc[j][k]);
     }
+    for (; i + 8 <= n; i += 8)
+        for (j = 0; j < 4; j++) gemini__f32_step8_avx512(r[j / 2] + i, y[j % 2] + i, acc[j]);
+    for (j = 0; j < 4; j++) out[j] = gemini__f32_sum_avx512(acc[j], r[j / 2], y[j % 2], i, n);
 }
 
 GEMINI__AVX512_TARGET static float gemini__dot_f16_avx512(const void *w, const void *x,
@@ -4134,6 +4178,70 @@ GEMINI__AVX512_TARGET static void gemini__axpy_avx512(float *y, float a, const f
                               _mm512_fmadd_ps(scale, _mm512_maskz_loadu_ps(tail, x + i),
                                               _mm512_maskz_loadu_ps(tail, y + i)));
     }
+}
+
+/* H heads x 64 dimensions of gemini__weighted_sum_avx512, in 4 x H registers. */
+GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_block_avx512(
+    float *out, int64_t out_stride, const int H, const float *p, int64_t p_stride,
+    const uint8_t *values, int64_t row_bytes, int32_t n_keys)
+{
+    __m512 acc[4][4];
+    int32_t k;
+    int h, c;
+    GEMINI__UNROLL
+    for (h = 0; h < H; h++)
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) acc[h][c] = _mm512_loadu_ps(out + h * out_stride + 16 * c);
+    for (k = 0; k < n_keys; k++) {
+        const float *v = (const float *)(const void *)(values + k * row_bytes);
+        __m512 value[4];
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) value[c] = _mm512_loadu_ps(v + 16 * c);
+        GEMINI__UNROLL
+        for (h = 0; h < H; h++) {
+            __m512 weight = _mm512_set1_ps(p[h * p_stride + k]);
+            GEMINI__UNROLL
+            for (c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(weight, value[c], acc[h][c]);
+        }
+    }
+    GEMINI__UNROLL
+    for (h = 0; h < H; h++)
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) _mm512_storeu_ps(out + h * out_stride + 16 * c, acc[h][c]);
+}
+
+/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
+   n_keys value rows (row_bytes apart) and len dimensions: the very FMAs of one
+   gemini__axpy_avx512 call per key and head, in the same order for each output, with the
+   outputs held in registers across the keys and each value row loaded once for the heads. */
+GEMINI__AVX512_TARGET static void gemini__weighted_sum_avx512(float *out, int64_t out_stride,
+                                                              int n_heads, const float *p,
+                                                              int64_t p_stride,
+                                                              const uint8_t *values,
+                                                              int64_t row_bytes, int32_t n_keys,
+                                                              int64_t len)
+{
+    int64_t d = 0;
+    int32_t k;
+    int h = 0;
+    for (; d + 64 <= len; d += 64) {
+        const uint8_t *v = values + d * 4;
+        for (h = 0; h + 4 <= n_heads; h += 4)
+            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 4,
+                                          p + h * p_stride, p_stride, v, row_bytes, n_keys);
+        for (; h + 2 <= n_heads; h += 2)
+            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 2,
+                                          p + h * p_stride, p_stride, v, row_bytes, n_keys);
+        for (; h < n_heads; h++)
+            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 1,
+                                          p + h * p_stride, p_stride, v, row_bytes, n_keys);
+    }
+    if (d < len) /* the last dimensions, key by key */
+        for (k = 0; k < n_keys; k++)
+            for (h = 0; h < n_heads; h++)
+                gemini__axpy_avx512(out + h * out_stride + d, p[h * p_stride + k],
+                                    (const float *)(const void *)(values + k * row_bytes) + d,
+                                    len - d);
 }
 
 /* y += a * x for an f16 (bf16 = 0) or bf16 row x, 16 lanes, the rest of the row masked. */
@@ -4432,12 +4540,12 @@ static const gemini__tile_fn gemini__tile_avx512vnni[GEMINI_TYPE_COUNT] = {
 };
 
 static const gemini__dot_fn gemini__dot_avx512[GEMINI_TYPE_COUNT] = {
-    gemini__dot_f32_avx2, gemini__dot_f16_avx512, gemini__dot_bf16_avx512, gemini__dot_q8_0_avx2,
-    gemini__dot_q4_0_avx2
+    gemini__dot_f32_avx512, gemini__dot_f16_avx512, gemini__dot_bf16_avx512,
+    gemini__dot_q8_0_avx2, gemini__dot_q4_0_avx2
 };
 
 static const gemini__dot_fn gemini__dot_avx512vnni[GEMINI_TYPE_COUNT] = {
-    gemini__dot_f32_avx2, gemini__dot_f16_avx512, gemini__dot_bf16_avx512,
+    gemini__dot_f32_avx512, gemini__dot_f16_avx512, gemini__dot_bf16_avx512,
     gemini__dot_q8_0_avx512vnni, gemini__dot_q4_0_avx512vnni
 };
 
@@ -4721,14 +4829,16 @@ GEMINI__AMX_TARGET static void gemini__tile_exact(const uint8_t *w, int64_t row_
                               w_scales, sums, y + t * y_stride, y_stride);
         _tile_release();
     }
-    /* the rest: 16 rows at a time in VNNI registers, or one by one (fewer than 16) */
+    /* the rest: 16 rows at a time in VNNI registers, or one by one (fewer than 16, or rows too
+       far apart for the gathers' int32 offsets) */
     for (; t < n_tokens; t++) {
         const uint8_t *xt = x + t * x_stride;
         float *yt = y + t * y_stride;
         int r;
-        if (n_rows == 16 && q4) gemini__rows_exact_avx512(w, row_bytes, 16, xt, n, 1, yt);
-        if (n_rows == 16 && !q4) gemini__rows_exact_avx512(w, row_bytes, 16, xt, n, 0, yt);
-        for (r = 0; n_rows < 16 && r < n_rows; r++)
+        const int all16 = n_rows == 16 && GEMINI__AMX_ROWS_OK(row_bytes);
+        if (all16 && q4) gemini__rows_exact_avx512(w, row_bytes, 16, xt, n, 1, yt);
+        if (all16 && !q4) gemini__rows_exact_avx512(w, row_bytes, 16, xt, n, 0, yt);
+        for (r = 0; !all16 && r < n_rows; r++)
             yt[r] = q4 ? gemini__dot_q4_0_exact(w + r * row_bytes, xt, n)
                        : gemini__dot_q8_0_exact(w + r * row_bytes, xt, n);
     }
@@ -4748,8 +4858,8 @@ GEMINI__TILE_AMX(q4_0, 1)
 #undef GEMINI__TILE_AMX
 
 static const gemini__dot_fn gemini__dot_amx[GEMINI_TYPE_COUNT] = {
-    gemini__dot_f32_avx2, gemini__dot_f16_avx512, gemini__dot_bf16_avx512, gemini__dot_q8_0_exact,
-    gemini__dot_q4_0_exact
+    gemini__dot_f32_avx512, gemini__dot_f16_avx512, gemini__dot_bf16_avx512,
+    gemini__dot_q8_0_exact, gemini__dot_q4_0_exact
 };
 
 static const gemini__tile_fn gemini__tile_amx[GEMINI_TYPE_COUNT] = {
@@ -6327,39 +6437,64 @@ typedef struct gemini__attention_task {
 } gemini__attention_task;
 
 /* One token's attention for the query heads [h0, h0 + n_heads) of one key-value head, with
-   n_heads score rows of scratch. The scores of two keys by two heads come from one 2x2 kernel
-   call (each sum with the one-row kernel's bits), and each value row is read once for all the
-   heads, whose outputs add it in the same order as one head alone would. */
-static void gemini__attend_heads(const gemini__attention_task *task, float *scores,
-                                 int32_t t, int32_t h0, int32_t n_heads)
+   n_heads score rows of scratch, in three steps that the decode-time split below runs on
+   several threads: scores of a range of keys, softmax, values over a range of dimensions. The
+   scores of two keys by two heads come from one 2x2 kernel call (each sum with the one-row
+   kernel's bits; pairs start at the first visible key, whoever computes them), and each value
+   row is read once for all the heads, whose outputs add it in the same order as one head
+   alone would. */
+typedef struct gemini__attention_item {
+    const gemini__attention_task *task;
+    float *scores;                  /* n_heads rows, ctx->scores_stride apart */
+    int32_t t, h0, n_heads;         /* token, first query head, heads */
+    int32_t kv_head, first, last;   /* the visible keys */
+    float sum[GEMINI__MAX_GROUP];   /* after the softmax: each head's sum of exponentials */
+} gemini__attention_item;
+
+static void gemini__attention_item_init(gemini__attention_item *item,
+                                        const gemini__attention_task *task, float *scores,
+                                        int32_t t, int32_t h0, int32_t n_heads)
 {
-    gemini_context *ctx = task->ctx;
-    int32_t D = task->head_dim, H = task->n_heads, kv_head = h0 / (H / task->n_kv_heads);
-    int64_t stride = ctx->scores_stride;
-    float cap = task->softcap, sum[GEMINI__MAX_GROUP];
-    gemini__dot_fn dot = ctx->dot[task->kv_type];
-    gemini__dot2x2_fn dot2x2 = ctx->dot2x2[task->kv_type];
-    gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
-    int64_t head_bytes = gemini_type_row_bytes(task->kv_type, D);
-    int32_t first = 0, last = task->n_keys - 1, capacity = task->n_keys, j, i, k;
-    const float *queries = task->q + (int64_t)t * H * D + (int64_t)h0 * D;
-    float *outs = task->out + (int64_t)t * H * D + (int64_t)h0 * D;
+    item->task = task;
+    item->scores = scores;
+    item->t = t;
+    item->h0 = h0;
+    item->n_heads = n_heads;
+    item->kv_head = h0 / (task->n_heads / task->n_kv_heads);
+    item->first = 0;
+    item->last = task->n_keys - 1;
     if (task->causal) {
-        last = task->first_position + t;
-        capacity = task->capacity;
-        if (task->window > 0 && last - task->window + 1 > 0) first = last - task->window + 1;
+        item->last = task->first_position + t;
+        if (task->window > 0 && item->last - task->window + 1 > 0)
+            item->first = item->last - task->window + 1;
         if (task->span_first != NULL) {
-            if (task->span_first[t] < first) first = task->span_first[t];
-            if (task->span_last[t] > last) last = task->span_last[t];
+            if (task->span_first[t] < item->first) item->first = task->span_first[t];
+            if (task->span_last[t] > item->last) item->last = task->span_last[t];
         }
     }
+}
+
+/* Scaled (and soft-capped) scores q.k of the keys first + [begin, end), begin even. */
+static void gemini__attend_scores(const gemini__attention_item *item, int32_t begin,
+                                  int32_t end)
+{
+    const gemini__attention_task *task = item->task;
+    gemini_context *ctx = task->ctx;
+    int32_t D = task->head_dim, n_heads = item->n_heads, first = item->first, j, i, k;
+    int32_t capacity = task->causal ? task->capacity : task->n_keys;
+    int64_t stride = ctx->scores_stride;
+    int64_t head_bytes = gemini_type_row_bytes(task->kv_type, D);
+    gemini__dot_fn dot = ctx->dot[task->kv_type];
+    gemini__dot2x2_fn dot2x2 = ctx->dot2x2[task->kv_type];
+    const float *queries = task->q + ((int64_t)item->t * task->n_heads + item->h0) * D;
+    float *scores = item->scores, cap = task->softcap;
 #define GEMINI__KEY(j) \
-    (task->k + (int64_t)((j) % capacity) * task->row_bytes + kv_head * head_bytes)
+    (task->k + (int64_t)((j) % capacity) * task->row_bytes + item->kv_head * head_bytes)
 
     /* raw scores q.k (the key row is the kernel's "weight" row) */
-    j = first;
+    j = first + begin;
     if (dot2x2 != NULL && n_heads >= 2)
-        for (; j + 1 <= last; j += 2) {
+        for (; j + 1 < first + end; j += 2) {
             for (i = 0; i + 1 < n_heads; i += 2) {
                 float out[4];
                 dot2x2(GEMINI__KEY(j), GEMINI__KEY(j + 1),
@@ -6375,54 +6510,112 @@ static void gemini__attend_heads(const gemini__attention_task *task, float *scor
                     scores[i * stride + j + k - first] =
                         dot(GEMINI__KEY(j + k), queries + (int64_t)i * D, D);
         }
-    for (; j <= last; j++)
+    for (; j < first + end; j++)
         for (i = 0; i < n_heads; i++)
             scores[i * stride + j - first] = dot(GEMINI__KEY(j), queries + (int64_t)i * D, D);
 #undef GEMINI__KEY
 
-    /* scale, soft-cap, softmax per head */
-    for (i = 0; i < n_heads; i++) {
-        float *row = scores + i * stride, max_score = -INFINITY;
-        sum[i] = 0.0f;
-        for (j = 0; j <= last - first; j++) {
-            float score = row[j] * task->scale;
+    /* scale, soft-cap */
+    for (i = 0; i < n_heads; i++)
+        for (j = begin; j < end; j++) {
+            float score = scores[i * stride + j] * task->scale;
             if (cap > 0.0f) score = cap * tanhf(score / cap);
-            row[j] = score;
-            if (score > max_score) max_score = score;
+            scores[i * stride + j] = score;
         }
-        for (j = 0; j <= last - first; j++) {
-            row[j] = expf(row[j] - max_score);
-            sum[i] += row[j];
-        }
-        for (k = 0; k < D; k++) outs[(int64_t)i * D + k] = 0.0f;
-    }
+}
 
-    /* out = sum_j p_j v_j */
-    for (j = first; j <= last; j++) {
+/* Softmax per head: the scores become the weights p = exp(score - max) / sum; the outputs
+   zeroed. */
+static void gemini__attend_softmax(gemini__attention_item *item)
+{
+    const gemini__attention_task *task = item->task;
+    int32_t D = task->head_dim, n = item->last - item->first + 1, i, j;
+    float *outs = task->out + ((int64_t)item->t * task->n_heads + item->h0) * D;
+    for (i = 0; i < item->n_heads; i++) {
+        float *row = item->scores + i * task->ctx->scores_stride, max_score = -INFINITY;
+        for (j = 0; j < n; j++)
+            if (row[j] > max_score) max_score = row[j];
+        item->sum[i] = 0.0f;
+        for (j = 0; j < n; j++) {
+            row[j] = expf(row[j] - max_score);
+            item->sum[i] += row[j];
+        }
+        for (j = 0; j < n; j++) row[j] /= item->sum[i]; /* the weights p */
+        for (j = 0; j < D; j++) outs[(int64_t)i * D + j] = 0.0f;
+    }
+}
+
+/* out[d] = sum_j p_j v_j[d] for the dimensions [begin, end) of every head, key by key. */
+static void gemini__attend_values(const gemini__attention_item *item, int32_t begin,
+                                  int32_t end)
+{
+    const gemini__attention_task *task = item->task;
+    gemini_context *ctx = task->ctx;
+    int32_t D = task->head_dim, capacity = task->causal ? task->capacity : task->n_keys, j, i;
+    int64_t stride = ctx->scores_stride, head_bytes = gemini_type_row_bytes(task->kv_type, D);
+    int64_t offset = gemini_type_row_bytes(task->kv_type, begin);
+    gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
+    float *outs = task->out + ((int64_t)item->t * task->n_heads + item->h0) * D + begin;
+#ifdef GEMINI__HAVE_AVX512
+    /* f32 values with this level's axpy: the same FMAs, register-blocked, in runs of keys
+       that do not wrap around the ring */
+    if (task->kv_type == GEMINI_TYPE_F32 && ctx->axpy == gemini__axpy_avx512) {
+        for (j = item->first; j <= item->last;) {
+            int32_t run = capacity - j % capacity;
+            if (run > item->last - j + 1) run = item->last - j + 1;
+            gemini__weighted_sum_avx512(
+                outs, D, item->n_heads, item->scores + (j - item->first), stride,
+                task->v + (int64_t)(j % capacity) * task->row_bytes + item->kv_head * head_bytes +
+                    offset,
+                task->row_bytes, run, end - begin);
+            j += run;
+        }
+        return;
+    }
+#endif
+    for (j = item->first; j <= item->last; j++) {
         const uint8_t *value = task->v + (int64_t)(j % capacity) * task->row_bytes +
-                               kv_head * head_bytes;
-        for (i = 0; i < n_heads; i++) {
-            float p = scores[i * stride + j - first] / sum[i];
+                               item->kv_head * head_bytes + offset;
+        for (i = 0; i < item->n_heads; i++) {
+            float p = item->scores[i * stride + j - item->first];
             if (task->kv_type == GEMINI_TYPE_F32)
-                ctx->axpy(outs + (int64_t)i * D, p, (const float *)(const void *)value, D);
+                ctx->axpy(outs + (int64_t)i * D, p, (const float *)(const void *)value,
+                          end - begin);
             else
-                axpy_half(outs + (int64_t)i * D, p, value, D);
+                axpy_half(outs + (int64_t)i * D, p, value, end - begin);
         }
     }
 }
 
-/* Work items are (token, key-value head): the group of query heads that share its keys (one
-   head at a time where the group is larger than the scratch rows or GEMINI__MAX_GROUP). */
+static void gemini__attend_heads(const gemini__attention_task *task, float *scores,
+                                 int32_t t, int32_t h0, int32_t n_heads)
+{
+    gemini__attention_item item;
+    gemini__attention_item_init(&item, task, scores, t, h0, n_heads);
+    gemini__attend_scores(&item, 0, item.last - item.first + 1);
+    gemini__attend_softmax(&item);
+    gemini__attend_values(&item, 0, task->head_dim);
+}
+
+/* The query-head group of each work item (one head at a time where the group is larger than
+   the scratch rows or GEMINI__MAX_GROUP). */
+static int32_t gemini__attention_group(const gemini__attention_task *task)
+{
+    gemini_context *ctx = task->ctx;
+    int32_t group = task->n_heads / task->n_kv_heads;
+    int32_t rows = (int32_t)(ctx->score_rows < GEMINI__MAX_GROUP ? ctx->score_rows
+                                                                 : GEMINI__MAX_GROUP);
+    return group > rows ? 1 : group;
+}
+
+/* Work items are (token, key-value head): the group of query heads that share its keys. */
 static void gemini__attention_worker(void *arg, int part, int n_parts, int thread_index)
 {
     const gemini__attention_task *task = (const gemini__attention_task *)arg;
     gemini_context *ctx = task->ctx;
-    int32_t group = task->n_heads / task->n_kv_heads, h;
+    int32_t group = gemini__attention_group(task), h;
     int64_t begin, end, item;
     float *scores = ctx->scores + thread_index * ctx->score_rows * ctx->scores_stride;
-    int32_t rows = (int32_t)(ctx->score_rows < GEMINI__MAX_GROUP ? ctx->score_rows
-                                                                 : GEMINI__MAX_GROUP);
-    if (group > rows) group = 1; /* more than the scratch holds: one head at a time */
     gemini__split((int64_t)task->n_tokens * (task->n_heads / group), part, n_parts, &begin,
                   &end);
     for (item = begin; item < end; item++) {
@@ -6430,6 +6623,61 @@ static void gemini__attention_worker(void *arg, int part, int n_parts, int threa
         h = (int32_t)(item % (task->n_heads / group)) * group;
         gemini__attend_heads(task, scores, t, h, group);
     }
+}
+
+/* One item's keys in even-aligned parts (its scores), then its dimensions in parts of whole
+   vectors (its values): the decode-time split, same bits as one thread. */
+static void gemini__attention_scores_worker(void *arg, int part, int n_parts, int thread_index)
+{
+    const gemini__attention_item *item = (const gemini__attention_item *)arg;
+    int64_t begin, end;
+    (void)thread_index;
+    gemini__split_aligned(item->last - item->first + 1, part, n_parts, 2, &begin, &end);
+    if (begin < end) gemini__attend_scores(item, (int32_t)begin, (int32_t)end);
+}
+
+/* Dimensions per part of the value step: 64 (whole vectors of every kernel level), so that
+   each axpy call still has some length. */
+#define GEMINI__ATTENTION_DIMS 64
+
+static void gemini__attention_values_worker(void *arg, int part, int n_parts, int thread_index)
+{
+    const gemini__attention_item *item = (const gemini__attention_item *)arg;
+    int64_t D = item->task->head_dim, begin = (int64_t)part * GEMINI__ATTENTION_DIMS;
+    (void)n_parts;
+    (void)thread_index;
+    if (begin < D)
+        gemini__attend_values(item, (int32_t)begin,
+                              (int32_t)(begin + GEMINI__ATTENTION_DIMS < D
+                                            ? begin + GEMINI__ATTENTION_DIMS
+                                            : D));
+    for (begin += (int64_t)n_parts * GEMINI__ATTENTION_DIMS; begin < D;
+         begin += (int64_t)n_parts * GEMINI__ATTENTION_DIMS)
+        gemini__attend_values(item, (int32_t)begin,
+                              (int32_t)(begin + GEMINI__ATTENTION_DIMS < D
+                                            ? begin + GEMINI__ATTENTION_DIMS
+                                            : D));
+}
+
+/* Runs an attention task: items on threads, or, when there are fewer items than threads
+   (decoding one token with few key-value heads), each item's keys and then its dimensions
+   split over the threads. */
+static void gemini__attend(gemini_context *ctx, const gemini__attention_task *task)
+{
+    int32_t group = gemini__attention_group(task), t, h;
+    int64_t n_items = (int64_t)task->n_tokens * (task->n_heads / group);
+    if (n_items >= ctx->pool.n_threads) {
+        gemini__pool_run(&ctx->pool, gemini__attention_worker, (void *)task);
+        return;
+    }
+    for (t = 0; t < task->n_tokens; t++)
+        for (h = 0; h < task->n_heads; h += group) {
+            gemini__attention_item item;
+            gemini__attention_item_init(&item, task, ctx->scores, t, h, group);
+            gemini__pool_run(&ctx->pool, gemini__attention_scores_worker, &item);
+            gemini__attend_softmax(&item);
+            gemini__pool_run(&ctx->pool, gemini__attention_values_worker, &item);
+        }
 }
 
 /* Attention with every key visible: n_tokens queries of n_heads heads over n_keys rows of
@@ -6452,7 +6700,7 @@ static void gemini__attend_all(gemini_context *ctx, const float *q, float *out, 
     task.scale = 1.0f / sqrtf((float)head_dim);
     task.n_keys = n_keys;
     task.n_tokens = n_tokens;
-    gemini__pool_run(&ctx->pool, gemini__attention_worker, &task);
+    gemini__attend(ctx, &task);
 }
 
 /* The same attention as gemini__attend_all (every key visible), as matrix products, for an
@@ -6621,7 +6869,7 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
         attention.span_last = ctx->span_last;
     }
     attention.n_tokens = n;
-    gemini__pool_run(&ctx->pool, gemini__attention_worker, &attention);
+    gemini__attend(ctx, &attention);
 }
 
 /* The shape of a stack of blocks: the decoder's, Whisper's encoder's or the vision tower's. */

@@ -979,10 +979,21 @@ static void test_kernels(void)
                             (exact ? exact_block_dot((gemini_type)type, wq, xq, n)
                                    : first_dot[type](wq, xq, n));
                 }
+            /* and f32 everywhere: the 512-bit form keeps the 256-bit kernel's accumulators */
+            for (s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++) {
+                int n = sizes[s];
+                for (i = 0; i < n; i++) {
+                    w[i] = rng_uniform(-2, 2);
+                    x[i] = rng_uniform(-2, 2);
+                }
+                same &= dot[GEMINI_TYPE_F32](w, x, n) == first_dot[GEMINI_TYPE_F32](w, x, n);
+            }
             if (exact)
-                sprintf(detail, "q8_0/q4_0 kernels sum each block exactly, then fma by block");
+                sprintf(detail, "q8_0/q4_0 kernels sum each block exactly, then fma by block; "
+                                "f32 gives the %s kernel's bits", level_name(1));
             else
-                sprintf(detail, "q8_0/q4_0 kernels give the %s kernels' bits", level_name(1));
+                sprintf(detail, "q8_0/q4_0/f32 kernels give the %s kernels' bits",
+                        level_name(1));
             check(same, detail, name);
         }
 
