@@ -28,7 +28,9 @@
        GEMINI_STATIC            make every function static (private to one file)
        GEMINI_NO_AVX2           leave out the AVX2 (+FMA, F16C) and AVX-512 kernels; scalar only
        GEMINI_NO_AVX512         leave out the AVX-512 kernels (AVX2 and scalar remain)
-       GEMINI_NO_AMX            leave out the AMX kernels (x86-64 Linux, GCC 11+ / clang 12+)
+       GEMINI_NO_AMX            leave out the AMX kernels (x86-64 Linux, GCC 11+ / clang 12+;
+                                GCC's need binutils 2.36+: define this where the assembler
+                                rejects tileloadd)
        GEMINI_NO_NEON           leave out the AArch64 NEON kernels (and NEON dotprod); scalar only
        GEMINI_NO_NEON_DOTPROD   leave out the NEON kernels that use SDOT (NEON and scalar remain)
        GEMINI_NO_THREADS        no thread pool; every context runs on the calling thread
@@ -3477,7 +3479,8 @@ typedef void (*gemini__quantize_fn)(const float *src, uint8_t *dst, int64_t n_bl
 /* y[t * y_stride + r] = w row r . x row t for n_rows weight rows (row_bytes apart) and n_tokens
    activation rows (x_stride bytes apart), each with the one-row kernel's bits. x_scales, or
    NULL, holds the activations' block scales as floats in groups of 16 tokens (see
-   GEMINI__X_SCALE): the AMX kernel reads them there; the others read x alone. */
+   GEMINI__X_SCALE), starting at x's first token, which must begin a group (the matmul's tiles
+   of tokens are whole groups): the AMX kernel reads them there; the others read x alone. */
 typedef void (*gemini__tile_fn)(const uint8_t *w, int64_t row_bytes, int n_rows,
                                 const uint8_t *x, int64_t x_stride, const float *x_scales,
                                 int n_tokens, int64_t n, float *y, int64_t y_stride,
@@ -4634,7 +4637,9 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__rows_exact_avx512(
 {
     const int64_t w_pair = 2 * (q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES);
     const int64_t n_blocks = n / GEMINI__QK;
-    const int64_t ahead = (GEMINI__PREFETCH_BYTES / row_bytes + 1) * row_bytes;
+    /* the same place a few rows on, and past this step's 16 rows at least */
+    const int64_t ahead_rows = GEMINI__PREFETCH_BYTES / row_bytes + 1;
+    const int64_t ahead = (ahead_rows > 16 ? ahead_rows : 16) * row_bytes;
     const __m512i index =
         R == 1 ? _mm512_setzero_si512()
                : _mm512_mullo_epi32(
@@ -4700,8 +4705,9 @@ typedef struct gemini__amx_config {
     } while (0)
 
 /* 16 weight rows made ready for the tiles: per block, its quants as TDPBSSD's B (row k holds
-   bytes 4k..4k+3 of every weight row; q4_0 nibbles as the signed values n - 8) and its 16
-   scales as floats. */
+   values 4k..4k+3 of every weight row: q8_0 bytes as they are; q4_0 nibbles as the signed
+   values n - 8, rows 0-3 from the low nibbles of bytes 0-15 and rows 4-7 from the high ones)
+   and its 16 scales as floats. */
 GEMINI__AMX_TARGET static void gemini__amx_pack(const uint8_t *w, int64_t row_bytes,
                                                 int64_t n_blocks, int q4, uint8_t *packed,
                                                 float *w_scales)
@@ -4800,7 +4806,7 @@ GEMINI__AMX_TARGET static void gemini__tile_exact(const uint8_t *w, int64_t row_
 {
     const int64_t n_blocks = n / GEMINI__QK;
     int t = 0;
-    if (n_rows == 16 && n_tokens >= 16 && x_scales != NULL &&
+    if (n_rows == 16 && n_tokens >= 16 && n_blocks > 0 && x_scales != NULL &&
         scratch_bytes >= GEMINI__AMX_SCRATCH(n) && GEMINI__AMX_ROWS_OK(row_bytes)) {
         uint8_t *packed = (uint8_t *)scratch;
         float *w_scales = (float *)(packed + n_blocks * 512);
@@ -4820,13 +4826,15 @@ GEMINI__AMX_TARGET static void gemini__tile_exact(const uint8_t *w, int64_t row_
             config.bytes_per_row[k + 1] = 64;
         }
         gemini__amx_pack(w, row_bytes, n_blocks, q4, packed, w_scales);
-        __asm__ __volatile__("" ::: "memory"); /* the packed weights are stored before a tile
-                                                  reads them */
+        /* GCC's asm intrinsics name no memory: the configuration and the packed weights are
+           stored before the tiles read them, and the tiles done before anything after */
+        __asm__ __volatile__("" ::: "memory");
         _tile_loadconfig(&config);
         for (; t + 16 <= n_tokens; t += 16)
             gemini__amx_group(x + t * x_stride, x_stride,
                               x_scales + GEMINI__X_SCALE(t, 0, n_blocks), n_blocks, packed,
                               w_scales, sums, y + t * y_stride, y_stride);
+        __asm__ __volatile__("" ::: "memory");
         _tile_release();
     }
     /* the rest: 16 rows at a time in VNNI registers, or one by one (fewer than 16, or rows too
