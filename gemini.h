@@ -4348,15 +4348,22 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512i gemini__pair_q4_avx512(c
     return _mm512_and_si512(both, _mm512_set1_epi8(0x0f));
 }
 
-/* The activations' side of one q8_0 block pair: its scales, and the start of its sums, minus
-   offset times each lane's sum of activations (offset: 128 for q8_0 weights, 8 for q4_0). */
+/* The start of a block pair's sums with unsigned weights: minus offset times each lane's sum
+   of activations (offset: 128 for q8_0 weights, 8 for q4_0). */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512i gemini__pair_start_avx512(__m512i values,
+                                                                               __m512i offset)
+{
+    return _mm512_sub_epi32(_mm512_setzero_si512(),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, values));
+}
+
+/* The activations' side of one q8_0 block pair: its scales and the start of its sums. */
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__pair_side_avx512(
     const uint8_t *pair, __m512i values, __m512i offset, int single, __m512 *scales,
     __m512i *start)
 {
     *scales = gemini__pair_scales_avx512(pair, GEMINI__Q8_0_BYTES / 2, single);
-    *start = _mm512_sub_epi32(_mm512_setzero_si512(),
-                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, values));
+    *start = gemini__pair_start_avx512(values, offset);
 }
 
 /* acc[r][t] += the products of one block pair (or single block) of rows r and tokens t. */
@@ -4567,6 +4574,13 @@ static const gemini__dot_fn gemini__dot_avx512vnni[GEMINI_TYPE_COUNT] = {
 /* Rows 16 * row_bytes apart must be reachable with int32 gather indices. */
 #define GEMINI__AMX_ROWS_OK(row_bytes) ((row_bytes) > 0 && (row_bytes) < (INT32_MAX / 16))
 
+/* r * stride in lane r: the offsets of 16 rows for a gather. */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512i gemini__row_offsets16(int64_t stride)
+{
+    const __m512i rows = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_mullo_epi32(rows, _mm512_set1_epi32((int)stride));
+}
+
 /* The f16 scales at base + index[r] (16 rows), as floats. */
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512 gemini__gather_scales(const uint8_t *base,
                                                                           __m512i index)
@@ -4584,8 +4598,7 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE __m512 gemini__rows_exact_step(
     const int64_t w_block = q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES;
     const __m512i offset = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
     const __m512i x_values = gemini__pair_q8_avx512(x_pair, single);
-    const __m512i x_start = _mm512_sub_epi32(
-        _mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, x_values));
+    const __m512i x_start = gemini__pair_start_avx512(x_values, offset);
     const uint8_t *row = w_pair;
     __m512i pairs[8], quads[4], halves[2], sums[2], lanes[2];
     int i, k;
@@ -4640,11 +4653,7 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__rows_exact_avx512(
     /* the same place a few rows on, and past this step's 16 rows at least */
     const int64_t ahead_rows = GEMINI__PREFETCH_BYTES / row_bytes + 1;
     const int64_t ahead = (ahead_rows > 16 ? ahead_rows : 16) * row_bytes;
-    const __m512i index =
-        R == 1 ? _mm512_setzero_si512()
-               : _mm512_mullo_epi32(
-                     _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                     _mm512_set1_epi32((int)row_bytes));
+    const __m512i index = R == 1 ? _mm512_setzero_si512() : gemini__row_offsets16(row_bytes);
     __m512 acc = _mm512_setzero_ps();
     int64_t block;
     for (block = 0; block + 2 <= n_blocks; block += 2)
@@ -4672,10 +4681,6 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__rows_exact_avx512(
 GEMINI__DOT_EXACT(q8_0, 0, GEMINI__Q8_0_BYTES)
 GEMINI__DOT_EXACT(q4_0, 1, GEMINI__Q4_0_BYTES)
 #undef GEMINI__DOT_EXACT
-
-/* The AMX kernel's scratch (GEMINI__AMX_SCRATCH): 16 rows' weights packed for TDPBSSD (512
-   bytes a block) and their scales (64 bytes a block), and four buffers for a tile of int32
-   sums. */
 
 /* Palette 1: tiles 0-3 are C (16 tokens x 16 rows of int32 sums), 4 and 6 A (16 tokens x the
    32 bytes of one activation block), 5 and 7 B (the block's 32 bytes of 16 weight rows, as 8
@@ -4712,9 +4717,7 @@ GEMINI__AMX_TARGET static void gemini__amx_pack(const uint8_t *w, int64_t row_by
                                                 int64_t n_blocks, int q4, uint8_t *packed,
                                                 float *w_scales)
 {
-    const __m512i index = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32((int)row_bytes));
+    const __m512i index = gemini__row_offsets16(row_bytes);
     const __m512i nibble = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
     int64_t block;
     int k;
@@ -4808,6 +4811,8 @@ GEMINI__AMX_TARGET static void gemini__tile_exact(const uint8_t *w, int64_t row_
     int t = 0;
     if (n_rows == 16 && n_tokens >= 16 && n_blocks > 0 && x_scales != NULL &&
         scratch_bytes >= GEMINI__AMX_SCRATCH(n) && GEMINI__AMX_ROWS_OK(row_bytes)) {
+        /* scratch (GEMINI__AMX_SCRATCH): the 16 rows packed for TDPBSSD (512 bytes a block),
+           their scales (64 bytes a block), four buffers of a tile's int32 sums */
         uint8_t *packed = (uint8_t *)scratch;
         float *w_scales = (float *)(packed + n_blocks * 512);
         int32_t *sums = (int32_t *)(w_scales + n_blocks * 16);
@@ -5197,6 +5202,17 @@ static const gemini__dot_fn *gemini__select_kernels(gemini__axpy_fn *axpy,
     *axpy = gemini__axpy;
     *dot2x2 = none;
     return gemini__dot_scalar;
+}
+
+/* Whether these tile kernels read the activations' scales as floats (x_scales; the AMX ones,
+   for whole groups of 16 tokens). */
+static int gemini__tile_reads_scales(const gemini__tile_fn *tile)
+{
+#ifdef GEMINI__HAVE_AMX
+    if (tile == gemini__tile_amx) return 1;
+#endif
+    (void)tile;
+    return 0;
 }
 
 /* The tile kernels for this CPU (a NULL entry: that type uses dot and dot2x2). */
@@ -6295,6 +6311,8 @@ static void gemini__matmul_n(gemini_context *ctx, int count, const gemini__tenso
 #endif
     if (w->type == GEMINI_TYPE_Q8_0 || w->type == GEMINI_TYPE_Q4_0) {
         int64_t q8_stride = tasks[0].cols / GEMINI__QK * GEMINI__Q8_0_BYTES;
+        float *x_scales = n_tokens >= 16 && gemini__tile_reads_scales(ctx->tile) ? ctx->x_scales
+                                                                                  : NULL;
         gemini__rows_task rows;
         memset(&rows, 0, sizeof rows);
         rows.kind = GEMINI__ROWS_QUANTIZE;
@@ -6303,13 +6321,13 @@ static void gemini__matmul_n(gemini_context *ctx, int count, const gemini__tenso
         rows.x_stride = x_stride;
         rows.out = ctx->x_q8;
         rows.out_stride = q8_stride;
-        rows.scales = ctx->x_scales;
+        rows.scales = x_scales;
         rows.n = tasks[0].cols;
         rows.n_rows = n_tokens;
         gemini__run_rows(ctx, &rows);
         tasks[0].x = ctx->x_q8;
         tasks[0].x_stride = q8_stride;
-        tasks[0].x_scales = ctx->x_scales;
+        tasks[0].x_scales = x_scales;
     } else {
         tasks[0].x = (const uint8_t *)x;
         tasks[0].x_stride = x_stride * (int64_t)sizeof(float);
@@ -6651,20 +6669,13 @@ static void gemini__attention_scores_worker(void *arg, int part, int n_parts, in
 static void gemini__attention_values_worker(void *arg, int part, int n_parts, int thread_index)
 {
     const gemini__attention_item *item = (const gemini__attention_item *)arg;
-    int64_t D = item->task->head_dim, begin = (int64_t)part * GEMINI__ATTENTION_DIMS;
-    (void)n_parts;
+    int64_t D = item->task->head_dim, begin;
     (void)thread_index;
-    if (begin < D)
-        gemini__attend_values(item, (int32_t)begin,
-                              (int32_t)(begin + GEMINI__ATTENTION_DIMS < D
-                                            ? begin + GEMINI__ATTENTION_DIMS
-                                            : D));
-    for (begin += (int64_t)n_parts * GEMINI__ATTENTION_DIMS; begin < D;
-         begin += (int64_t)n_parts * GEMINI__ATTENTION_DIMS)
-        gemini__attend_values(item, (int32_t)begin,
-                              (int32_t)(begin + GEMINI__ATTENTION_DIMS < D
-                                            ? begin + GEMINI__ATTENTION_DIMS
-                                            : D));
+    for (begin = (int64_t)part * GEMINI__ATTENTION_DIMS; begin < D;
+         begin += (int64_t)n_parts * GEMINI__ATTENTION_DIMS) {
+        int64_t end = begin + GEMINI__ATTENTION_DIMS < D ? begin + GEMINI__ATTENTION_DIMS : D;
+        gemini__attend_values(item, (int32_t)begin, (int32_t)end);
+    }
 }
 
 /* Runs an attention task: items on threads, or, when there are fewer items than threads
