@@ -3670,6 +3670,97 @@ static const gemini__axpy_half_fn gemini__axpy16_avx2[GEMINI_TYPE_COUNT] = {
     NULL, gemini__axpy_f16_avx2, gemini__axpy_bf16_avx2, NULL, NULL
 };
 
+/* gemini__quantize_q8_0 in 8 lanes, bit for bit, as gemini__quantize_q8_0_avx512 does it: max
+   ignores NaN (it keeps its second operand), roundf's half away from zero is a truncation and
+   a step away from zero where the dropped part (exact) is at least one half, and NaN clamps to
+   -128. vpackssdw / vpacksswb work within 128-bit halves; a permutation restores the order. */
+GEMINI__AVX2_TARGET static void gemini__quantize_q8_0_avx2(const float *src, uint8_t *dst,
+                                                           int64_t n_blocks)
+{
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f), lowest = _mm256_set1_ps(-128.0f);
+    const __m256 highest = _mm256_set1_ps(127.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int64_t b;
+    int k;
+    for (b = 0; b < n_blocks; b++, src += GEMINI__QK, dst += GEMINI__Q8_0_BYTES) {
+        __m256 v[4], max_abs = _mm256_setzero_ps();
+        __m128 max4;
+        __m256i q[4], pairs01, pairs23;
+        float d, inverse;
+        for (k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(src + 8 * k);
+            max_abs = _mm256_max_ps(_mm256_andnot_ps(sign_bit, v[k]), max_abs);
+        }
+        max4 = _mm_max_ps(_mm256_castps256_ps128(max_abs), _mm256_extractf128_ps(max_abs, 1));
+        max4 = _mm_max_ps(max4, _mm_movehl_ps(max4, max4));
+        max4 = _mm_max_ss(max4, _mm_shuffle_ps(max4, max4, 1));
+        d = _mm_cvtss_f32(max4) / 127.0f;
+        inverse = d != 0.0f ? 1.0f / d : 0.0f;
+        gemini__write_u16(dst, gemini_f32_to_f16(d));
+        for (k = 0; k < 4; k++) {
+            __m256 scaled = _mm256_mul_ps(v[k], _mm256_set1_ps(inverse));
+            __m256 whole = _mm256_round_ps(scaled, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __m256 dropped = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(scaled, whole));
+            __m256 away = _mm256_cmp_ps(dropped, half, _CMP_GE_OQ);
+            __m256 step = _mm256_or_ps(one, _mm256_and_ps(sign_bit, scaled));
+            __m256 in_range;
+            whole = _mm256_add_ps(whole, _mm256_and_ps(away, step));
+            in_range = _mm256_cmp_ps(whole, lowest, _CMP_GE_OQ); /* false for NaN */
+            whole = _mm256_blendv_ps(lowest, _mm256_min_ps(whole, highest), in_range);
+            q[k] = _mm256_cvttps_epi32(whole);
+        }
+        pairs01 = _mm256_packs_epi32(q[0], q[1]);
+        pairs23 = _mm256_packs_epi32(q[2], q[3]);
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 2),
+                            _mm256_permutevar8x32_epi32(_mm256_packs_epi16(pairs01, pairs23),
+                                                        order));
+    }
+}
+
+/* e^x in 8 lanes, as gemini__exp_avx512 (the same operations, so the same bits): 2^n is made
+   in the exponent field, n being in [-126, 127] once x is clamped. */
+GEMINI__AVX2_TARGET static __m256 gemini__exp_avx2(__m256 x)
+{
+    const __m256 ln2_high = _mm256_set1_ps(0.693359375f);
+    const __m256 ln2_low = _mm256_set1_ps(-2.12194440e-4f);
+    __m256 n, r, p;
+    __m256i power;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(n, ln2_high, x);
+    r = _mm256_fnmadd_ps(n, ln2_low, r);
+    p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    power = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(power));
+}
+
+/* gemini__geglu_avx512 in 8 lanes (the same bits); the last lanes by masked loads and stores. */
+GEMINI__AVX2_TARGET static void gemini__geglu_avx2(float *gate, const float *up, int64_t n)
+{
+    const __m256 minus_two_c = _mm256_set1_ps(-2.0f * 0.7978845608028654f);
+    const __m256 cubic = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int64_t i;
+    for (i = 0; i < n; i += 8) {
+        __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i < 8 ? (int)(n - i) : 8),
+                                           lane_index);
+        __m256 x = _mm256_maskload_ps(gate + i, lanes);
+        __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(cubic, x), _mm256_mul_ps(x, x), x);
+        __m256 y = _mm256_div_ps(x, _mm256_add_ps(one, gemini__exp_avx2(
+                                                           _mm256_mul_ps(minus_two_c, inner))));
+        if (up != NULL) y = _mm256_mul_ps(y, _mm256_maskload_ps(up + i, lanes));
+        _mm256_maskstore_ps(gate + i, lanes, y);
+    }
+}
+
 /* The 8 int32 sums of four adjacent products of unsigned bytes u and signed bytes s: AVX2
    pairs them with vpmaddubsw (no int16 saturation here, as |s| <= 127: q8_0 activations are
    quantised to [-127, 127]) and then vpmaddwd. */
@@ -5236,6 +5327,9 @@ static gemini__geglu_fn gemini__select_geglu(void)
 #ifdef GEMINI__HAVE_AVX512
     if (gemini__cpu_level() >= GEMINI__CPU_AVX512) return gemini__geglu_avx512;
 #endif
+#ifdef GEMINI__HAVE_AVX2
+    if (gemini__cpu_level() >= GEMINI__CPU_AVX2) return gemini__geglu_avx2;
+#endif
     return gemini__geglu;
 }
 
@@ -5244,6 +5338,9 @@ static gemini__quantize_fn gemini__select_quantize(void)
 {
 #ifdef GEMINI__HAVE_AVX512
     if (gemini__cpu_level() >= GEMINI__CPU_AVX512) return gemini__quantize_q8_0_avx512;
+#endif
+#ifdef GEMINI__HAVE_AVX2
+    if (gemini__cpu_level() >= GEMINI__CPU_AVX2) return gemini__quantize_q8_0_avx2;
 #endif
     return gemini__quantize_q8_0;
 }
