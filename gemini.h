@@ -3622,6 +3622,122 @@ GEMINI__AVX2_TARGET static float gemini__dot_bf16_avx2(const void *w, const void
     return sum;
 }
 
+/* The 2x2 float kernels: two weight rows by two tokens, out = {w0.x0, w0.x1, w1.x0, w1.x1},
+   each sum accumulated exactly as dot_*_avx2 does it (same accumulators, same order, same
+   tails), so a batch gives single tokens' bits; each weight vector is loaded (and widened)
+   once for both tokens. f32 keeps 4 accumulators a sum, so its 2x2 is two passes of one row
+   by two tokens (16 accumulators would not fit in the 16 registers). */
+GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__dot1x2_f32_avx2(const float *a,
+                                                                      const float *b0,
+                                                                      const float *b1, int64_t n,
+                                                                      float *out)
+{
+    const float *b[2];
+    __m256 acc[2][4];
+    int64_t i = 0;
+    int t, c;
+    b[0] = b0;
+    b[1] = b1;
+    for (t = 0; t < 2; t++)
+        for (c = 0; c < 4; c++) acc[t][c] = _mm256_setzero_ps();
+    for (; i + 32 <= n; i += 32)
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) {
+            __m256 weights = _mm256_loadu_ps(a + i + 8 * c);
+            GEMINI__UNROLL
+            for (t = 0; t < 2; t++)
+                acc[t][c] = _mm256_fmadd_ps(weights, _mm256_loadu_ps(b[t] + i + 8 * c),
+                                            acc[t][c]);
+        }
+    for (; i + 8 <= n; i += 8) {
+        __m256 weights = _mm256_loadu_ps(a + i);
+        for (t = 0; t < 2; t++)
+            acc[t][0] = _mm256_fmadd_ps(weights, _mm256_loadu_ps(b[t] + i), acc[t][0]);
+    }
+    for (t = 0; t < 2; t++) {
+        int64_t k;
+        float sum = gemini__hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]),
+                                                    _mm256_add_ps(acc[t][2], acc[t][3])));
+        for (k = i; k < n; k++) sum += a[k] * b[t][k];
+        out[t] = sum;
+    }
+}
+
+GEMINI__AVX2_TARGET static void gemini__dot2x2_f32_avx2(const uint8_t *w0, const uint8_t *w1,
+                                                        const uint8_t *x0, const uint8_t *x1,
+                                                        int64_t n, float *out)
+{
+    const float *b0 = (const float *)(const void *)x0, *b1 = (const float *)(const void *)x1;
+    gemini__dot1x2_f32_avx2((const float *)(const void *)w0, b0, b1, n, out);
+    gemini__dot1x2_f32_avx2((const float *)(const void *)w1, b0, b1, n, out + 2);
+}
+
+/* 8 f16 (bf16 = 0) or bf16 weights widened to f32. */
+GEMINI__AVX2_TARGET static GEMINI__INLINE __m256 gemini__load_half_avx2(const uint8_t *p,
+                                                                       int bf16)
+{
+    return bf16 ? gemini__load_bf16x8_avx2(p) : gemini__load_f16x8_avx2(p);
+}
+
+/* f16/bf16: 2 accumulators a sum, so all four sums fit: 8 accumulators. */
+GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__dot2x2_half_avx2(
+    const uint8_t *w0, const uint8_t *w1, const uint8_t *x0, const uint8_t *x1, int64_t n,
+    int bf16, float *out)
+{
+    const uint8_t *w[2];
+    const float *b[2];
+    __m256 acc[4][2];
+    int64_t i = 0;
+    int r, t, c;
+    w[0] = w0;
+    w[1] = w1;
+    b[0] = (const float *)(const void *)x0;
+    b[1] = (const float *)(const void *)x1;
+    for (r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16)
+        GEMINI__UNROLL
+        for (c = 0; c < 2; c++)
+            GEMINI__UNROLL
+            for (r = 0; r < 2; r++) {
+                __m256 weights = gemini__load_half_avx2(w[r] + 2 * (i + 8 * c), bf16);
+                GEMINI__UNROLL
+                for (t = 0; t < 2; t++)
+                    acc[2 * r + t][c] = _mm256_fmadd_ps(
+                        weights, _mm256_loadu_ps(b[t] + i + 8 * c), acc[2 * r + t][c]);
+            }
+    for (; i + 8 <= n; i += 8)
+        for (r = 0; r < 2; r++) {
+            __m256 weights = gemini__load_half_avx2(w[r] + 2 * i, bf16);
+            for (t = 0; t < 2; t++)
+                acc[2 * r + t][0] = _mm256_fmadd_ps(weights, _mm256_loadu_ps(b[t] + i),
+                                                    acc[2 * r + t][0]);
+        }
+    for (r = 0; r < 2; r++)
+        for (t = 0; t < 2; t++) {
+            int64_t k;
+            float sum = gemini__hsum_avx2(_mm256_add_ps(acc[2 * r + t][0], acc[2 * r + t][1]));
+            for (k = i; k < n; k++) {
+                uint16_t bits = gemini__read_u16(w[r] + 2 * k);
+                sum += (bf16 ? gemini_bf16_to_f32(bits) : gemini_f16_to_f32(bits)) * b[t][k];
+            }
+            out[2 * r + t] = sum;
+        }
+}
+
+GEMINI__AVX2_TARGET static void gemini__dot2x2_f16_avx2(const uint8_t *w0, const uint8_t *w1,
+                                                        const uint8_t *x0, const uint8_t *x1,
+                                                        int64_t n, float *out)
+{
+    gemini__dot2x2_half_avx2(w0, w1, x0, x1, n, 0, out);
+}
+
+GEMINI__AVX2_TARGET static void gemini__dot2x2_bf16_avx2(const uint8_t *w0, const uint8_t *w1,
+                                                         const uint8_t *x0, const uint8_t *x1,
+                                                         int64_t n, float *out)
+{
+    gemini__dot2x2_half_avx2(w0, w1, x0, x1, n, 1, out);
+}
+
 /* The product of two blocks' f16 scales, converted by F16C. */
 GEMINI__AVX2_TARGET static GEMINI__INLINE __m256 gemini__block_scale_avx2(const uint8_t *a,
                                                                           const uint8_t *b)
@@ -3984,7 +4100,8 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE __m256i gemini__isum_avx2(__m256i u, _
 GEMINI__I8_KERNELS(avx2, GEMINI__AVX2_TARGET, gemini__isum_avx2)
 
 static const gemini__dot2x2_fn gemini__dot2x2_avx2[GEMINI_TYPE_COUNT] = {
-    NULL, NULL, NULL, gemini__dot2x2_q8_0_avx2, gemini__dot2x2_q4_0_avx2
+    gemini__dot2x2_f32_avx2, gemini__dot2x2_f16_avx2, gemini__dot2x2_bf16_avx2,
+    gemini__dot2x2_q8_0_avx2, gemini__dot2x2_q4_0_avx2
 };
 
 static const gemini__dot_fn gemini__dot_avx2[GEMINI_TYPE_COUNT] = {
@@ -7091,6 +7208,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
     memset(&task, 0, sizeof task);
     memset(&rows, 0, sizeof rows);
     task.dot = ctx->dot[GEMINI_TYPE_F32];
+    task.dot2x2 = ctx->dot2x2[GEMINI_TYPE_F32]; /* the same bits, two queries at a time */
     rows.kind = GEMINI__ROWS_SOFTMAX;
     rows.gate = ctx->block_scores;
     rows.n = n_keys;
