@@ -4126,7 +4126,8 @@ static const gemini__dot_fn gemini__dot_avx2[GEMINI_TYPE_COUNT] = {
    prefetching ahead: on a Zen 3 that streams 13% faster than the one-row kernel alone, while
    4 rows side by side per activation block ran 30% slower (the hardware prefetcher seems to
    lose the interleaved streams). */
-#define GEMINI__AVX2_SCRATCH(n) ((int64_t)4 * ((n) / GEMINI__QK) * (32 + 32))
+#define GEMINI__AVX2_SCRATCH(n) \
+    ((int64_t)((n) / GEMINI__QK) * (4 * (32 + 32) + GEMINI__PAIR_SIDE * 32 / 2))
 
 /* The 32 nibbles of a q4_0 block as unsigned bytes 0..15 (value + 8), in value order. */
 GEMINI__AVX2_TARGET static GEMINI__INLINE __m256i gemini__nibbles_q4_0_avx2(const uint8_t *block)
@@ -4213,6 +4214,84 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__tile_row_avx2(
     for (t = 0; t < T; t++) y[t * y_stride] = gemini__hsum_avx2(_mm256_add_ps(even[t], odd[t]));
 }
 
+/* q4_0 decode, two blocks a step. A q4_0 block's unpacking (and, shift, and, insert) weighs as
+   much as its products when one token uses it, so two blocks' nibbles are loaded into one
+   register and split once: the low nibbles (values 0-15) of both blocks, then the high ones
+   (16-31). The token's side is laid out to match, per block pair: x's values 0-15 of both
+   blocks (lo), values 16-31 (hi), their corrections, and the scales as [d_x even x4, d_x odd
+   x4]. Lane j < 4 of the lo sums is then lane j of the even block's sums and lane 4 + j that
+   of the odd block, so the lo accumulator carries lanes 0-3 of dot_q4_0_avx2's even and odd
+   accumulators (the hi one lanes 4-7), through the same operations in the same order: two
+   128-bit permutations at the end give that kernel's accumulators back, and its bits. */
+#define GEMINI__PAIR_SIDE 5 /* vectors per block pair: x lo, x hi, corrections lo, hi, scales */
+
+GEMINI__AVX2_TARGET static void gemini__pair_side_q4_0_avx2(const uint8_t *x, int64_t n_blocks,
+                                                            __m256i *side)
+{
+    const __m256i eight = _mm256_set1_epi8(8);
+    int64_t pair;
+    for (pair = 0; pair < n_blocks / 2; pair++) {
+        const uint8_t *even = x + 2 * pair * GEMINI__Q8_0_BYTES;
+        const uint8_t *odd = even + GEMINI__Q8_0_BYTES;
+        __m256i x_even = _mm256_loadu_si256((const __m256i *)(const void *)(even + 2));
+        __m256i x_odd = _mm256_loadu_si256((const __m256i *)(const void *)(odd + 2));
+        __m256i lo = _mm256_permute2x128_si256(x_even, x_odd, 0x20);
+        __m256i hi = _mm256_permute2x128_si256(x_even, x_odd, 0x31);
+        __m128 d_even = _mm_set1_ps(_cvtsh_ss(gemini__read_u16(even)));
+        __m128 d_odd = _mm_set1_ps(_cvtsh_ss(gemini__read_u16(odd)));
+        __m256i *out = side + pair * GEMINI__PAIR_SIDE;
+        _mm256_storeu_si256(out, lo);
+        _mm256_storeu_si256(out + 1, hi);
+        _mm256_storeu_si256(out + 2, gemini__isum_avx2(eight, lo));
+        _mm256_storeu_si256(out + 3, gemini__isum_avx2(eight, hi));
+        _mm256_storeu_si256(out + 4, _mm256_castps_si256(_mm256_insertf128_ps(
+                                         _mm256_castps128_ps256(d_even), d_odd, 1)));
+    }
+}
+
+/* y = w . x for one q4_0 row and one token (side from gemini__pair_side_q4_0_avx2; scales and
+   corrections as gemini__tile_side_avx2 makes them, for an odd last block). */
+GEMINI__AVX2_TARGET static void gemini__tile_pairs_q4_0_avx2(const uint8_t *w,
+                                                             const uint8_t *x,
+                                                             const __m256i *side,
+                                                             const __m256 *scales,
+                                                             const __m256i *corrections,
+                                                             int64_t n_blocks, int64_t ahead,
+                                                             float *y)
+{
+    const __m256i low_mask = _mm256_set1_epi8(0x0f);
+    const __m256i both_lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256 acc_lo = _mm256_setzero_ps(), acc_hi = _mm256_setzero_ps(), even, odd;
+    int64_t pair, n_pairs = n_blocks / 2;
+    for (pair = 0; pair < n_pairs; pair++) {
+        const uint8_t *wb = w + 2 * pair * GEMINI__Q4_0_BYTES;
+        const __m256i *s = side + pair * GEMINI__PAIR_SIDE;
+        __m256i packed = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(wb + 2))),
+            _mm_loadu_si128((const __m128i *)(const void *)(wb + GEMINI__Q4_0_BYTES + 2)), 1);
+        __m256i lo = _mm256_and_si256(packed, low_mask);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+        __m128i d_bits = _mm_insert_epi16(_mm_cvtsi32_si128(gemini__read_u16(wb)),
+                                          gemini__read_u16(wb + GEMINI__Q4_0_BYTES), 1);
+        __m256 d_w = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(d_bits)),
+                                              both_lanes);
+        __m256 scale = _mm256_mul_ps(d_w, _mm256_castsi256_ps(_mm256_loadu_si256(s + 4)));
+        __m256i sums_lo = _mm256_sub_epi32(gemini__isum_avx2(lo, _mm256_loadu_si256(s)),
+                                           _mm256_loadu_si256(s + 2));
+        __m256i sums_hi = _mm256_sub_epi32(gemini__isum_avx2(hi, _mm256_loadu_si256(s + 1)),
+                                           _mm256_loadu_si256(s + 3));
+        _mm_prefetch((const char *)(wb + ahead), _MM_HINT_T1);
+        acc_lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_lo), scale, acc_lo);
+        acc_hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_hi), scale, acc_hi);
+    }
+    even = _mm256_permute2f128_ps(acc_lo, acc_hi, 0x20);
+    odd = _mm256_permute2f128_ps(acc_lo, acc_hi, 0x31);
+    if (2 * n_pairs < n_blocks)
+        gemini__tile_block_avx2(w + 2 * n_pairs * GEMINI__Q4_0_BYTES, x, 0, scales, corrections,
+                                n_blocks, 1, 1, 2 * n_pairs, &even);
+    *y = gemini__hsum_avx2(_mm256_add_ps(even, odd));
+}
+
 /* Any rows by any tokens: groups of 4 tokens row by row, the other tokens one at a time.
    Without GEMINI__AVX2_SCRATCH(n) bytes of scratch for the side, dot_*_avx2 for each. */
 #define GEMINI__TILE_ANY_AVX2(TYPE, Q4)                                                            \
@@ -4243,6 +4322,7 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__tile_row_avx2(
                                   : GEMINI__PREFETCH_BYTES;                                        \
         __m256 *scales = (__m256 *)scratch;                                                        \
         __m256i *corrections = (__m256i *)(void *)((uint8_t *)scratch + 128 * n_blocks);         \
+        __m256i *pairs = (__m256i *)(void *)((uint8_t *)scratch + 256 * n_blocks);               \
         int r, t, u, group;                                                                        \
         (void)x_scales;                                                                            \
         if (scratch == NULL || scratch_bytes < GEMINI__AVX2_SCRATCH(n)) {                          \
@@ -4256,18 +4336,28 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__tile_row_avx2(
             const uint8_t *xt = x + t * x_stride;                                                  \
             group = n_tokens - t >= 4 ? 4 : n_tokens - t;                                          \
             gemini__tile_side_avx2(xt, x_stride, group, n_blocks, Q4, scales, corrections);       \
-            for (r = 0; r < n_rows; r++) {                                                         \
-                if (group == 4) {                                                                  \
+            if (group == 4) {                                                                      \
+                for (r = 0; r < n_rows; r++)                                                       \
                     gemini__tile_##TYPE##_4_avx2(w + r * row_bytes, xt, x_stride, scales,         \
                                                  corrections, n_blocks, ahead,                     \
                                                  y + t * y_stride + r, y_stride);                  \
-                    continue;                                                                      \
+                continue;                                                                          \
+            }                                                                                      \
+            for (u = 0; u < group; u++) {                                                          \
+                const uint8_t *xu = xt + u * x_stride;                                             \
+                if (Q4) gemini__pair_side_q4_0_avx2(xu, n_blocks, pairs);                          \
+                for (r = 0; r < n_rows; r++) {                                                     \
+                    if (Q4)                                                                        \
+                        gemini__tile_pairs_q4_0_avx2(w + r * row_bytes, xu, pairs,                 \
+                                                     scales + u * n_blocks,                        \
+                                                     corrections + u * n_blocks, n_blocks, ahead,  \
+                                                     y + (t + u) * y_stride + r);                  \
+                    else                                                                           \
+                        gemini__tile_##TYPE##_1_avx2(w + r * row_bytes, xu,                        \
+                                                     scales + u * n_blocks,                        \
+                                                     corrections + u * n_blocks, n_blocks, ahead,  \
+                                                     y + (t + u) * y_stride + r);                  \
                 }                                                                                  \
-                for (u = 0; u < group; u++)                                                        \
-                    gemini__tile_##TYPE##_1_avx2(w + r * row_bytes, xt + u * x_stride,            \
-                                                 scales + u * n_blocks,                            \
-                                                 corrections + u * n_blocks, n_blocks, ahead,     \
-                                                 y + (t + u) * y_stride + r);                      \
             }                                                                                      \
         }                                                                                          \
     }
