@@ -3745,15 +3745,20 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE __m256 gemini__block_scale_avx2(const 
     return _mm256_set1_ps(_cvtsh_ss(gemini__read_u16(a)) * _cvtsh_ss(gemini__read_u16(b)));
 }
 
-/* The 32 values of a q4_0 block as signed bytes in [-8, 7], in value order. */
-GEMINI__AVX2_TARGET static GEMINI__INLINE __m256i gemini__unpack_q4_0_avx2(const uint8_t *block)
+/* The 32 nibbles of a q4_0 block as unsigned bytes 0..15 (value + 8), in value order. */
+GEMINI__AVX2_TARGET static GEMINI__INLINE __m256i gemini__nibbles_q4_0_avx2(const uint8_t *block)
 {
     const __m128i low_mask = _mm_set1_epi8(0x0f);
     __m128i packed = _mm_loadu_si128((const __m128i *)(const void *)(block + 2));
     __m128i low = _mm_and_si128(packed, low_mask);
     __m128i high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
-    __m256i values = _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
-    return _mm256_sub_epi8(values, _mm256_set1_epi8(8));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
+}
+
+/* The 32 values of a q4_0 block as signed bytes in [-8, 7], in value order. */
+GEMINI__AVX2_TARGET static GEMINI__INLINE __m256i gemini__unpack_q4_0_avx2(const uint8_t *block)
+{
+    return _mm256_sub_epi8(gemini__nibbles_q4_0_avx2(block), _mm256_set1_epi8(8));
 }
 
 GEMINI__AVX2_TARGET static void gemini__axpy_avx2(float *y, float a, const float *x, int64_t n)
@@ -4128,16 +4133,6 @@ static const gemini__dot_fn gemini__dot_avx2[GEMINI_TYPE_COUNT] = {
    lose the interleaved streams). */
 #define GEMINI__AVX2_SCRATCH(n) \
     ((int64_t)((n) / GEMINI__QK) * (4 * (32 + 32) + GEMINI__PAIR_SIDE * 32 / 2))
-
-/* The 32 nibbles of a q4_0 block as unsigned bytes 0..15 (value + 8), in value order. */
-GEMINI__AVX2_TARGET static GEMINI__INLINE __m256i gemini__nibbles_q4_0_avx2(const uint8_t *block)
-{
-    const __m128i low_mask = _mm_set1_epi8(0x0f);
-    __m128i packed = _mm_loadu_si128((const __m128i *)(const void *)(block + 2));
-    __m128i low = _mm_and_si128(packed, low_mask);
-    __m128i high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
-}
 
 /* The side of n_tokens (up to 4) tokens: scales[t * n_blocks + block] and, for q4_0,
    corrections[t * n_blocks + block]. */
