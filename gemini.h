@@ -3479,6 +3479,9 @@ typedef void (*gemini__weighted_sum_fn)(float *out, int64_t out_stride, int n_he
 /* gate = gelu_tanh(gate), times up unless up is NULL, over n values. */
 typedef void (*gemini__geglu_fn)(float *gate, const float *up, int64_t n);
 
+/* row[i] = e^(row[i] - max) for n values; returns their sum (a softmax's denominator). */
+typedef float (*gemini__exp_sum_fn)(float *row, int64_t n, float max);
+
 /* q8_0 blocks of n_blocks * 32 floats (gemini__quantize_q8_0's bits at every level). */
 typedef void (*gemini__quantize_fn)(const float *src, uint8_t *dst, int64_t n_blocks);
 
@@ -3957,6 +3960,26 @@ GEMINI__AVX2_TARGET static void gemini__geglu_avx2(float *gate, const float *up,
         if (up != NULL) y = _mm256_mul_ps(y, _mm256_maskload_ps(up + i, lanes));
         _mm256_maskstore_ps(gate + i, lanes, y);
     }
+}
+
+/* gemini__exp_sum in 8 lanes: each lane sums its values in order, then the lanes are added
+   (not the scalar order, and e^x within ~2 ulp of libm's: softmax weights within a few ulp). */
+GEMINI__AVX2_TARGET static float gemini__exp_sum_avx2(float *row, int64_t n, float max)
+{
+    const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 minus_max = _mm256_set1_ps(-max);
+    __m256 sum = _mm256_setzero_ps();
+    int64_t i;
+    for (i = 0; i < n; i += 8) {
+        __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - i < 8 ? (int)(n - i) : 8),
+                                           lane_index);
+        __m256 e = gemini__exp_avx2(_mm256_add_ps(_mm256_maskload_ps(row + i, lanes),
+                                                  minus_max));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(lanes));
+        _mm256_maskstore_ps(row + i, lanes, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return gemini__hsum_avx2(sum);
 }
 
 /* The 8 int32 sums of four adjacent products of unsigned bytes u and signed bytes s: AVX2
@@ -4470,6 +4493,22 @@ GEMINI__AVX512_TARGET static void gemini__geglu_avx512(float *gate, const float 
         if (up != NULL) y = _mm512_mul_ps(y, _mm512_maskz_loadu_ps(lanes, up + i));
         _mm512_mask_storeu_ps(gate + i, lanes, y);
     }
+}
+
+/* gemini__exp_sum_avx2 in 16 lanes (so again another order of the sum). */
+GEMINI__AVX512_TARGET static float gemini__exp_sum_avx512(float *row, int64_t n, float max)
+{
+    const __m512 minus_max = _mm512_set1_ps(-max);
+    __m512 sum = _mm512_setzero_ps();
+    int64_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 lanes = n - i >= 16 ? (__mmask16)0xffff : gemini__tail_mask_avx512(n - i);
+        __m512 e = gemini__exp_avx512(_mm512_add_ps(_mm512_maskz_loadu_ps(lanes, row + i),
+                                                    minus_max));
+        _mm512_mask_storeu_ps(row + i, lanes, e);
+        sum = _mm512_mask_add_ps(sum, lanes, sum, e);
+    }
+    return gemini__hsum_avx512(sum);
 }
 
 /* 16 f16 or bf16 values (the first `tail` lanes if tail != 0xffff) widened to f32. */
@@ -5792,6 +5831,20 @@ static const gemini__tile_fn *gemini__select_tile(void)
 }
 
 static void gemini__geglu(float *gate, const float *up, int64_t n);
+static float gemini__exp_sum(float *row, int64_t n, float max);
+
+/* The softmax exponentials for this CPU: a vector e^x where there is one (libm's expf was
+   5 ns a value, a fifth of prefill's attention on a Zen 4). */
+static gemini__exp_sum_fn gemini__select_exp_sum(void)
+{
+#ifdef GEMINI__HAVE_AVX512
+    if (gemini__cpu_level() >= GEMINI__CPU_AVX512) return gemini__exp_sum_avx512;
+#endif
+#ifdef GEMINI__HAVE_AVX2
+    if (gemini__cpu_level() >= GEMINI__CPU_AVX2) return gemini__exp_sum_avx2;
+#endif
+    return gemini__exp_sum;
+}
 
 /* The GeGLU / tanh-GELU for this CPU. */
 static gemini__geglu_fn gemini__select_geglu(void)
@@ -5923,6 +5976,7 @@ struct gemini_context {
     uint8_t *tile_scratch;          /* (threads, tile_scratch_bytes), 64-byte aligned */
     int64_t tile_scratch_bytes;
     gemini__geglu_fn geglu;
+    gemini__exp_sum_fn exp_sum;     /* softmax exponentials */
     gemini__axpy_fn axpy;
     gemini__pool pool;
     int32_t n_ctx;
@@ -6415,6 +6469,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->tile = gemini__select_tile();
     ctx->quantize = gemini__select_quantize();
     ctx->geglu = gemini__select_geglu();
+    ctx->exp_sum = gemini__select_exp_sum();
     ctx->axpy_half = gemini__select_axpy_half();
     ctx->kv_type = params.kv_type;
     ctx->kv_row_bytes = gemini_type_row_bytes(params.kv_type, z.kv_dim);
@@ -6692,6 +6747,7 @@ typedef struct gemini__rows_task {
     float scale;                    /* GEMINI__ROWS_SOFTMAX */
     gemini__quantize_fn quantize;   /* GEMINI__ROWS_QUANTIZE */
     gemini__geglu_fn geglu;         /* GEMINI__ROWS_GEGLU, GEMINI__ROWS_GELU_TANH */
+    gemini__exp_sum_fn exp_sum;     /* GEMINI__ROWS_SOFTMAX */
 } gemini__rows_task;
 
 static float gemini__gelu_tanh(float x)
@@ -6707,6 +6763,18 @@ static void gemini__geglu(float *gate, const float *up, int64_t n)
         for (i = 0; i < n; i++) gate[i] = gemini__gelu_tanh(gate[i]);
     else
         for (i = 0; i < n; i++) gate[i] = gemini__gelu_tanh(gate[i]) * up[i];
+}
+
+/* row[i] = e^(row[i] - max), summed in order (libm's expf): the scalar level's softmax. */
+static float gemini__exp_sum(float *row, int64_t n, float max)
+{
+    float sum = 0.0f;
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        row[i] = expf(row[i] - max);
+        sum += row[i];
+    }
+    return sum;
 }
 
 /* GELU with the error function, as torch's default (approximate="none"). */
@@ -6736,15 +6804,12 @@ static void gemini__rows_worker(void *arg, int part, int n_parts, int thread_ind
         } else if (task->kind == GEMINI__ROWS_GELU_TANH) {
             task->geglu(task->gate + t * task->n, NULL, task->n);
         } else if (task->kind == GEMINI__ROWS_SOFTMAX) {
-            float *row = task->gate + t * task->n, max_score = -INFINITY, sum = 0.0f;
+            float *row = task->gate + t * task->n, max_score = -INFINITY, sum;
             for (i = 0; i < task->n; i++) {
                 row[i] *= task->scale;
                 if (row[i] > max_score) max_score = row[i];
             }
-            for (i = 0; i < task->n; i++) {
-                row[i] = expf(row[i] - max_score);
-                sum += row[i];
-            }
+            sum = task->exp_sum(row, task->n, max_score);
             for (i = 0; i < task->n; i++) row[i] /= sum;
         } else {
             float *gate = task->gate + t * task->n;
@@ -7144,11 +7209,7 @@ static void gemini__attend_softmax(gemini__attention_item *item)
         float *row = item->scores + i * task->ctx->scores_stride, max_score = -INFINITY;
         for (j = 0; j < n; j++)
             if (row[j] > max_score) max_score = row[j];
-        item->sum[i] = 0.0f;
-        for (j = 0; j < n; j++) {
-            row[j] = expf(row[j] - max_score);
-            item->sum[i] += row[j];
-        }
+        item->sum[i] = task->ctx->exp_sum(row, n, max_score);
         for (j = 0; j < n; j++) row[j] /= item->sum[i]; /* the weights p */
         for (j = 0; j < D; j++) outs[(int64_t)i * D + j] = 0.0f;
     }
@@ -7321,6 +7382,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
     task.dot = ctx->dot[GEMINI_TYPE_F32];
     task.dot2x2 = ctx->dot2x2[GEMINI_TYPE_F32]; /* the same bits, two queries at a time */
     rows.kind = GEMINI__ROWS_SOFTMAX;
+    rows.exp_sum = ctx->exp_sum;
     rows.gate = ctx->block_scores;
     rows.n = n_keys;
     rows.scale = 1.0f / sqrtf((float)head_dim);
