@@ -7022,10 +7022,17 @@ static void gemini__linear(gemini_context *ctx, const gemini__tensor *w, const f
 /* out = x * rsqrt(mean(x^2) + eps) * weight, where weight already holds 1 + w. */
 static void gemini__rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps)
 {
-    double sum_squares = 0.0;
+    /* 8 running sums (value i into sum i % 8), added pairwise at the end: one chain of
+       dependent double additions took 4.4% of prefill on a single thread */
+    double sums[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum_squares;
     float scale;
     int64_t i;
-    for (i = 0; i < n; i++) sum_squares += (double)x[i] * x[i];
+    int k;
+    for (i = 0; i + 8 <= n; i += 8)
+        for (k = 0; k < 8; k++) sums[k] += (double)x[i + k] * x[i + k];
+    for (k = 0; i < n; i++, k++) sums[k] += (double)x[i] * x[i];
+    sum_squares = ((sums[0] + sums[1]) + (sums[2] + sums[3])) +
+                  ((sums[4] + sums[5]) + (sums[6] + sums[7]));
     scale = (float)(1.0 / sqrt(sum_squares / (double)n + (double)eps));
     for (i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
