@@ -1161,13 +1161,14 @@ static void test_kernels(void)
 }
 
 /* A matmul of an odd number of rows and tokens, at every kernel level, split over 1 and 3
-   threads: each output is the level's one-row dot product, bit for bit. 37 rows and 41 tokens
-   make the VNNI tile kernels' 4 x 4, 4 x 1, 1 x 4 and 1 x 1 shapes all run, and the AMX
-   kernel's 16 x 16 tiles with 16-row blocks and tokens left over; 288 columns are an odd
-   number of blocks, enough (9) for the AMX kernel's ring of four tiles to go round twice. */
+   threads: each output is the level's one-row dot product, bit for bit. 149 rows (two whole
+   64-row tile calls and 21 rows) and 41 tokens make the VNNI tile kernels' 4 x 4, 4 x 1, 1 x 4
+   and 1 x 1 shapes all run, and the AMX kernel's 16 x 16 tiles with 16-row blocks and rows
+   and tokens left over; 288 columns are an odd number of blocks, enough (9) for the AMX
+   kernel's ring of four tiles to go round twice. */
 static void test_matmul(void)
 {
-    enum { ROWS = 37, COLS = 288, TOKENS = 41 };
+    enum { ROWS = 149, COLS = 288, TOKENS = 41 };
     char detail[200];
     float *m = (float *)malloc(sizeof(float) * ROWS * COLS);
     float *xf = (float *)malloc(sizeof(float) * TOKENS * COLS);
@@ -1202,6 +1203,7 @@ static void test_matmul(void)
             task.dot = dot[type];
             task.dot2x2 = dot2x2[type];
             task.tile = tile[type];
+            task.tile_rows = gemini__tile_rows(tile);
             task.w = wq;
             task.rows = ROWS;
             task.cols = COLS;
