@@ -7319,14 +7319,18 @@ static void gemini__attention_worker(void *arg, int part, int n_parts, int threa
     }
 }
 
-/* One item's keys in even-aligned parts (its scores), then its dimensions in parts of whole
-   vectors (its values): the decode-time split, same bits as one thread. */
+/* One item's keys in even-aligned ranges (its scores), then its dimensions in parts of whole
+   vectors (its values): the decode-time split, same bits as one thread. The keys go in one
+   range a thread (the parts past those do nothing): one long stream each reads the cache
+   faster than 8 short ones (Zen 4, 512 keys of 1 KiB, 2 threads: 28-31 -> 21-23 us). */
 static void gemini__attention_scores_worker(void *arg, int part, int n_parts, int thread_index)
 {
     const gemini__attention_item *item = (const gemini__attention_item *)arg;
+    int ranges = n_parts / GEMINI__POOL_PARTS > 0 ? n_parts / GEMINI__POOL_PARTS : 1;
     int64_t begin, end;
     (void)thread_index;
-    gemini__split_aligned(item->last - item->first + 1, part, n_parts, 2, &begin, &end);
+    if (part >= ranges) return;
+    gemini__split_aligned(item->last - item->first + 1, part, ranges, 2, &begin, &end);
     if (begin < end) gemini__attend_scores(item, (int32_t)begin, (int32_t)end);
 }
 
