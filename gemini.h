@@ -6649,7 +6649,7 @@ typedef struct gemini__matmul_task {
 #define GEMINI__ROW_BLOCK 16  /* weight rows kept hot in cache while a tile of tokens passes */
 /* Rows per call of a tile kernel: each call widens its tokens' side (activation scales, sums)
    once for all its rows, so more rows a call make that side cheaper (Zen 4, q8_0 prefill: 5%
-   of the time in the side at 16 rows; 16 -> 64 rows: 81% -> 88% of the FMA peak) while the
+   of the time in the side at 16 rows; 16 -> 64 rows: ~81% -> ~86% of the FMA peak) while the
    rows still fit in L2. The matmul's parts are multiples of it where the matrix is large
    enough (gemini__matmul_worker). */
 #define GEMINI__TILE_ROWS 64
