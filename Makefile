@@ -69,6 +69,7 @@ $(BUILD)/test_%: tests/test_%.c $(HEADERS) | $(BUILD)
 test-cxx: | $(BUILD)
 	$(CXX) -x c++ -std=c++11 -Wall -Wextra -pedantic -I. -c tests/compile_cxx.c -o $(BUILD)/compile_cxx.o
 	$(CC) $(WARN) -DGEMINI_STATIC -I. -c tests/compile_cxx.c -o $(BUILD)/compile_static.o
+	$(CC) $(WARN) -DGEMINI_NO_THREADS -I. -c tests/compile_cxx.c -o $(BUILD)/compile_nothreads.o
 
 test: all $(TESTS) test-cxx
 	BUILD=$(BUILD) MODELS=$(MODELS) sh tests/run_all.sh

@@ -1657,6 +1657,10 @@ static void *gemini__worker_main(void *arg)
 }
 #endif /* !GEMINI_NO_THREADS */
 
+#ifndef GEMINI__POOL_PARTS
+#define GEMINI__POOL_PARTS 1 /* GEMINI_NO_THREADS: the caller alone, one part */
+#endif
+
 /* Starts up to n_threads - 1 workers; returns how many threads (with the caller) it has. */
 static int gemini__pool_start(gemini__pool *pool, int n_threads)
 {
@@ -3927,7 +3931,8 @@ GEMINI__AVX2_TARGET static __m256 gemini__exp_avx2(__m256 x)
     const __m256 ln2_low = _mm256_set1_ps(-2.12194440e-4f);
     __m256 n, r, p;
     __m256i power;
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    /* the bound first: vmaxps/vminps return their second operand when one is NaN */
+    x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
     n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_fnmadd_ps(n, ln2_high, x);
@@ -4454,14 +4459,15 @@ GEMINI__AVX512_TARGET static __mmask16 gemini__tail_mask_avx512(int64_t n)
     return (__mmask16)((1u << n) - 1u);
 }
 
-/* e^x in 16 lanes for x in [-87, 88] (clamped there), within ~2 ulp: 2^n times a degree-7
-   polynomial of the remainder (Cephes' expf coefficients, ln 2 split in two). */
+/* e^x in 16 lanes for x in [-87, 88] (clamped there; NaN stays NaN), within ~2 ulp: 2^n times
+   a degree-7 polynomial of the remainder (Cephes' expf coefficients, ln 2 split in two). */
 GEMINI__AVX512_TARGET static __m512 gemini__exp_avx512(__m512 x)
 {
     const __m512 ln2_high = _mm512_set1_ps(0.693359375f);
     const __m512 ln2_low = _mm512_set1_ps(-2.12194440e-4f);
     __m512 n, r, p;
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    /* the bound first: vmaxps/vminps return their second operand when one is NaN */
+    x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), x));
     n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm512_fnmadd_ps(n, ln2_high, x);
@@ -4893,15 +4899,27 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__prefetch(const uint
    Zen 4 at 11 GB/s on one thread (roofline 27): there PREFETCHT1/T2 fill L2 and are sometimes
    dropped (Wang et al., arXiv 2411.02814). So the tiles prefetch their rows' bytes in memory
    order instead (a matrix's rows follow each other), GEMINI__TILE_AHEAD bytes past the tile's
-   start and moving through it as fast as the tile does (R pairs a step), as non-temporal loads
-   into L1: 31 GB/s on one thread, 36 on two (q8_0, 640 columns, matrices far larger than the
-   L3; 4 KiB ahead: 30, 8 KiB: 30). The AMX level's decode kernel keeps the prefetch above,
+   start and moving through it as fast as the tile does (R pairs a step), for decode as
+   non-temporal loads into L1: 31 GB/s on one thread, 36 on two (q8_0, 640 columns, matrices
+   far larger than the L3; 4 KiB ahead: 30, 8 KiB: 30; T0 instead of NTA: decode 80-88% of
+   the roofline against 104-117%). The AMX level's decode kernel keeps the prefetch above,
    which was measured on its Xeon. */
 #define GEMINI__TILE_AHEAD 6144
 
-GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__prefetch_stream(const uint8_t *p)
+/* The step's bytes [stream, stream + n) of the prefetch stream, a line at a time (n a
+   compile-time constant after inlining). Consecutive steps' ranges follow each other, so
+   addresses 64 bytes apart within each reach every line. Non-temporal for one token
+   (decode reads each weight once); into all levels for more (prefill reads the tile's rows
+   again for every group of 4 tokens: the same speed on the Zen 4, and an NTA line may not
+   be kept in L2 elsewhere). */
+GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__prefetch_stream(uintptr_t stream,
+                                                                            int n, int once)
 {
-    _mm_prefetch((const char *)(uintptr_t)p, _MM_HINT_NTA);
+    int k;
+    for (k = 0; k * 64 < n; k++) {
+        if (once) _mm_prefetch((const char *)(stream + (uintptr_t)(64 * k)), _MM_HINT_NTA);
+        else _mm_prefetch((const char *)(stream + (uintptr_t)(64 * k)), _MM_HINT_T0);
+    }
 }
 
 /* The two f16 block scales of a block pair (words 0 and `second`; only word 0 when `single`,
@@ -4968,7 +4986,7 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__pair_side_avx512(
 /* acc[r][t] += the products of one block pair (or single block) of rows r and tokens t;
    `stream` is where this step prefetches, R pairs in memory order. */
 GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_step_avx512(
-    const uint8_t *w, int64_t row_bytes, const uint8_t *stream, const int R, const uint8_t *x,
+    const uint8_t *w, int64_t row_bytes, uintptr_t stream, const int R, const uint8_t *x,
     int64_t x_stride, const float *side, int64_t side_stride, const int T, int q4, int single,
     __m512 acc[4][4])
 {
@@ -4992,12 +5010,12 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_step_avx512(
                                      &x_start[t]);
         }
     }
+    gemini__prefetch_stream(stream, R * w_pair, T == 1);
     GEMINI__UNROLL
     for (r = 0; r < R; r++) {
         const uint8_t *pair = w + r * row_bytes;
         __m512 w_scales;
         __m512i w_values;
-        gemini__prefetch_stream(stream + r * w_pair);
         w_scales = gemini__pair_scales_avx512(pair, w_second, single);
         w_values = q4 ? gemini__pair_q4_avx512(pair, single)
                       : _mm512_xor_si512(gemini__pair_q8_avx512(pair, single), offset);
@@ -5043,7 +5061,7 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_i8_avx512(
 {
     const int64_t w_pair = 2 * (q4 ? GEMINI__Q4_0_BYTES : GEMINI__Q8_0_BYTES);
     const int64_t x_pair = 2 * GEMINI__Q8_0_BYTES, n_blocks = n / GEMINI__QK;
-    const uint8_t *stream = w + GEMINI__TILE_AHEAD;
+    const uintptr_t stream = (uintptr_t)w + GEMINI__TILE_AHEAD; /* may lie past the matrix */
     __m512 acc[4][4];
     int64_t block;
     int r, t;
@@ -5053,12 +5071,14 @@ GEMINI__AVX512VNNI_TARGET static GEMINI__INLINE void gemini__tile_i8_avx512(
         for (t = 0; t < T; t++) acc[r][t] = _mm512_setzero_ps();
     for (block = 0; block + 2 <= n_blocks; block += 2)
         gemini__tile_step_avx512(w + block / 2 * w_pair, row_bytes,
-                                 stream + block / 2 * R * w_pair, R, x + block / 2 * x_pair,
+                                 stream + (uintptr_t)(block / 2 * R * w_pair), R,
+                                 x + block / 2 * x_pair,
                                  x_stride, side != NULL ? side + block / 2 * 32 : NULL,
                                  side_stride, T, q4, 0, acc);
     if (block < n_blocks)
         gemini__tile_step_avx512(w + block / 2 * w_pair, row_bytes,
-                                 stream + block / 2 * R * w_pair, R, x + block / 2 * x_pair,
+                                 stream + (uintptr_t)(block / 2 * R * w_pair), R,
+                                 x + block / 2 * x_pair,
                                  x_stride, side != NULL ? side + block / 2 * 32 : NULL,
                                  side_stride, T, q4, 1, acc);
     GEMINI__UNROLL
@@ -6650,17 +6670,24 @@ typedef struct gemini__matmul_task {
 /* Rows per call of a tile kernel: each call widens its tokens' side (activation scales, sums)
    once for all its rows, so more rows a call make that side cheaper (Zen 4, q8_0 prefill: 5%
    of the time in the side at 16 rows; 16 -> 64 rows: ~81% -> ~86% of the FMA peak) while the
-   rows still fit in L2. The matmul's parts are multiples of it where the matrix is large
-   enough (gemini__matmul_worker). */
+   rows still fit in L2 (gemini__tile_rows takes fewer rows of wide matrices). The matmul's
+   parts are multiples of it where the matrix is large enough (gemini__matmul_worker). */
 #define GEMINI__TILE_ROWS 64
 #define GEMINI__TILE_BYTES (512 << 10) /* inputs of one tile of tokens, kept in cache while the
                                           thread's weight rows pass (the 1500-frame encoder) */
 
-/* Weight rows per call of a tile kernel of this table: GEMINI__TILE_ROWS, but the AMX kernel
-   works on exactly 16 rows (GEMINI__ROW_BLOCK). */
-static int64_t gemini__tile_rows(const gemini__tile_fn *tile)
+/* Weight rows per call of a tile kernel of this table for rows of row_bytes: GEMINI__TILE_ROWS
+   while they take at most GEMINI__TILE_ROW_BYTES (else fewer, in steps of 16, at least 16);
+   the AMX kernel works on exactly 16 rows (GEMINI__ROW_BLOCK). */
+#define GEMINI__TILE_ROW_BYTES (256 << 10)
+
+static int64_t gemini__tile_rows(const gemini__tile_fn *tile, int64_t row_bytes)
 {
-    return gemini__tile_reads_scales(tile) ? GEMINI__ROW_BLOCK : GEMINI__TILE_ROWS;
+    int64_t rows = GEMINI__TILE_ROWS;
+    if (gemini__tile_reads_scales(tile)) return GEMINI__ROW_BLOCK;
+    while (rows > GEMINI__ROW_BLOCK && rows * row_bytes > GEMINI__TILE_ROW_BYTES)
+        rows -= GEMINI__ROW_BLOCK;
+    return rows;
 }
 
 /* Rows [begin, end) of one matrix of a matmul task, on thread thread_index. */
@@ -6668,7 +6695,8 @@ static void gemini__matmul_rows(const gemini__matmul_task *task, int64_t begin, 
                                 int thread_index)
 {
     int64_t block, r, block_end;
-    int64_t rows_per_block = task->tile != NULL ? task->tile_rows : GEMINI__ROW_BLOCK;
+    int64_t rows_per_block = task->tile != NULL && task->tile_rows > 0 ? task->tile_rows
+                                                                         : GEMINI__ROW_BLOCK;
     int32_t tile, tile_end, t, tile_tokens;
 
     /* whole groups of 16 tokens per tile: dot2x2's token pairs and the AMX kernel's groups of
@@ -6730,10 +6758,12 @@ static void gemini__matmul_worker(void *arg, int part, int n_parts, int thread_i
 {
     const gemini__matmul_task *task = (const gemini__matmul_task *)arg, *m;
     int64_t total = 0, first = 0, begin, end, align = GEMINI__ROW_BLOCK;
+    int64_t threads = n_parts / GEMINI__POOL_PARTS > 0 ? n_parts / GEMINI__POOL_PARTS : 1;
     for (m = task; m != NULL; m = m->next) total += m->rows;
     /* tile kernels: parts of whole calls (tile_rows) while that leaves two such parts a
-       thread (n_parts / 4 = 2 x threads); smaller matrices keep the finer split */
-    if (task->tile != NULL && total >= task->tile_rows * (n_parts / 4)) align = task->tile_rows;
+       thread; smaller matrices keep the finer split */
+    if (task->tile != NULL && task->tile_rows > 0 && total >= task->tile_rows * 2 * threads)
+        align = task->tile_rows;
     gemini__split_aligned(total, part, n_parts, align, &begin, &end);
     for (m = task; m != NULL && first < end; first += m->rows, m = m->next) {
         int64_t b = begin > first ? begin - first : 0;
@@ -6961,11 +6991,11 @@ static void gemini__matmul_n(gemini_context *ctx, int count, const gemini__tenso
     tasks[0].dot = ctx->dot[w->type];
     tasks[0].dot2x2 = ctx->dot2x2[w->type];
     tasks[0].tile = ctx->tile[w->type];
-    tasks[0].tile_rows = gemini__tile_rows(ctx->tile);
     tasks[0].scratch = ctx->tile_scratch;
     tasks[0].scratch_bytes = ctx->tile_scratch_bytes;
     tasks[0].cols = w->dims[1];
     tasks[0].row_bytes = gemini_type_row_bytes((gemini_type)w->type, tasks[0].cols);
+    tasks[0].tile_rows = gemini__tile_rows(ctx->tile, tasks[0].row_bytes);
     tasks[0].n_tokens = n_tokens;
 #if defined(GEMINI_USE_BLAS)
     /* all or none: the matrices share a type and a length */
@@ -7322,7 +7352,8 @@ static void gemini__attention_worker(void *arg, int part, int n_parts, int threa
 /* One item's keys in even-aligned ranges (its scores), then its dimensions in parts of whole
    vectors (its values): the decode-time split, same bits as one thread. The keys go in one
    range a thread (the parts past those do nothing): one long stream each reads the cache
-   faster than 8 short ones (Zen 4, 512 keys of 1 KiB, 2 threads: 28-31 -> 21-23 us). */
+   faster than 8 short ones (Zen 4, 512 keys of 1 KiB, 2 threads: 28-31 -> 21-23 us). The
+   price: a thread descheduled here holds up its whole share of the keys, not an eighth. */
 static void gemini__attention_scores_worker(void *arg, int part, int n_parts, int thread_index)
 {
     const gemini__attention_item *item = (const gemini__attention_item *)arg;

@@ -1,5 +1,5 @@
 /* Compile-only check: every header's implementation builds in one translation unit, as C++ and
-   with GEMINI_STATIC (the Makefile's test-cxx target compiles it both ways). */
+   with GEMINI_STATIC and with GEMINI_NO_THREADS (the Makefile's test-cxx target). */
 #define GEMINI_IMPLEMENTATION
 #define GEMINI_AUDIO_IMPLEMENTATION
 #define GEMINI_VISION_IMPLEMENTATION

@@ -851,41 +851,55 @@ static void test_geglu_levels(void)
 
 /* The softmax exponentials of every level against libm's: each e^(x - max) within 1e-6 of
    itself (a few ulp; below e^-87, where the vector e^x stops, both are under 2e-38) and the sum
-   within 1e-6, on rows of 1..300 scores (every tail length) spread like attention scores. */
+   within 1e-6, on rows of 1..300 scores (every tail length) spread like attention scores, with
+   the row's max (the `max` argument) as given and 50 above it (so that a lane past the row's
+   end, if it were summed, would add about 1); nothing past the row written; NaN in, NaN out. */
 static void test_exp_sum_levels(void)
 {
     enum { N = 300 };
-    float x[N], want[N], got[N];
-    char detail[160];
-    int level, n, i, tested = 0;
+    float x[N + 1], want[N + 1], got[N + 1];
+    char detail[200];
+    int level, n, i, k, tested = 0;
     for (level = GEMINI__CPU_SCALAR + 1; level <= GEMINI__CPU_TOP; level++) {
         gemini__exp_sum_fn exp_sum;
         double worst = 0, worst_sum = 0;
+        int kept = 1, nan_kept;
         gemini__cpu_limit = level;
         exp_sum = gemini__cpu_level() == level ? gemini__select_exp_sum() : NULL;
         gemini__cpu_limit = GEMINI__CPU_TOP;
         if (exp_sum == NULL || exp_sum == gemini__exp_sum) continue;
         tested++;
-        for (n = 1; n <= N; n++) {
-            float max = -INFINITY, want_sum, got_sum;
-            for (i = 0; i < n; i++) {
-                x[i] = rng_uniform(-30, 30) * (i % 7 == 0 ? 4.0f : 1.0f);
-                if (x[i] > max) max = x[i];
+        for (k = 0; k < 2; k++)
+            for (n = 1; n <= N; n++) {
+                float max = -INFINITY, want_sum, got_sum;
+                double e;
+                for (i = 0; i < n; i++) {
+                    x[i] = rng_uniform(-30, 30) * (i % 7 == 0 ? 4.0f : 1.0f);
+                    if (x[i] > max) max = x[i];
+                }
+                max += k * 50.0f;
+                memcpy(want, x, sizeof(float) * (size_t)n);
+                memcpy(got, x, sizeof(float) * (size_t)n);
+                got[n] = 12345.0f;
+                want_sum = gemini__exp_sum(want, n, max);
+                got_sum = exp_sum(got, n, max);
+                kept &= got[n] == 12345.0f;
+                for (i = 0; i < n; i++) {
+                    e = fabs((double)want[i] - got[i]) / ((double)want[i] + 1e-24);
+                    if (!(e <= worst)) worst = e; /* NaN too */
+                }
+                e = fabs((double)want_sum - got_sum) / ((double)want_sum + 1e-30);
+                if (!(e <= worst_sum)) worst_sum = e;
             }
-            memcpy(want, x, sizeof(float) * (size_t)n);
-            memcpy(got, x, sizeof(float) * (size_t)n);
-            want_sum = gemini__exp_sum(want, n, max);
-            got_sum = exp_sum(got, n, max);
-            for (i = 0; i < n; i++) {
-                double e = fabs((double)want[i] - got[i]) / ((double)want[i] + 1e-24);
-                if (e > worst) worst = e;
-            }
-            if (fabs((double)want_sum - got_sum) / want_sum > worst_sum)
-                worst_sum = fabs((double)want_sum - got_sum) / want_sum;
-        }
-        sprintf(detail, "%s, worst %.2g, sum %.2g (limits 1e-6)", level_name(level), worst,
-                worst_sum);
-        check(worst < 1e-6 && worst_sum < 1e-6, "softmax exponentials equal libm's", detail);
+        for (i = 0; i < 20; i++) x[i] = (float)i;
+        x[13] = (float)NAN;
+        exp_sum(x, 20, 19.0f);
+        nan_kept = x[13] != x[13];
+        sprintf(detail, "%s, worst %.2g, sum %.2g (limits 1e-6), tail %s, NaN %s",
+                level_name(level), worst, worst_sum, kept ? "untouched" : "WRITTEN",
+                nan_kept ? "kept" : "LOST");
+        check(worst < 1e-6 && worst_sum < 1e-6 && kept && nan_kept,
+              "softmax exponentials equal libm's", detail);
     }
     if (tested == 0) printf("skip softmax exponentials: no vector level here\n");
 }
@@ -1160,8 +1174,8 @@ static void test_kernels(void)
     free(w); free(x); free(y0); free(y1); free(wq); free(xq); free(w1); free(x1);
 }
 
-/* A matmul of an odd number of rows and tokens, at every kernel level, split over 1 and 3
-   threads: each output is the level's one-row dot product, bit for bit. 149 rows (two whole
+/* A matmul of an odd number of rows and tokens, at every kernel level, split into 1, 3 and 24
+   parts: each output is the level's one-row dot product, bit for bit. 149 rows (two whole
    64-row tile calls and 21 rows) and 41 tokens make the VNNI tile kernels' 4 x 4, 4 x 1, 1 x 4
    and 1 x 1 shapes all run, and the AMX kernel's 16 x 16 tiles with 16-row blocks and rows
    and tokens left over; 288 columns are an odd number of blocks, enough (9) for the AMX
@@ -1172,7 +1186,7 @@ static void test_matmul(void)
     char detail[200];
     float *m = (float *)malloc(sizeof(float) * ROWS * COLS);
     float *xf = (float *)malloc(sizeof(float) * TOKENS * COLS);
-    float y[TOKENS * ROWS], z[TOKENS * ROWS];
+    float y[TOKENS * ROWS], z[TOKENS * ROWS], u[TOKENS * ROWS];
     static uint8_t scratch_room[GEMINI__TILE_SCRATCH(COLS) + 64];
     static float x_scales[GEMINI__X_SCALES_BYTES(TOKENS, COLS) / 4];
     uint8_t *scratch = scratch_room + ((64 - ((uintptr_t)scratch_room & 63)) & 63);
@@ -1203,7 +1217,7 @@ static void test_matmul(void)
             task.dot = dot[type];
             task.dot2x2 = dot2x2[type];
             task.tile = tile[type];
-            task.tile_rows = gemini__tile_rows(tile);
+            task.tile_rows = gemini__tile_rows(tile, row_bytes);
             task.w = wq;
             task.rows = ROWS;
             task.cols = COLS;
@@ -1225,15 +1239,19 @@ static void test_matmul(void)
                         gemini_f16_to_f32(gemini__read_u16(xq + t * x_stride + i * 34));
             task.x_scales = quantised ? x_scales : NULL;
             for (i = 0; i < 3; i++) gemini__matmul_worker(&task, i, 3, 0);
+            /* 24 parts (3 threads' worth): matrices this small keep the 16-row split */
+            task.y = u;
+            for (i = 0; i < 24; i++) gemini__matmul_worker(&task, i, 24, 0);
             for (t = 0; t < TOKENS; t++)
                 for (r = 0; r < ROWS; r++)
                     same &= y[t * ROWS + r] == dot[type](wq + r * row_bytes, xq + t * x_stride,
                                                          COLS) &&
-                            z[t * ROWS + r] == y[t * ROWS + r];
+                            z[t * ROWS + r] == y[t * ROWS + r] &&
+                            u[t * ROWS + r] == y[t * ROWS + r];
             sprintf(detail, "%s %s%s, %d rows x %d tokens", level_name(level),
                     gemini_type_name((gemini_type)type), task.tile != NULL ? " (tiles)" : "",
                     ROWS, TOKENS);
-            check(same, "matmul (1 and 3 threads) gives the one-row kernel's bits", detail);
+            check(same, "matmul (1, 3 and 24 parts) gives the one-row kernel's bits", detail);
         }
     }
     free(m); free(xf); free(wq); free(xq);
