@@ -1661,6 +1661,12 @@ static void *gemini__worker_main(void *arg)
 #define GEMINI__POOL_PARTS 1 /* GEMINI_NO_THREADS: the caller alone, one part */
 #endif
 
+/* The threads a task's n_parts stand for (run() hands out GEMINI__POOL_PARTS a thread). */
+static int gemini__parts_threads(int n_parts)
+{
+    return n_parts / GEMINI__POOL_PARTS > 0 ? n_parts / GEMINI__POOL_PARTS : 1;
+}
+
 /* Starts up to n_threads - 1 workers; returns how many threads (with the caller) it has. */
 static int gemini__pool_start(gemini__pool *pool, int n_threads)
 {
@@ -6763,7 +6769,7 @@ static void gemini__matmul_worker(void *arg, int part, int n_parts, int thread_i
 {
     const gemini__matmul_task *task = (const gemini__matmul_task *)arg, *m;
     int64_t total = 0, first = 0, begin, end, align = GEMINI__ROW_BLOCK;
-    int64_t threads = n_parts / GEMINI__POOL_PARTS > 0 ? n_parts / GEMINI__POOL_PARTS : 1;
+    int64_t threads = gemini__parts_threads(n_parts);
     for (m = task; m != NULL; m = m->next) total += m->rows;
     /* a matrix-vector product streams its rows once: parts of at least
        GEMINI__MATVEC_PART_ROWS, each a stream long enough to be worth its start (the parts
@@ -7370,7 +7376,7 @@ static void gemini__attention_worker(void *arg, int part, int n_parts, int threa
 static void gemini__attention_scores_worker(void *arg, int part, int n_parts, int thread_index)
 {
     const gemini__attention_item *item = (const gemini__attention_item *)arg;
-    int ranges = n_parts / GEMINI__POOL_PARTS > 0 ? n_parts / GEMINI__POOL_PARTS : 1;
+    int ranges = gemini__parts_threads(n_parts);
     int64_t begin, end;
     (void)thread_index;
     if (part >= ranges) return;
