@@ -241,17 +241,6 @@ int main(int argc, char **argv)
         }
         fclose(f);
     }
-    {
-        /* "gemma-3-270m-q8_0.gemini" run on 2 threads: "gemma-3-270m-q8_0, 2 thr" */
-        const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
-        size_t n = strlen(base);
-        if (n > 7 && strcmp(base + n - 7, ".gemini") == 0) n -= 7;
-        snprintf(label, sizeof label, "%.*s, %d thr%s%s", (int)(n < 40 ? n : 40), base,
-                 n_threads > 0 ? n_threads : gemini_context_default_params().n_threads,
-                 kv_type != GEMINI_TYPE_F32 ? ", KV " : "",
-                 kv_type != GEMINI_TYPE_F32 ? gemini_type_name(kv_type) : "");
-    }
-
     /* 1. First token, from nothing. */
     params = gemini_context_default_params();
     if (n_threads > 0) params.n_threads = n_threads;
@@ -269,6 +258,21 @@ int main(int argc, char **argv)
     t_encoded = now_seconds();
     if (gemini_context_create(model, &params, &ctx) != GEMINI_OK) die("context");
     t_ctx = now_seconds();
+    {
+        /* "gemma-3-270m-q8_0.gemini" run on 2 threads: "gemma-3-270m-q8_0, 2 thr"
+           (the threads it runs on; "2 thr (8 asked)" where the CPUs are fewer) */
+        const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+        size_t n = strlen(base);
+        int used = gemini_context_threads(ctx);
+        char asked[32] = "";
+        if (n > 7 && strcmp(base + n - 7, ".gemini") == 0) n -= 7;
+        if (used != params.n_threads)
+            snprintf(asked, sizeof asked, " (%d asked)", (int)params.n_threads);
+        snprintf(label, sizeof label, "%.*s, %d thr%s%s%s", (int)(n < 40 ? n : 40), base, used,
+                 asked, kv_type != GEMINI_TYPE_F32 ? ", KV " : "",
+                 kv_type != GEMINI_TYPE_F32 ? gemini_type_name(kv_type) : "");
+    }
+
     vocab = gemini_model_vocab_size(model);
     logits = (float *)malloc(sizeof(float) * (size_t)vocab);
     prompt = (int32_t *)malloc(sizeof(int32_t) * (size_t)prompt_len);

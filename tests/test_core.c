@@ -1887,6 +1887,75 @@ static void test_sampler(void)
           "chat template reports the size it needs", "");
 }
 
+/* ---- thread counts --------------------------------------------------------------------------- */
+
+/* The CPU lists Linux writes (/proc/self/status, sysfs topology), and the cap of a context's
+   threads at the usable CPUs. */
+static void test_thread_counts(void)
+{
+    static const struct {
+        const char *text;
+        int32_t count;
+    } lists[] = {
+        {"0", 1}, {"0-3\n", 4}, {"0-3,8,10-11", 7}, {"1,1,0-1", 2}, {"5-5", 1},
+        {"0-2147483647", 1024}, {"", -1}, {"-1", -1}, {"3-1", -1}, {"0-", -1}, {"0,", -1},
+        {"0 1", -1}, {"a", -1}, {"0-3,x", -1}
+    };
+    config c = config_gemma3();
+    weights w;
+    size_t size, i;
+    void *raw;
+    uint8_t *file, set[GEMINI__CPU_LIST_BITS / 8];
+    gemini_model *model = NULL;
+    gemini_context *ctx = NULL;
+    gemini_context_params params = gemini_context_default_params();
+    int32_t usable = gemini__usable_cpus(NULL), asked;
+    char detail[128];
+
+    for (i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        int32_t count;
+        memset(set, 0, sizeof set);
+        count = gemini__parse_cpu_list(lists[i].text, set);
+        snprintf(detail, sizeof detail, "\"%s\": %d, expected %d", lists[i].text, (int)count,
+                 (int)lists[i].count);
+        check(count == lists[i].count, "CPU list parsed", detail);
+    }
+    memset(set, 0, sizeof set);
+    gemini__parse_cpu_list("0-3,8,10-11", set);
+    check(set[0] == 0x0f && set[1] == 0x0d && set[2] == 0, "CPU list marks its CPUs", "");
+
+    snprintf(detail, sizeof detail, "%d usable, default %d", (int)usable,
+             (int)params.n_threads);
+    check(usable >= 1 && params.n_threads >= 1 && params.n_threads <= usable,
+          "default threads: one a physical core, at most the usable CPUs", detail);
+
+    make_weights(&c, &w);
+    file = build_file(&c, &w, GEMINI_TYPE_F32, NULL, NULL, &size, &raw);
+    gemini_model_load_memory(file, size, &model);
+    asked = usable + 1 <= 256 ? usable + 1 : 256;
+    params.n_threads = asked;
+    params.n_ctx = 16;
+    gemini__threads_past_cpus = 0;
+    check(gemini_context_create(model, &params, &ctx) == GEMINI_OK, "context create", "");
+    snprintf(detail, sizeof detail, "%d asked, %d usable, %d started", (int)asked, (int)usable,
+             (int)gemini_context_threads(ctx));
+    check(gemini_context_threads(ctx) == (asked < usable ? asked : usable),
+          "threads past the usable CPUs are not started", detail);
+    gemini_context_free(ctx);
+    ctx = NULL;
+    gemini__threads_past_cpus = 1;
+    check(gemini_context_create(model, &params, &ctx) == GEMINI_OK, "context create", "");
+    snprintf(detail, sizeof detail, "%d asked, %d started", (int)asked,
+             (int)gemini_context_threads(ctx));
+    check(gemini_context_threads(ctx) == asked,
+          "with gemini__threads_past_cpus (tests) every thread asked for starts", detail);
+    gemini_context_free(ctx);
+    check(gemini_context_threads(NULL) == 0, "gemini_context_threads(NULL) is 0", "");
+    gemini_model_free(model);
+    free(raw);
+    free_weights(&c, &w);
+}
+
 /* ---- many contexts of one model on many threads -------------------------------------------- */
 
 #if !defined(_WIN32) && !defined(GEMINI_NO_THREADS)
@@ -2115,6 +2184,7 @@ int main(int argc, char **argv)
         printf("%d passed, %d failed\n", tests_passed, tests_failed);
         return tests_failed != 0;
     }
+    gemini__threads_past_cpus = 1; /* 3 threads must equal 1 even on a machine of 2 CPUs */
     test_conversions();
     test_kernels();
     test_quantize_levels();
@@ -2129,6 +2199,7 @@ int main(int argc, char **argv)
     test_forward("gemma1-like (MQA, untied head, no window)", config_gemma1(), 9);
     test_long_prompt();
     test_context_limits();
+    test_thread_counts();
     test_sampler();
 #if !defined(_WIN32) && !defined(GEMINI_NO_THREADS)
     test_shared_model();

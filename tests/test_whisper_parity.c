@@ -297,6 +297,7 @@ int main(int argc, char **argv)
     reference ref;
     size_t m, t;
 
+    gemini__threads_past_cpus = 1; /* 2 threads must equal 1 even on a machine of 1 CPU */
     for (; argi + 1 < argc && argv[argi][0] == '-'; argi += 2) {
         if (strcmp(argv[argi], "--tol") == 0) tol = atof(argv[argi + 1]);
         else if (strcmp(argv[argi], "--kv-tol-f16") == 0) kv_tol_f16 = atof(argv[argi + 1]);
