@@ -6807,10 +6807,12 @@ typedef struct gemini__matmul_task {
    rows still fit in L2 (gemini__tile_rows takes fewer rows of wide matrices). The matmul's
    parts are multiples of it where the matrix is large enough (gemini__matmul_worker). */
 #define GEMINI__TILE_ROWS 64
-/* Rows a part of a matrix-vector product takes at least (gemini__matmul_worker): each part is
-   a new stream whose first lines no prefetch asked for, and a decode step's 640-row matrices
-   went in 40-row parts on 2 threads (16-row ones on 8). Zen 4, q8_0 decode, 2 threads,
-   alternating: 97.1, 87.5, 92.6% -> 106.0, 95.1, 96.0% of the roofline. */
+/* A matrix-vector product goes in one range of rows a thread, each range at least this many
+   rows (gemini__matmul_worker): each range is a new stream whose first lines no prefetch
+   asked for. The pool's 8 parts a thread left a decode step's block matrices at 21-30 GB/s on
+   a Zen 4 (q4_0, 2 threads; 28-35 in one range a thread, 33 the roofline), and its 640-row
+   matrices had gone in 40-row parts (16-row ones on 8 threads). The price: a thread that the
+   OS deschedules holds up its whole range (a context runs no more threads than CPUs). */
 #define GEMINI__MATVEC_PART_ROWS 64
 #define GEMINI__TILE_BYTES (512 << 10) /* inputs of one tile of tokens, kept in cache while the
                                           thread's weight rows pass (the 1500-frame encoder) */
@@ -6899,13 +6901,15 @@ static void gemini__matmul_worker(void *arg, int part, int n_parts, int thread_i
     int64_t total = 0, first = 0, begin, end, align = GEMINI__ROW_BLOCK;
     int64_t threads = gemini__parts_threads(n_parts);
     for (m = task; m != NULL; m = m->next) total += m->rows;
-    /* a matrix-vector product streams its rows once: parts of at least
-       GEMINI__MATVEC_PART_ROWS, each a stream long enough to be worth its start (the parts
-       past those do nothing) */
-    if (task->n_tokens < 4 && total / GEMINI__MATVEC_PART_ROWS < n_parts) {
-        int64_t used = total / GEMINI__MATVEC_PART_ROWS > 0 ? total / GEMINI__MATVEC_PART_ROWS : 1;
-        if (part >= used) return;
-        n_parts = (int)used;
+    /* a matrix-vector product streams its rows once: one range a thread, or fewer ranges of
+       at least GEMINI__MATVEC_PART_ROWS (the parts past those do nothing) */
+    if (task->n_tokens < 4) {
+        int64_t ranges = total / GEMINI__MATVEC_PART_ROWS < threads
+                             ? total / GEMINI__MATVEC_PART_ROWS
+                             : threads;
+        if (ranges < 1) ranges = 1;
+        if (part >= ranges) return;
+        n_parts = (int)ranges;
     }
     /* tile kernels: parts of whole calls (tile_rows) while that leaves two such parts a
        thread; smaller matrices keep the finer split */
