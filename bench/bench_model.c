@@ -423,9 +423,10 @@ int main(int argc, char **argv)
                (double)context_bytes / MIB, params.n_ctx, budget / MIB,
                peak_rss <= budget ? "within" : "OVER");
         printf("%-28s %-17s %14s   head %.1f ms/token of %.1f; KV cache reads %.1f MB/token "
-               "(not in work)\n", label, "decode split", "",
-               (decode_best - nohead_best) / gen_len * 1e3, decode_best / gen_len * 1e3,
-               kv_read / 1e6);
+               "(not in work; weights and KV cache together: %.1f%% of read bandwidth)\n",
+               label, "decode split", "", (decode_best - nohead_best) / gen_len * 1e3,
+               decode_best / gen_len * 1e3, kv_read / 1e6,
+               read_bw > 0 ? 100.0 * (bytes_per_token + kv_read) * decode_tps / read_bw : 0.0);
         /* The head counted for every prompt token, as if all logits were wanted: not what
            gemini_decode does for a prompt, so shown apart and not used above. */
         if (fma_peak > 0) {
