@@ -518,7 +518,8 @@ typedef struct gemini_context_params {
     int32_t n_ctx;                  /* positions the KV cache holds; 1 .. 32768 (default 4096) */
     int32_t n_batch;                /* tokens per prefill step; 1 .. 4096 (default 256) */
     int32_t n_threads;              /* threads incl. the caller, at most one a CPU the process
-                                       may run on; default: one a physical core */
+                                       may run on; default: one a physical core (Linux; else
+                                       one a CPU) */
     uint64_t seed;                  /* reserved for context-owned randomness; samplers carry
                                        their own seed */
     gemini_log_callback log_callback; /* default: the global default hook; NULL = silent */
@@ -1382,6 +1383,7 @@ static int32_t gemini__online_cpus(void)
 /* CPU numbers below this are read from Linux's CPU lists; higher ones are not counted. */
 #define GEMINI__CPU_LIST_BITS 1024
 
+#if defined(__linux__)
 /* Marks in `set` (GEMINI__CPU_LIST_BITS bits) the CPUs of a Linux CPU list such as "0-3,8,10-11"
    that ends at a newline or the string's end; returns how many it marked that were not marked
    before, or -1 if the text is not such a list. */
@@ -1410,8 +1412,8 @@ static int32_t gemini__parse_cpu_list(const char *text, uint8_t *set)
     }
 }
 
-#if defined(__linux__)
-/* Reads a small text file (up to capacity - 1 bytes) into text; 0 if it cannot. */
+/* Reads a small text file whole into text (capacity bytes with the terminating zero); 0 if it
+   cannot, or if the file does not fit (a cut list would read as a shorter one). */
 static int gemini__read_text(const char *path, char *text, size_t capacity)
 {
     FILE *f = fopen(path, "r");
@@ -1420,31 +1422,48 @@ static int gemini__read_text(const char *path, char *text, size_t capacity)
     n = fread(text, 1, capacity - 1, f);
     fclose(f);
     text[n] = '\0';
-    return n > 0;
+    return n > 0 && n < capacity - 1;
+}
+
+/* The CPUs in a list file (a sysfs list, or the line after `key` in a /proc status file) into
+   set; the count, or -1. */
+static int32_t gemini__read_cpu_list(const char *path, const char *key, uint8_t *set)
+{
+    char text[8192];
+    const char *list = text;
+    memset(set, 0, GEMINI__CPU_LIST_BITS / 8);
+    if (!gemini__read_text(path, text, sizeof text)) return -1;
+    if (key != NULL) {
+        list = strstr(text, key);
+        if (list == NULL) return -1;
+        list += strlen(key);
+        while (*list == ' ' || *list == '\t') list++;
+    }
+    return gemini__parse_cpu_list(list, set);
 }
 #endif
 
-/* The CPUs this process may run on (Linux: its affinity, the Cpus_allowed_list of
-   /proc/self/status; elsewhere the online CPUs), at most GEMINI__MAX_THREADS; with `set`
-   non-NULL, the set of them (GEMINI__CPU_LIST_BITS bits; all marked but unknown off Linux). */
+/* The CPUs this process may run on (Linux: the online CPUs, /sys/devices/system/cpu/online, in
+   its affinity, the Cpus_allowed_list of /proc/self/status, which may also name CPUs that are
+   not online; elsewhere the online CPUs), at most GEMINI__MAX_THREADS; with `set` non-NULL,
+   the set of them (GEMINI__CPU_LIST_BITS bits; all marked off Linux, where they are unknown). */
 static int32_t gemini__usable_cpus(uint8_t *set)
 {
-    int32_t online = gemini__online_cpus(), count = -1;
+    int32_t online = gemini__online_cpus();
 #if defined(__linux__)
-    char status[8192];
-    uint8_t allowed[GEMINI__CPU_LIST_BITS / 8];
-    memset(allowed, 0, sizeof allowed);
-    if (gemini__read_text("/proc/self/status", status, sizeof status)) {
-        const char *line = strstr(status, "\nCpus_allowed_list:");
-        if (line != NULL) {
-            line += strlen("\nCpus_allowed_list:");
-            while (*line == ' ' || *line == '\t') line++;
-            count = gemini__parse_cpu_list(line, allowed);
+    uint8_t allowed[GEMINI__CPU_LIST_BITS / 8], up[GEMINI__CPU_LIST_BITS / 8];
+    int32_t count = 0, i;
+    if (gemini__read_cpu_list("/proc/self/status", "\nCpus_allowed_list:", allowed) > 0 &&
+        gemini__read_cpu_list("/sys/devices/system/cpu/online", NULL, up) > 0) {
+        for (i = 0; i < GEMINI__CPU_LIST_BITS / 8; i++) {
+            uint8_t both = (uint8_t)(allowed[i] & up[i]);
+            allowed[i] = both;
+            for (; both != 0; both = (uint8_t)(both & (both - 1))) count++;
         }
     }
     if (count > 0) {
         if (set != NULL) memcpy(set, allowed, sizeof allowed);
-        return count < online ? count : online;
+        return count < GEMINI__MAX_THREADS ? count : GEMINI__MAX_THREADS;
     }
 #endif
     if (set != NULL) memset(set, 0xff, GEMINI__CPU_LIST_BITS / 8);
@@ -1462,16 +1481,13 @@ static int32_t gemini__physical_cores(void)
 #if defined(__linux__)
     int32_t cpu, cores = 0;
     for (cpu = 0; cpu < GEMINI__CPU_LIST_BITS; cpu++) {
-        char path[96], text[1024];
+        char path[96];
         uint8_t siblings[GEMINI__CPU_LIST_BITS / 8];
         int32_t sibling;
         if (!(usable[cpu >> 3] & (1u << (cpu & 7)))) continue;
         snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list",
                  (int)cpu);
-        memset(siblings, 0, sizeof siblings);
-        if (!gemini__read_text(path, text, sizeof text) ||
-            gemini__parse_cpu_list(text, siblings) < 1)
-            return n_usable;
+        if (gemini__read_cpu_list(path, NULL, siblings) < 1) return n_usable;
         for (sibling = 0; sibling < cpu; sibling++)
             if ((siblings[sibling >> 3] & usable[sibling >> 3]) & (1u << (sibling & 7))) break;
         if (sibling == cpu) cores++;
@@ -6568,7 +6584,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     gemini__context_sizes z;
     gemini_context *ctx;
     int64_t B, half;
-    int32_t i, n_threads;
+    int32_t i, n_threads, usable_cpus;
     gemini_result result;
 
     if (out != NULL) *out = NULL;
@@ -6717,8 +6733,9 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
 
     /* Threads, at most one a usable CPU, then one attention-weights row per thread */
     n_threads = params.n_threads;
-    if (!gemini__threads_past_cpus && n_threads > gemini__usable_cpus(NULL)) {
-        n_threads = gemini__usable_cpus(NULL);
+    usable_cpus = n_threads > 1 && !gemini__threads_past_cpus ? gemini__usable_cpus(NULL) : 1;
+    if (!gemini__threads_past_cpus && n_threads > usable_cpus) {
+        n_threads = usable_cpus;
         gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
                     "%d threads asked for, %d usable CPUs: starting %d (more would take turns "
                     "on the CPUs and wait on each other)", params.n_threads, n_threads,

@@ -320,7 +320,8 @@ typedef struct gemini_whisper_params {
                                        limit. Default 1 */
     int32_t sample_len;             /* most tokens sampled per window; 0: n_text_ctx / 2 (224) */
     uint64_t seed;                  /* for sampling at temperature > 0. Default 0x5eed */
-    int32_t n_threads;              /* threads of each decoder context; 0: all online CPUs */
+    int32_t n_threads;              /* threads of each decoder context; 0: the library's
+                                       default (gemini_context_default_params) */
     gemini_whisper_progress_fn progress;    /* may be NULL */
     gemini_whisper_segment_fn on_segment;   /* may be NULL */
     void *user_data;                /* passed to both callbacks */

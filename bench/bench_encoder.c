@@ -71,11 +71,11 @@ int main(int argc, char **argv)
     }
 #if defined(GEMINI_USE_BLAS)
     printf("%s, %d threads: encoder %.3f s per window (best of %d), GEMINI_USE_BLAS: %lld "
-           "cblas_sgemm products\n", path, params.n_threads, best, runs,
+           "cblas_sgemm products\n", path, (int)gemini_context_threads(ctx), best, runs,
            (long long)ctx->blas_products);
 #else
     printf("%s, %d threads: encoder %.3f s per window (best of %d), no BLAS\n", path,
-           params.n_threads, best, runs);
+           (int)gemini_context_threads(ctx), best, runs);
 #endif
     free(mel);
     gemini_context_free(ctx);

@@ -189,7 +189,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     const char *path = NULL, *roofline_path = NULL;
-    char label[64];
+    char label[96];
     const char *short_text = "The capital of France is";
     int n_threads = 0, prompt_len = 512, gen_len = 128, runs = 3, header = 0, method = 0;
     int speed_only = 0;
@@ -422,11 +422,15 @@ int main(int argc, char **argv)
                "%s\n", label, "peak RSS", result, cost.weight_bytes / MIB,
                (double)context_bytes / MIB, params.n_ctx, budget / MIB,
                peak_rss <= budget ? "within" : "OVER");
+        if (read_bw > 0)
+            snprintf(fraction, sizeof fraction, "%.1f%%",
+                     100.0 * (bytes_per_token + kv_read) * decode_tps / read_bw);
+        else
+            snprintf(fraction, sizeof fraction, "-");
         printf("%-28s %-17s %14s   head %.1f ms/token of %.1f; KV cache reads %.1f MB/token "
-               "(not in work; weights and KV cache together: %.1f%% of read bandwidth)\n",
+               "(not in work; weights and KV cache together: %s of read bandwidth)\n",
                label, "decode split", "", (decode_best - nohead_best) / gen_len * 1e3,
-               decode_best / gen_len * 1e3, kv_read / 1e6,
-               read_bw > 0 ? 100.0 * (bytes_per_token + kv_read) * decode_tps / read_bw : 0.0);
+               decode_best / gen_len * 1e3, kv_read / 1e6, fraction);
         /* The head counted for every prompt token, as if all logits were wanted: not what
            gemini_decode does for a prompt, so shown apart and not used above. */
         if (fma_peak > 0) {

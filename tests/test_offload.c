@@ -494,6 +494,9 @@ int main(int argc, char **argv)
         "tests/out/whisper-parity/whisper-tiny-f32.gemini"
     };
     int i;
+
+    gemini__threads_past_cpus = 1; /* 2 threads even on a machine of 1 CPU */
+
     /* both contexts on the scalar kernels: the reference backend sums in their order */
     gemini__force_scalar = 1;
     if (argc > 1)

@@ -246,6 +246,9 @@ int main(int argc, char **argv)
     gemini_model *model = NULL;
     float *buf;
     int n, i, n_vocab;
+
+    gemini__threads_past_cpus = 1; /* 2 threads even on a machine of 1 CPU */
+
     if (argc != 3) {
         fprintf(stderr, "usage: %s MODEL.gemini FIXTURE_DIR\n", argv[0]);
         return 2;

@@ -386,6 +386,8 @@ int main(int argc, char **argv)
     gemini_result r;
     int beam, run;
 
+    gemini__threads_past_cpus = 1; /* 2 threads even on a machine of 1 CPU */
+
     if (argc == 3 && !strcmp(argv[1], "--write")) {
         FILE *out = fopen(argv[2], "wb");
         int ok = out && fwrite(file, 1, size, out) == size;
