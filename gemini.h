@@ -3623,6 +3623,10 @@ typedef void (*gemini__geglu_fn)(float *gate, const float *up, int64_t n);
 /* row[i] = e^(row[i] - max) for n values; returns their sum (a softmax's denominator). */
 typedef float (*gemini__exp_sum_fn)(float *row, int64_t n, float max);
 
+/* row = softmax(row) over n values (e^(x - max) / sum, the level's exponentials); returns the
+   sum. */
+typedef float (*gemini__softmax_fn)(float *row, int64_t n);
+
 /* q8_0 blocks of n_blocks * 32 floats (gemini__quantize_q8_0's bits at every level). */
 typedef void (*gemini__quantize_fn)(const float *src, uint8_t *dst, int64_t n_blocks);
 
@@ -4122,6 +4126,30 @@ GEMINI__AVX2_TARGET static float gemini__exp_sum_avx2(float *row, int64_t n, flo
         sum = _mm256_add_ps(sum, e);
     }
     return gemini__hsum_avx2(sum);
+}
+
+/* gemini__softmax with this level's exponentials. The maximum and the division are exact
+   operations, so their vector loops give the scalar loops' values (a NaN score is passed over
+   by the maximum, as by the scalar comparison). */
+GEMINI__AVX2_TARGET static float gemini__softmax_avx2(float *row, int64_t n)
+{
+    __m256 top = _mm256_set1_ps(-INFINITY), divisor;
+    float max_score, lanes[8], sum;
+    int64_t i = 0;
+    int k;
+    for (; i + 8 <= n; i += 8) top = _mm256_max_ps(_mm256_loadu_ps(row + i), top);
+    _mm256_storeu_ps(lanes, top);
+    max_score = lanes[0];
+    for (k = 1; k < 8; k++)
+        if (lanes[k] > max_score) max_score = lanes[k];
+    for (; i < n; i++)
+        if (row[i] > max_score) max_score = row[i];
+    sum = gemini__exp_sum_avx2(row, n, max_score);
+    divisor = _mm256_set1_ps(sum);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(row + i, _mm256_div_ps(_mm256_loadu_ps(row + i), divisor));
+    for (; i < n; i++) row[i] /= sum;
+    return sum;
 }
 
 /* The 8 int32 sums of four adjacent products of unsigned bytes u and signed bytes s: AVX2
@@ -4652,6 +4680,28 @@ GEMINI__AVX512_TARGET static float gemini__exp_sum_avx512(float *row, int64_t n,
         sum = _mm512_mask_add_ps(sum, lanes, sum, e);
     }
     return gemini__hsum_avx512(sum);
+}
+
+/* gemini__softmax_avx2 in 16 lanes. */
+GEMINI__AVX512_TARGET static float gemini__softmax_avx512(float *row, int64_t n)
+{
+    const __m512 lowest = _mm512_set1_ps(-INFINITY);
+    __m512 top = lowest, divisor;
+    float max_score, sum;
+    int64_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 lanes = n - i >= 16 ? (__mmask16)0xffff : gemini__tail_mask_avx512(n - i);
+        top = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, lanes, row + i), top);
+    }
+    max_score = _mm512_reduce_max_ps(top);
+    sum = gemini__exp_sum_avx512(row, n, max_score);
+    divisor = _mm512_set1_ps(sum);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 lanes = n - i >= 16 ? (__mmask16)0xffff : gemini__tail_mask_avx512(n - i);
+        _mm512_mask_storeu_ps(row + i, lanes,
+                              _mm512_div_ps(_mm512_maskz_loadu_ps(lanes, row + i), divisor));
+    }
+    return sum;
 }
 
 /* 16 f16 or bf16 values (the first `tail` lanes if tail != 0xffff) widened to f32. */
@@ -5989,6 +6039,7 @@ static const gemini__tile_fn *gemini__select_tile(void)
 
 static void gemini__geglu(float *gate, const float *up, int64_t n);
 static float gemini__exp_sum(float *row, int64_t n, float max);
+static float gemini__softmax(float *row, int64_t n);
 
 /* The softmax exponentials for this CPU: a vector e^x where there is one (libm's expf was
    5 ns a value, a fifth of prefill's attention on a Zen 4). */
@@ -6001,6 +6052,22 @@ static gemini__exp_sum_fn gemini__select_exp_sum(void)
     if (gemini__cpu_level() >= GEMINI__CPU_AVX2) return gemini__exp_sum_avx2;
 #endif
     return gemini__exp_sum;
+}
+
+/* The softmax of this CPU's level (the exponentials of gemini__select_exp_sum; the maximum and
+   the division in vectors too: they were 2.5 of the 3.7 us a decode layer's softmax took at
+   512 keys on a Zen 4). */
+static gemini__softmax_fn gemini__select_softmax(void)
+{
+    gemini__exp_sum_fn exp_sum = gemini__select_exp_sum();
+#ifdef GEMINI__HAVE_AVX512
+    if (exp_sum == gemini__exp_sum_avx512) return gemini__softmax_avx512;
+#endif
+#ifdef GEMINI__HAVE_AVX2
+    if (exp_sum == gemini__exp_sum_avx2) return gemini__softmax_avx2;
+#endif
+    (void)exp_sum;
+    return gemini__softmax;
 }
 
 /* The GeGLU / tanh-GELU for this CPU. */
@@ -6133,7 +6200,7 @@ struct gemini_context {
     uint8_t *tile_scratch;          /* (threads, tile_scratch_bytes), 64-byte aligned */
     int64_t tile_scratch_bytes;
     gemini__geglu_fn geglu;
-    gemini__exp_sum_fn exp_sum;     /* softmax exponentials */
+    gemini__softmax_fn softmax;     /* attention weights from scores */
     gemini__axpy_fn axpy;
     gemini__pool pool;
     int32_t n_ctx;
@@ -6626,7 +6693,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->tile = gemini__select_tile();
     ctx->quantize = gemini__select_quantize();
     ctx->geglu = gemini__select_geglu();
-    ctx->exp_sum = gemini__select_exp_sum();
+    ctx->softmax = gemini__select_softmax();
     ctx->axpy_half = gemini__select_axpy_half();
     ctx->kv_type = params.kv_type;
     ctx->kv_row_bytes = gemini_type_row_bytes(params.kv_type, z.kv_dim);
@@ -6963,7 +7030,7 @@ typedef struct gemini__rows_task {
     float scale;                    /* GEMINI__ROWS_SOFTMAX */
     gemini__quantize_fn quantize;   /* GEMINI__ROWS_QUANTIZE */
     gemini__geglu_fn geglu;         /* GEMINI__ROWS_GEGLU, GEMINI__ROWS_GELU_TANH */
-    gemini__exp_sum_fn exp_sum;     /* GEMINI__ROWS_SOFTMAX */
+    gemini__softmax_fn softmax;     /* GEMINI__ROWS_SOFTMAX */
 } gemini__rows_task;
 
 static float gemini__gelu_tanh(float x)
@@ -6990,6 +7057,19 @@ static float gemini__exp_sum(float *row, int64_t n, float max)
         row[i] = expf(row[i] - max);
         sum += row[i];
     }
+    return sum;
+}
+
+/* row = e^(row - max) / sum, the maximum and the sum over the n values: the scalar level's
+   softmax; returns the sum. */
+static float gemini__softmax(float *row, int64_t n)
+{
+    float max_score = -INFINITY, sum;
+    int64_t i;
+    for (i = 0; i < n; i++)
+        if (row[i] > max_score) max_score = row[i];
+    sum = gemini__exp_sum(row, n, max_score);
+    for (i = 0; i < n; i++) row[i] /= sum;
     return sum;
 }
 
@@ -7020,13 +7100,9 @@ static void gemini__rows_worker(void *arg, int part, int n_parts, int thread_ind
         } else if (task->kind == GEMINI__ROWS_GELU_TANH) {
             task->geglu(task->gate + t * task->n, NULL, task->n);
         } else if (task->kind == GEMINI__ROWS_SOFTMAX) {
-            float *row = task->gate + t * task->n, max_score = -INFINITY, sum;
-            for (i = 0; i < task->n; i++) {
-                row[i] *= task->scale;
-                if (row[i] > max_score) max_score = row[i];
-            }
-            sum = task->exp_sum(row, task->n, max_score);
-            for (i = 0; i < task->n; i++) row[i] /= sum;
+            float *row = task->gate + t * task->n;
+            for (i = 0; i < task->n; i++) row[i] *= task->scale;
+            task->softmax(row, task->n);
         } else {
             float *gate = task->gate + t * task->n;
             for (i = 0; i < task->n; i++) gate[i] = gemini__gelu_erf(gate[i]);
@@ -7346,7 +7422,6 @@ typedef struct gemini__attention_item {
     float *scores;                  /* n_heads rows, ctx->scores_stride apart */
     int32_t t, h0, n_heads;         /* token, first query head, heads */
     int32_t kv_head, first, last;   /* the visible keys */
-    float sum[GEMINI__MAX_GROUP];   /* after the softmax: each head's sum of exponentials */
 } gemini__attention_item;
 
 static void gemini__attention_item_init(gemini__attention_item *item,
@@ -7430,11 +7505,7 @@ static void gemini__attend_softmax(gemini__attention_item *item)
     int32_t D = task->head_dim, n = item->last - item->first + 1, i, j;
     float *outs = task->out + ((int64_t)item->t * task->n_heads + item->h0) * D;
     for (i = 0; i < item->n_heads; i++) {
-        float *row = item->scores + i * task->ctx->scores_stride, max_score = -INFINITY;
-        for (j = 0; j < n; j++)
-            if (row[j] > max_score) max_score = row[j];
-        item->sum[i] = task->ctx->exp_sum(row, n, max_score);
-        for (j = 0; j < n; j++) row[j] /= item->sum[i]; /* the weights p */
+        task->ctx->softmax(item->scores + i * task->ctx->scores_stride, n); /* the weights p */
         for (j = 0; j < D; j++) outs[(int64_t)i * D + j] = 0.0f;
     }
 }
@@ -7611,7 +7682,7 @@ static void gemini__attend_blocked(gemini_context *ctx, const float *q, float *o
     task.dot = ctx->dot[GEMINI_TYPE_F32];
     task.dot2x2 = ctx->dot2x2[GEMINI_TYPE_F32]; /* the same bits, two queries at a time */
     rows.kind = GEMINI__ROWS_SOFTMAX;
-    rows.exp_sum = ctx->exp_sum;
+    rows.softmax = ctx->softmax;
     rows.gate = ctx->block_scores;
     rows.n = n_keys;
     rows.scale = 1.0f / sqrtf((float)head_dim);

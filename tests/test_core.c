@@ -904,6 +904,50 @@ static void test_exp_sum_levels(void)
     if (tested == 0) printf("skip softmax exponentials: no vector level here\n");
 }
 
+/* The softmax of every vector level against the scalar loops around the same level's
+   exponentials: the maximum and the division are exact, so bit for bit, on rows of 1..300
+   scores (every tail length), with a NaN passed over by the maximum (and kept in its place),
+   and nothing past the row written. */
+static void test_softmax_levels(void)
+{
+    enum { N = 300 };
+    float x[N + 1], want[N + 1], got[N + 1];
+    char detail[200];
+    int level, n, i, tested = 0;
+    for (level = GEMINI__CPU_SCALAR + 1; level <= GEMINI__CPU_TOP; level++) {
+        gemini__exp_sum_fn exp_sum;
+        gemini__softmax_fn softmax;
+        int same = 1, kept = 1;
+        gemini__cpu_limit = level;
+        exp_sum = gemini__cpu_level() == level ? gemini__select_exp_sum() : NULL;
+        softmax = gemini__cpu_level() == level ? gemini__select_softmax() : NULL;
+        gemini__cpu_limit = GEMINI__CPU_TOP;
+        if (softmax == NULL || softmax == gemini__softmax) continue;
+        tested++;
+        for (n = 1; n <= N; n++) {
+            float max = -INFINITY, want_sum, got_sum;
+            for (i = 0; i < n; i++) x[i] = rng_uniform(-30, 30) * (i % 7 == 0 ? 4.0f : 1.0f);
+            if (n % 5 == 0) x[n / 2] = (float)NAN;
+            for (i = 0; i < n; i++)
+                if (x[i] > max) max = x[i];
+            memcpy(want, x, sizeof(float) * (size_t)n);
+            memcpy(got, x, sizeof(float) * (size_t)n);
+            got[n] = 12345.0f;
+            want_sum = exp_sum(want, n, max);
+            for (i = 0; i < n; i++) want[i] /= want_sum;
+            got_sum = softmax(got, n);
+            kept &= got[n] == 12345.0f;
+            same &= memcmp(&want_sum, &got_sum, sizeof want_sum) == 0 &&
+                    memcmp(want, got, sizeof(float) * (size_t)n) == 0;
+        }
+        sprintf(detail, "%s, rows of 1..%d scores, tail %s", level_name(level), N,
+                kept ? "untouched" : "WRITTEN");
+        check(same && kept, "softmax: vector maximum and division give the scalar loops' bits",
+              detail);
+    }
+    if (tested == 0) printf("skip vector softmax: no vector level here\n");
+}
+
 /* The activation quantiser of every level gives the scalar one's bytes: random blocks, and
    blocks of exact halves (roundf goes away from zero), infinities, NaN, zeros and a block
    whose scale underflows f16. */
@@ -2211,6 +2255,7 @@ int main(int argc, char **argv)
     test_quantize_levels();
     test_geglu_levels();
     test_exp_sum_levels();
+    test_softmax_levels();
     test_weighted_sum_levels();
     test_matmul();
     test_reader();
