@@ -6829,7 +6829,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
                     "n_ctx %d exceeds the trained context of %d positions", params.n_ctx,
                     hp->max_position);
     gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
-                "context: n_ctx %d, n_batch %d, %d threads, kernels %s, %s KV cache",
+                "context: n_ctx %d, n_batch %d, threads %d, kernels %s, %s KV cache",
                 params.n_ctx, params.n_batch, n_threads, gemini__kernels_name(ctx->dot),
                 gemini_type_name(ctx->kv_type));
     *out = ctx;

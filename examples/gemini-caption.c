@@ -117,9 +117,9 @@ static void usage(FILE *out)
             "                       pretrained -pt models); default: the -it chat template\n"
             "  -n, --n-predict N    answer tokens at most (default 128); stops earlier at <eos>\n"
             "                       (and, in a chat, <end_of_turn>)\n"
-            "  -t, --threads N      threads (default: one a physical core on Linux, else one a\n"
-            "                       CPU); at most one a usable CPU: more would only wait\n"
-            "                       on each other\n"
+            "  -t, --threads N      threads (0 or unset: one a physical core on Linux, else\n"
+            "                       one a CPU); at most one a usable CPU: more would only\n"
+            "                       wait on each other\n"
             "      --ctx N          context positions (default: 4096, or more when the prompt\n"
             "                       and -n need it, up to %d)\n"
             "      --temp T         sample at temperature T (top-k 40, top-p 0.95);\n"
@@ -508,6 +508,14 @@ static int positive(const char *value)
     return *end == '\0' && n > 0 && n <= 1 << 30 ? (int)n : -1;
 }
 
+/* A thread count option: a whole number, 0 for the default; -1 if it is not one. */
+static int thread_count(const char *value)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+    return end != value && *end == '\0' && n >= 0 && n <= 1 << 20 ? (int)n : -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *image_paths[MAX_IMAGES], *prompt = NULL, *video_path = NULL;
@@ -592,7 +600,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(arg, "-n") || !strcmp(arg, "--n-predict")) {
             n_predict = atoi(value);
         } else if (!strcmp(arg, "-t") || !strcmp(arg, "--threads")) {
-            context_params.n_threads = atoi(value);
+            int n_threads = thread_count(value);
+            if (n_threads < 0) {
+                fprintf(stderr, "gemini-caption: -t %s: not a number of threads; see --help\n",
+                        value);
+                return 2;
+            }
+            if (n_threads > 0) context_params.n_threads = n_threads;
         } else if (!strcmp(arg, "--ctx")) {
             context_params.n_ctx = atoi(value);
             ctx_given = 1;
@@ -755,13 +769,14 @@ int main(int argc, char **argv)
             goto done;
     }
     printf("\n");
+    fflush(stdout); /* the answer's end before the figures on stderr, also through a pipe */
 
     /* PaliGemma "detect ..." / "segment ...": the boxes in the original image's pixels */
     if (detect) print_boxes(answer != NULL ? answer : "", image_width, image_height);
     fprintf(stderr, "%d %s encoded, with loading, in %.2f s; prompt %d tokens in %.2f s; "
-            "%d answer tokens in %.2f s\n", n_images,
+            "%d answer tokens in %.2f s; %d thread(s)\n", n_images,
             video_path != NULL ? "frame(s)" : "image(s)", t_images, (int)ids.n, t_prefill,
-            generated, t_decode);
+            generated, t_decode, (int)gemini_context_threads(ctx));
     status = 0;
     goto done;
 

@@ -52,9 +52,9 @@ static void usage(FILE *out)
             "  -p, --prompt TEXT       the prompt\n"
             "  -f, --file FILE         read the prompt from FILE\n"
             "  -n, --n-predict N       tokens to generate (default 128)\n"
-            "  -t, --threads N         threads (default: one a physical core on Linux, else one a\n"
-            "                          CPU); at most one a usable CPU: more would only wait\n"
-            "                          on each other\n"
+            "  -t, --threads N         threads (0 or unset: one a physical core on Linux, else\n"
+            "                          one a CPU); at most one a usable CPU: more would only\n"
+            "                          wait on each other\n"
             "      --ctx N             context size in tokens (default 4096, max 32768)\n"
             "      --kv-type TYPE      KV cache element type: f32 (default), f16 or bf16;\n"
             "                          f16 and bf16 halve the cache and round keys and values\n"
@@ -95,6 +95,14 @@ static char *read_file(const char *path)
     if (text != NULL) text[size] = '\0';
     fclose(file);
     return text;
+}
+
+/* A thread count option: a whole number, 0 for the default; -1 if it is not one. */
+static int thread_count(const char *value)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+    return end != value && *end == '\0' && n >= 0 && n <= 1 << 20 ? (int)n : -1;
 }
 
 int main(int argc, char **argv)
@@ -145,7 +153,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(arg, "-n") || !strcmp(arg, "--n-predict")) {
             n_predict = atoi(value);
         } else if (!strcmp(arg, "-t") || !strcmp(arg, "--threads")) {
-            context_params.n_threads = atoi(value);
+            int n_threads = thread_count(value);
+            if (n_threads < 0) {
+                fprintf(stderr, "gemini-generate: -t %s: not a number of threads; see --help\n",
+                        value);
+                return 2;
+            }
+            if (n_threads > 0) context_params.n_threads = n_threads;
         } else if (!strcmp(arg, "--ctx")) {
             context_params.n_ctx = atoi(value);
         } else if (!strcmp(arg, "--kv-type")) {
@@ -247,8 +261,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "gemini-generate: the prompt encodes to no tokens\n");
         goto done;
     }
-    fprintf(stderr, "model %s: %s, loaded in %.2f s; prompt %d tokens; %s\n", model_path,
-            gemini_model_architecture(model), t_loaded - t_start, n_prompt,
+    fprintf(stderr, "model %s: %s, loaded in %.2f s; prompt %d tokens; %d thread%s; %s\n",
+            model_path, gemini_model_architecture(model), t_loaded - t_start, n_prompt,
+            (int)gemini_context_threads(ctx), gemini_context_threads(ctx) == 1 ? "" : "s",
             gemini_cpu_features());
 
     /* prefill */
@@ -287,6 +302,7 @@ int main(int argc, char **argv)
     if (gemini_tok_stream_flush(stream, &text, &text_length) == GEMINI_OK)
         fwrite(text, 1, text_length, stdout);
     printf("\n");
+    fflush(stdout); /* the text's end before the figures on stderr, also through a pipe */
     fprintf(stderr, "prefill: %d tokens in %.2f s (%.1f tokens/s)\n", n_prompt, t_prefilled,
             n_prompt / (t_prefilled > 0 ? t_prefilled : 1e-9));
     fprintf(stderr, "decode: %d tokens in %.2f s (%.1f tokens/s)\n", generated, t_done,

@@ -154,6 +154,8 @@ static int encode_line(const gemini_tok *tok, const char *line, size_t len, uint
     return 1;
 }
 
+/* Prints the text of one line of ids: 1, or 0 (gemini_last_error() says why), or -1 (a line
+   that is not ids, said here). */
 static int decode_line(const gemini_tok *tok, char *line, size_t len, int32_t **ids,
                        int32_t *cap)
 {
@@ -169,7 +171,7 @@ static int decode_line(const gemini_tok *tok, char *line, size_t len, int32_t **
         v = strtol(line + i, &end, 10);
         if (end == line + i || v < -2147483647L || v > 2147483647L) {
             fprintf(stderr, "gemini-tokenize: not an id: \"%.20s\"\n", line + i);
-            return 0;
+            return -1; /* said here; gemini_last_error() has nothing to add */
         }
         if (n == *cap) {
             int32_t *p = (int32_t *)realloc(*ids, (size_t)(*cap * 2 + 16) * sizeof(int32_t));
@@ -196,7 +198,7 @@ static int decode_line(const gemini_tok *tok, char *line, size_t len, int32_t **
 int main(int argc, char **argv)
 {
     const char *model = NULL;
-    int pieces = 0, decode = 0, i, ok = 1;
+    int pieces = 0, decode = 0, i, status = 1;
     uint32_t flags = 0;
     gemini_tok *tok;
     char *line = NULL;
@@ -227,19 +229,24 @@ int main(int argc, char **argv)
     tok = open_model(model);
     if (!tok) return 1;
 
-    while (ok && read_line(stdin, &line, &cap, &len)) {
+    /* status: 1 ok, 0 failed (gemini_last_error() says why), -1 failed and said so */
+    while (status > 0 && read_line(stdin, &line, &cap, &len)) {
         if (len + 1 > cap) { /* room for the NUL decode_line writes */
             char *p = (char *)realloc(line, len + 1);
-            if (!p) { ok = 0; break; }
+            if (!p) {
+                fprintf(stderr, "gemini-tokenize: out of memory\n");
+                status = -1;
+                break;
+            }
             line = p;
             cap = len + 1;
         }
-        ok = decode ? decode_line(tok, line, len, &ids, &ids_cap)
-                    : encode_line(tok, line ? line : "", len, flags, pieces, &ids, &ids_cap);
+        status = decode ? decode_line(tok, line, len, &ids, &ids_cap)
+                        : encode_line(tok, line ? line : "", len, flags, pieces, &ids, &ids_cap);
     }
-    if (!ok) fprintf(stderr, "gemini-tokenize: %s\n", gemini_last_error());
+    if (status == 0) fprintf(stderr, "gemini-tokenize: %s\n", gemini_last_error());
     free(line);
     free(ids);
     gemini_tok_free(tok);
-    return ok ? 0 : 1;
+    return status > 0 ? 0 : 1;
 }

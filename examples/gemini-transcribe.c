@@ -60,9 +60,9 @@ static void usage(FILE *out)
             "                          auto, detected from the first 30 s; English-only models\n"
             "                          always use en)\n"
             "      --translate         translate to English instead of transcribing\n"
-            "  -t, --threads N         threads (default: one a physical core on Linux, else one a\n"
-            "                          CPU); at most one a usable CPU: more would only wait\n"
-            "                          on each other\n"
+            "  -t, --threads N         threads (0 or unset: one a physical core on Linux, else\n"
+            "                          one a CPU); at most one a usable CPU: more would only\n"
+            "                          wait on each other\n"
             "      --beam N            beams at temperature 0; 0 or 1 = greedy (default 5)\n"
             "      --best-of N         candidates sampled at temperature > 0 (default 5)\n"
             "      --temperature T     first temperature; failed windows retry at T + 0.2,\n"
@@ -157,6 +157,14 @@ static int write_output(const gemini_whisper_result *result, gemini_whisper_form
     return ok ? 0 : 1;
 }
 
+/* A thread count option: a whole number, 0 for the default; -1 if it is not one. */
+static int thread_count(const char *value)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+    return end != value && *end == '\0' && n >= 0 && n <= 1 << 20 ? (int)n : -1;
+}
+
 int main(int argc, char **argv)
 {
     static const char *extensions[5] = {"txt", "srt", "vtt", "tsv", "json"};
@@ -219,7 +227,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(arg, "-l") || !strcmp(arg, "--language")) {
             params.language = value;
         } else if (!strcmp(arg, "-t") || !strcmp(arg, "--threads")) {
-            params.n_threads = atoi(value);
+            int n_threads = thread_count(value);
+            if (n_threads < 0) {
+                fprintf(stderr, "gemini-transcribe: -t %s: not a number of threads; see --help\n",
+                        value);
+                return 2;
+            }
+            if (n_threads > 0) params.n_threads = n_threads;
         } else if (!strcmp(arg, "--beam")) {
             params.beam_size = atoi(value);
         } else if (!strcmp(arg, "--best-of")) {

@@ -52,6 +52,8 @@ check "--help exits 0 and lists every option" help_is_complete
 check "no arguments: usage, exit 2" run 2
 check "an unknown option: exit 2" run 2 -m x -f y --bogus
 check "--beam out of range: exit 2" run 2 -m x -f y --beam 99
+check "-t that is not a number: exit 2" run 2 -m x -f y -t 3x
+check "-t -1: exit 2" run 2 -m x -f y -t -1
 
 "$BUILD/test_whisper_model" --write "$MODEL"
 echo "not a model" >"$OUT/bad.gemini"
@@ -59,6 +61,7 @@ check "a missing audio file: exit 1, named" fails missing.wav -m "$MODEL" -f "$O
 check "a file that is not a model: exit 1 with the library's message" \
     fails "cannot load $OUT/bad.gemini: " -m "$OUT/bad.gemini" -f "$AUDIO"
 check "a WAV file that is not audio: exit 1" fails "cannot read" -m "$MODEL" -f "$OUT/bad.gemini"
+check "-t 0: the default thread count" run 0 -m "$MODEL" -f "$AUDIO" --beam 1 -t 0
 if [ -f tests/out/parity/gemma3-q8_0.gemini ]; then
     check "a Gemma model: refused as not Whisper" \
         fails "not a Whisper model" -m tests/out/parity/gemma3-q8_0.gemini -f "$AUDIO"

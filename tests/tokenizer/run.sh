@@ -118,6 +118,17 @@ for m in $MODELS; do
         check "cli $m $i decode = spm_decode" "$OUT/$m.$i.dec" "$OUT/$m.$i.got.dec"
     done
 done
+set -- $MODELS
+printf 'abc\n' > "$OUT/not_ids.txt"
+cli "$OUT/not_ids.txt" "$OUT/not_ids.got" -m "$OUT/$1.model" --decode
+if [ "$cli_status" -eq 1 ] && [ "$(cat "$OUT/cli.err")" = 'gemini-tokenize: not an id: "abc"' ]
+then
+    echo "ok   cli --decode of a line that is not ids: status 1, one line saying so"
+    passed=$((passed + 1))
+else
+    echo "FAIL cli --decode of a line that is not ids (status $cli_status; $OUT/cli.err)"
+    failed=$((failed + 1))
+fi
 
 # The API (it prints its own lines and a summary, which is folded into ours).
 "$OUT/test_tokenizer" "$OUT" "$ROOT" $MODELS > "$OUT/api.log" 2>&1
