@@ -6651,7 +6651,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     gemini__context_sizes z;
     gemini_context *ctx;
     int64_t B, half;
-    int32_t i, n_threads, usable_cpus;
+    int32_t i, n_threads;
     gemini_result result;
 
     if (out != NULL) *out = NULL;
@@ -6800,13 +6800,15 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
 
     /* Threads, at most one a usable CPU, then one attention-weights row per thread */
     n_threads = params.n_threads;
-    usable_cpus = n_threads > 1 && !gemini__threads_past_cpus ? gemini__usable_cpus(NULL) : 1;
-    if (!gemini__threads_past_cpus && n_threads > usable_cpus) {
-        n_threads = usable_cpus;
-        gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
-                    "%d threads asked for, %d usable CPUs: starting %d (more would take turns "
-                    "on the CPUs and wait on each other)", params.n_threads, n_threads,
-                    n_threads);
+    if (n_threads > 1 && !gemini__threads_past_cpus) {
+        int32_t usable = gemini__usable_cpus(NULL); /* read once: the affinity may change */
+        if (n_threads > usable) {
+            n_threads = usable;
+            gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_INFO,
+                        "%d threads asked for, %d usable CPUs: starting %d (more would take "
+                        "turns on the CPUs and wait on each other)", params.n_threads, usable,
+                        usable);
+        }
     }
     if (gemini__pool_start(&ctx->pool, n_threads) < n_threads)
         gemini__log(ctx->log_callback, ctx->log_user_data, GEMINI_LOG_WARN,
@@ -6988,9 +6990,8 @@ static void gemini__matmul_worker(void *arg, int part, int n_parts, int thread_i
     /* a matrix-vector product streams its rows once: one range a thread, or fewer ranges of
        at least GEMINI__MATVEC_PART_ROWS (the parts past those do nothing) */
     if (task->n_tokens < 4) {
-        int64_t ranges = total / GEMINI__MATVEC_PART_ROWS < threads
-                             ? total / GEMINI__MATVEC_PART_ROWS
-                             : threads;
+        int64_t ranges = total / GEMINI__MATVEC_PART_ROWS;
+        if (ranges > threads) ranges = threads;
         if (ranges < 1) ranges = 1;
         if (part >= ranges) return;
         n_parts = (int)ranges;

@@ -1220,11 +1220,11 @@ static void test_kernels(void)
 
 /* A matmul of an odd number of rows and tokens (41, then 1 and 3, which take the
    matrix-vector split), at every kernel level, split into 1, 3 and 24 parts: each output is
-   the level's one-row dot product, bit for bit. 149 rows (two whole
-   64-row tile calls and 21 rows) and 41 tokens make the VNNI tile kernels' 4 x 4, 4 x 1, 1 x 4
-   and 1 x 1 shapes all run, and the AMX kernel's 16 x 16 tiles with 16-row blocks and rows
-   and tokens left over; 288 columns are an odd number of blocks, enough (9) for the AMX
-   kernel's ring of four tiles to go round twice. */
+   the level's one-row dot product, bit for bit. 149 rows (two whole 64-row tile calls and 21
+   rows) and 41 tokens make the VNNI tile kernels' 4 x 4, 4 x 1, 1 x 4 and 1 x 1 shapes all
+   run, and the AMX kernel's 16 x 16 tiles with 16-row blocks and rows and tokens left over;
+   288 columns are an odd number of blocks, enough (9) for the AMX kernel's ring of four tiles
+   to go round twice. */
 static void test_matmul(void)
 {
     enum { ROWS = 149, COLS = 288, TOKENS = 41 };
