@@ -3945,11 +3945,22 @@ static const gemini__axpy_half_fn gemini__axpy16_avx2[GEMINI_TYPE_COUNT] = {
     NULL, gemini__axpy_f16_avx2, gemini__axpy_bf16_avx2, NULL, NULL
 };
 
-/* H heads x 16 dimensions of gemini__weighted_sum_avx2, in 2 x H registers. */
+/* Eight values of a row of kind 0 (f32), 1 (f16) or 2 (bf16), as floats. */
+GEMINI__AVX2_TARGET static GEMINI__INLINE __m256 gemini__load_kind_avx2(const uint8_t *p,
+                                                                        const int kind)
+{
+    if (kind == 1) return gemini__load_f16x8_avx2(p);
+    if (kind == 2) return gemini__load_bf16x8_avx2(p);
+    return _mm256_loadu_ps((const float *)(const void *)p);
+}
+
+/* H heads x 16 dimensions of gemini__weighted_sum_avx2, in 2 x H registers; values of kind
+   0 (f32), 1 (f16) or 2 (bf16). */
 GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_block_avx2(
     float *out, int64_t out_stride, const int H, const float *p, int64_t p_stride,
-    const uint8_t *values, int64_t row_bytes, int32_t n_keys)
+    const uint8_t *values, int64_t row_bytes, int32_t n_keys, const int kind)
 {
+    const int value_bytes = kind == 0 ? 4 : 2;
     __m256 acc[4][2];
     int32_t k;
     int h, c;
@@ -3958,10 +3969,10 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_block_avx2(
         GEMINI__UNROLL
         for (c = 0; c < 2; c++) acc[h][c] = _mm256_loadu_ps(out + h * out_stride + 8 * c);
     for (k = 0; k < n_keys; k++) {
-        const float *v = (const float *)(const void *)(values + k * row_bytes);
+        const uint8_t *v = values + k * row_bytes;
         __m256 value[2];
         GEMINI__UNROLL
-        for (c = 0; c < 2; c++) value[c] = _mm256_loadu_ps(v + 8 * c);
+        for (c = 0; c < 2; c++) value[c] = gemini__load_kind_avx2(v + 8 * c * value_bytes, kind);
         GEMINI__UNROLL
         for (h = 0; h < H; h++) {
             __m256 weight = _mm256_set1_ps(p[h * p_stride + k]);
@@ -3976,16 +3987,16 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_block_avx2(
 }
 
 /* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
-   n_keys value rows (row_bytes apart) and len dimensions: the very FMAs of one
-   gemini__axpy_avx2 call per key and head, in the same order for each output, with the
+   n_keys value rows (row_bytes apart) of kind 0 (f32), 1 (f16) or 2 (bf16) and len
+   dimensions: the very FMAs of one gemini__axpy_avx2 (gemini__axpy_f16_avx2,
+   gemini__axpy_bf16_avx2) call per key and head, in the same order for each output, with the
    outputs held in registers across up to 64 keys (whose rows stay in cache for the next
    dimensions) and each value row loaded once for the heads. */
-GEMINI__AVX2_TARGET static void gemini__weighted_sum_avx2(float *out, int64_t out_stride,
-                                                          int n_heads, const float *p,
-                                                          int64_t p_stride, const uint8_t *values,
-                                                          int64_t row_bytes, int32_t n_keys,
-                                                          int64_t len)
+GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_kind_avx2(
+    float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,
+    const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len, const int kind)
 {
+    const int value_bytes = kind == 0 ? 4 : 2;
     int32_t first, k, run;
     int64_t d;
     int h;
@@ -3994,27 +4005,50 @@ GEMINI__AVX2_TARGET static void gemini__weighted_sum_avx2(float *out, int64_t ou
         const float *weights = p + first;
         run = n_keys - first < 64 ? n_keys - first : 64;
         for (d = 0; d + 16 <= len; d += 16) {
+            const uint8_t *column = rows + d * value_bytes;
             for (h = 0; h + 4 <= n_heads; h += 4)
                 gemini__weighted_block_avx2(out + h * out_stride + d, out_stride, 4,
-                                            weights + h * p_stride, p_stride, rows + d * 4,
-                                            row_bytes, run);
+                                            weights + h * p_stride, p_stride, column, row_bytes,
+                                            run, kind);
             for (; h + 2 <= n_heads; h += 2)
                 gemini__weighted_block_avx2(out + h * out_stride + d, out_stride, 2,
-                                            weights + h * p_stride, p_stride, rows + d * 4,
-                                            row_bytes, run);
+                                            weights + h * p_stride, p_stride, column, row_bytes,
+                                            run, kind);
             for (; h < n_heads; h++)
                 gemini__weighted_block_avx2(out + h * out_stride + d, out_stride, 1,
-                                            weights + h * p_stride, p_stride, rows + d * 4,
-                                            row_bytes, run);
+                                            weights + h * p_stride, p_stride, column, row_bytes,
+                                            run, kind);
         }
         if (d < len) /* the last dimensions, key by key */
             for (k = 0; k < run; k++)
-                for (h = 0; h < n_heads; h++)
-                    gemini__axpy_avx2(out + h * out_stride + d, weights[h * p_stride + k],
-                                      (const float *)(const void *)(rows + k * row_bytes) + d,
-                                      len - d);
+                for (h = 0; h < n_heads; h++) {
+                    float *y = out + h * out_stride + d;
+                    const uint8_t *x = rows + k * row_bytes + d * value_bytes;
+                    float weight = weights[h * p_stride + k];
+                    if (kind == 1) gemini__axpy_f16_avx2(y, weight, x, len - d);
+                    else if (kind == 2) gemini__axpy_bf16_avx2(y, weight, x, len - d);
+                    else gemini__axpy_avx2(y, weight, (const float *)(const void *)x, len - d);
+                }
     }
 }
+
+/* The f32, f16 and bf16 instances of a level's weighted sum (TYPE_ empty for f32). */
+#define GEMINI__WEIGHTED_SUM(TARGET, LEVEL, TYPE_, KIND)                                           \
+    GEMINI__##TARGET##_TARGET static void gemini__weighted_sum_##TYPE_##LEVEL(                     \
+        float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,            \
+        const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len)                    \
+    {                                                                                              \
+        gemini__weighted_kind_##LEVEL(out, out_stride, n_heads, p, p_stride, values, row_bytes,   \
+                                      n_keys, len, KIND);                                          \
+    }
+GEMINI__WEIGHTED_SUM(AVX2, avx2, , 0)
+GEMINI__WEIGHTED_SUM(AVX2, avx2, f16_, 1)
+GEMINI__WEIGHTED_SUM(AVX2, avx2, bf16_, 2)
+
+static const gemini__weighted_sum_fn gemini__weighted_sums_avx2[GEMINI_TYPE_COUNT] = {
+    gemini__weighted_sum_avx2, gemini__weighted_sum_f16_avx2, gemini__weighted_sum_bf16_avx2,
+    NULL, NULL
+};
 
 /* gemini__quantize_q8_0 in 8 lanes, bit for bit, as gemini__quantize_q8_0_avx512 does it: max
    ignores NaN (it keeps its second operand), roundf's half away from zero is a truncation and
@@ -4961,11 +4995,22 @@ GEMINI__AVX512_TARGET static void gemini__axpy_avx512(float *y, float a, const f
     }
 }
 
-/* H heads x 64 dimensions of gemini__weighted_sum_avx512, in 4 x H registers. */
+/* Sixteen values of a row of kind 0 (f32), 1 (f16) or 2 (bf16), as floats. */
+GEMINI__AVX512_TARGET static GEMINI__INLINE __m512 gemini__load_kind_avx512(const uint8_t *p,
+                                                                            const int kind)
+{
+    if (kind == 1) return gemini__load_f16x16_avx512(p, 0xffff);
+    if (kind == 2) return gemini__load_bf16x16_avx512(p, 0xffff);
+    return _mm512_loadu_ps((const float *)(const void *)p);
+}
+
+/* H heads x 64 dimensions of gemini__weighted_sum_avx512, in 4 x H registers; values of kind
+   0 (f32), 1 (f16) or 2 (bf16). */
 GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_block_avx512(
     float *out, int64_t out_stride, const int H, const float *p, int64_t p_stride,
-    const uint8_t *values, int64_t row_bytes, int32_t n_keys)
+    const uint8_t *values, int64_t row_bytes, int32_t n_keys, const int kind)
 {
+    const int value_bytes = kind == 0 ? 4 : 2;
     __m512 acc[4][4];
     int32_t k;
     int h, c;
@@ -4974,10 +5019,11 @@ GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_block_avx512(
         GEMINI__UNROLL
         for (c = 0; c < 4; c++) acc[h][c] = _mm512_loadu_ps(out + h * out_stride + 16 * c);
     for (k = 0; k < n_keys; k++) {
-        const float *v = (const float *)(const void *)(values + k * row_bytes);
+        const uint8_t *v = values + k * row_bytes;
         __m512 value[4];
         GEMINI__UNROLL
-        for (c = 0; c < 4; c++) value[c] = _mm512_loadu_ps(v + 16 * c);
+        for (c = 0; c < 4; c++)
+            value[c] = gemini__load_kind_avx512(v + 16 * c * value_bytes, kind);
         GEMINI__UNROLL
         for (h = 0; h < H; h++) {
             __m512 weight = _mm512_set1_ps(p[h * p_stride + k]);
@@ -4989,40 +5035,6 @@ GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_block_avx512(
     for (h = 0; h < H; h++)
         GEMINI__UNROLL
         for (c = 0; c < 4; c++) _mm512_storeu_ps(out + h * out_stride + 16 * c, acc[h][c]);
-}
-
-/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
-   n_keys value rows (row_bytes apart) and len dimensions: the very FMAs of one
-   gemini__axpy_avx512 call per key and head, in the same order for each output, with the
-   outputs held in registers across the keys and each value row loaded once for the heads. */
-GEMINI__AVX512_TARGET static void gemini__weighted_sum_avx512(float *out, int64_t out_stride,
-                                                              int n_heads, const float *p,
-                                                              int64_t p_stride,
-                                                              const uint8_t *values,
-                                                              int64_t row_bytes, int32_t n_keys,
-                                                              int64_t len)
-{
-    int64_t d = 0;
-    int32_t k;
-    int h = 0;
-    for (; d + 64 <= len; d += 64) {
-        const uint8_t *v = values + d * 4;
-        for (h = 0; h + 4 <= n_heads; h += 4)
-            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 4,
-                                          p + h * p_stride, p_stride, v, row_bytes, n_keys);
-        for (; h + 2 <= n_heads; h += 2)
-            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 2,
-                                          p + h * p_stride, p_stride, v, row_bytes, n_keys);
-        for (; h < n_heads; h++)
-            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 1,
-                                          p + h * p_stride, p_stride, v, row_bytes, n_keys);
-    }
-    if (d < len) /* the last dimensions, key by key */
-        for (k = 0; k < n_keys; k++)
-            for (h = 0; h < n_heads; h++)
-                gemini__axpy_avx512(out + h * out_stride + d, p[h * p_stride + k],
-                                    (const float *)(const void *)(values + k * row_bytes) + d,
-                                    len - d);
 }
 
 /* y += a * x for an f16 (bf16 = 0) or bf16 row x, 16 lanes, the rest of the row masked. */
@@ -5062,6 +5074,57 @@ GEMINI__AVX512_TARGET static void gemini__axpy_bf16_avx512(float *y, float a, co
 static const gemini__axpy_half_fn gemini__axpy16_avx512[GEMINI_TYPE_COUNT] = {
     NULL, gemini__axpy_f16_avx512, gemini__axpy_bf16_avx512, NULL, NULL
 };
+
+/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
+   n_keys value rows (row_bytes apart) of kind 0 (f32), 1 (f16) or 2 (bf16) and len
+   dimensions: the very FMAs of one gemini__axpy_avx512 (gemini__axpy_half_avx512) call per
+   key and head, in the same order for each output, with the outputs held in registers across
+   the keys and each value row loaded once for the heads. */
+GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_kind_avx512(
+    float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,
+    const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len, const int kind)
+{
+    const int value_bytes = kind == 0 ? 4 : 2;
+    int64_t d = 0;
+    int32_t k;
+    int h = 0;
+    for (; d + 64 <= len; d += 64) {
+        const uint8_t *column = values + d * value_bytes;
+        for (h = 0; h + 4 <= n_heads; h += 4)
+            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 4,
+                                          p + h * p_stride, p_stride, column, row_bytes, n_keys,
+                                          kind);
+        for (; h + 2 <= n_heads; h += 2)
+            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 2,
+                                          p + h * p_stride, p_stride, column, row_bytes, n_keys,
+                                          kind);
+        for (; h < n_heads; h++)
+            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 1,
+                                          p + h * p_stride, p_stride, column, row_bytes, n_keys,
+                                          kind);
+    }
+    if (d < len) /* the last dimensions, key by key */
+        for (k = 0; k < n_keys; k++)
+            for (h = 0; h < n_heads; h++) {
+                float *y = out + h * out_stride + d;
+                const uint8_t *x = values + k * row_bytes + d * value_bytes;
+                float weight = p[h * p_stride + k];
+                if (kind == 0)
+                    gemini__axpy_avx512(y, weight, (const float *)(const void *)x, len - d);
+                else
+                    gemini__axpy_half_avx512(y, weight, x, len - d, kind == 2);
+            }
+}
+
+GEMINI__WEIGHTED_SUM(AVX512, avx512, , 0)
+GEMINI__WEIGHTED_SUM(AVX512, avx512, f16_, 1)
+GEMINI__WEIGHTED_SUM(AVX512, avx512, bf16_, 2)
+
+static const gemini__weighted_sum_fn gemini__weighted_sums_avx512[GEMINI_TYPE_COUNT] = {
+    gemini__weighted_sum_avx512, gemini__weighted_sum_f16_avx512,
+    gemini__weighted_sum_bf16_avx512, NULL, NULL
+};
+
 
 /* q8_0 and q4_0 weights by q8_0 activations with 512-bit AVX512_VNNI, in tiles of up to four
    weight rows by four tokens: each activation block pair is prepared once for the tile's rows
@@ -6094,17 +6157,19 @@ static gemini__quantize_fn gemini__select_quantize(void)
     return gemini__quantize_q8_0;
 }
 
-/* The register-blocked form of an axpy kernel (its FMAs in its order; see
-   gemini__weighted_sum_avx2), or NULL where there is none. */
-static gemini__weighted_sum_fn gemini__weighted_sum_for(gemini__axpy_fn axpy)
+/* The register-blocked attention values of this CPU's level by KV type (f32, f16, bf16; the
+   FMAs of its axpy and f16/bf16 axpy kernels in their order, see gemini__weighted_sum_avx2), or
+   NULL where the level has none. */
+static const gemini__weighted_sum_fn *gemini__select_weighted_sums(void)
 {
+    int level = gemini__cpu_level();
+    (void)level;
 #ifdef GEMINI__HAVE_AVX512
-    if (axpy == gemini__axpy_avx512) return gemini__weighted_sum_avx512;
+    if (level >= GEMINI__CPU_AVX512) return gemini__weighted_sums_avx512;
 #endif
 #ifdef GEMINI__HAVE_AVX2
-    if (axpy == gemini__axpy_avx2) return gemini__weighted_sum_avx2;
+    if (level >= GEMINI__CPU_AVX2) return gemini__weighted_sums_avx2;
 #endif
-    (void)axpy;
     return NULL;
 }
 
@@ -6210,6 +6275,7 @@ struct gemini_context {
     /* KV cache: post-RoPE keys and values in kv_type; slot of position p is p % capacity */
     gemini_type kv_type;            /* f32, f16 or bf16 */
     const gemini__axpy_half_fn *axpy_half; /* [GEMINI_TYPE_COUNT] f16/bf16 values, this CPU */
+    const gemini__weighted_sum_fn *weighted_sums; /* [GEMINI_TYPE_COUNT] or NULL, this CPU */
     int64_t kv_row_bytes;           /* one position of one layer: Hkv*D values of kv_type */
     uint8_t **k_cache;              /* (L) -> (capacity, Hkv*D) */
     uint8_t **v_cache;              /* (L) -> (capacity, Hkv*D) */
@@ -6695,6 +6761,7 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     ctx->geglu = gemini__select_geglu();
     ctx->softmax = gemini__select_softmax();
     ctx->axpy_half = gemini__select_axpy_half();
+    ctx->weighted_sums = gemini__select_weighted_sums();
     ctx->kv_type = params.kv_type;
     ctx->kv_row_bytes = gemini_type_row_bytes(params.kv_type, z.kv_dim);
     ctx->cross_row_bytes = gemini_type_row_bytes(params.kv_type, z.d);
@@ -7521,11 +7588,12 @@ static void gemini__attend_values(const gemini__attention_item *item, int32_t be
     int64_t stride = ctx->scores_stride, head_bytes = gemini_type_row_bytes(task->kv_type, D);
     int64_t offset = gemini_type_row_bytes(task->kv_type, begin);
     gemini__axpy_half_fn axpy_half = ctx->axpy_half[task->kv_type];
-    /* f32 values with this level's axpy: the same FMAs, register-blocked, in runs of keys
-       that do not wrap around the ring */
-    gemini__weighted_sum_fn weighted_sum = gemini__weighted_sum_for(ctx->axpy);
+    /* this level's axpy in register blocks: the same FMAs, in runs of keys that do not wrap
+       around the ring */
+    gemini__weighted_sum_fn weighted_sum =
+        ctx->weighted_sums != NULL ? ctx->weighted_sums[task->kv_type] : NULL;
     float *outs = task->out + ((int64_t)item->t * task->n_heads + item->h0) * D + begin;
-    if (task->kv_type == GEMINI_TYPE_F32 && weighted_sum != NULL) {
+    if (weighted_sum != NULL) {
         for (j = item->first; j <= item->last;) {
             int32_t run = capacity - j % capacity;
             if (run > item->last - j + 1) run = item->last - j + 1;

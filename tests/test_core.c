@@ -764,51 +764,76 @@ static void unit_scale_row(uint8_t *row, int64_t n, int q4, int activation)
     }
 }
 
-/* The register-blocked attention values of every level give its axpy's bits, one call per key
-   and head: heads 1..5 (blocks of 4, 2, 1), key runs across the 64-key chunks, lengths with
-   and without a tail, outputs that start non-zero. */
+/* The register-blocked attention values of one level by KV type, or NULL where this CPU or
+   build lacks the level or the level has none. */
+static const gemini__weighted_sum_fn *level_weighted_sums(int level)
+{
+    const gemini__weighted_sum_fn *sums;
+    gemini__cpu_limit = level;
+    sums = gemini__cpu_level() == level ? gemini__select_weighted_sums() : NULL;
+    gemini__cpu_limit = GEMINI__CPU_TOP;
+    return sums;
+}
+
+/* The register-blocked attention values of every level give its axpy's bits (f32 values) or
+   its f16/bf16 axpy's bits, one call per key and head: heads 1..5 (blocks of 4, 2, 1), key
+   runs across the 64-key chunks, lengths with and without a tail, outputs that start
+   non-zero. */
 static void test_weighted_sum_levels(void)
 {
     enum { HEADS = 5, KEYS = 150, LEN = 264, ROW = 300 };
     static const int lens[] = {256, 264, 7, 40};
     static const int key_counts[] = {1, 63, 64, 65, 150};
     float *values = (float *)malloc(sizeof(float) * KEYS * ROW);
+    uint8_t *rows = (uint8_t *)malloc(sizeof(float) * KEYS * ROW);
     float *p = (float *)malloc(sizeof(float) * HEADS * KEYS);
     float *start = (float *)malloc(sizeof(float) * HEADS * LEN);
     float *a = (float *)malloc(sizeof(float) * HEADS * LEN);
     float *b = (float *)malloc(sizeof(float) * HEADS * LEN);
     char detail[96];
-    int level, tested = 0, i;
+    int level, tested = 0, i, type;
     for (i = 0; i < KEYS * ROW; i++) values[i] = rng_uniform(-2, 2);
     for (i = 0; i < HEADS * KEYS; i++) p[i] = rng_uniform(0, 1);
     for (i = 0; i < HEADS * LEN; i++) start[i] = rng_uniform(-1, 1);
     for (level = GEMINI__CPU_SCALAR; level <= GEMINI__CPU_TOP; level++) {
         gemini__axpy_fn axpy;
         const gemini__dot2x2_fn *dot2x2;
-        gemini__weighted_sum_fn weighted_sum;
-        int same = 1, heads, s, c, k, h;
-        if (level_kernels(level, &axpy, &dot2x2) == NULL) continue;
-        weighted_sum = gemini__weighted_sum_for(axpy);
-        if (weighted_sum == NULL) continue;
-        tested++;
-        for (heads = 1; heads <= HEADS; heads++)
-            for (s = 0; s < (int)(sizeof lens / sizeof lens[0]); s++)
-                for (c = 0; c < (int)(sizeof key_counts / sizeof key_counts[0]); c++) {
-                    int len = lens[s], n_keys = key_counts[c];
-                    memcpy(a, start, sizeof(float) * HEADS * LEN);
-                    memcpy(b, start, sizeof(float) * HEADS * LEN);
-                    weighted_sum(a, LEN, heads, p, KEYS, (const uint8_t *)values,
-                                 (int64_t)sizeof(float) * ROW, n_keys, len);
-                    for (k = 0; k < n_keys; k++)
-                        for (h = 0; h < heads; h++)
-                            axpy(b + h * LEN, p[h * KEYS + k], values + k * ROW, len);
-                    same &= memcmp(a, b, sizeof(float) * HEADS * LEN) == 0;
-                }
-        sprintf(detail, "%s, 1..%d heads, 1..%d keys", level_name(level), HEADS, KEYS);
-        check(same, "register-blocked attention values give the axpy bits", detail);
+        const gemini__weighted_sum_fn *sums = level_weighted_sums(level);
+        const gemini__axpy_half_fn *axpy16 = level_axpy16(level);
+        if (level_kernels(level, &axpy, &dot2x2) == NULL || sums == NULL) continue;
+        for (type = GEMINI_TYPE_F32; type <= GEMINI_TYPE_BF16; type++) {
+            int64_t row_bytes = gemini_type_row_bytes((gemini_type)type, ROW);
+            int same = 1, heads, s, c, k, h;
+            if (sums[type] == NULL) continue;
+            tested++;
+            for (k = 0; k < KEYS; k++)
+                gemini_quantize_row((gemini_type)type, values + k * ROW, rows + k * row_bytes,
+                                    ROW);
+            for (heads = 1; heads <= HEADS; heads++)
+                for (s = 0; s < (int)(sizeof lens / sizeof lens[0]); s++)
+                    for (c = 0; c < (int)(sizeof key_counts / sizeof key_counts[0]); c++) {
+                        int len = lens[s], n_keys = key_counts[c];
+                        memcpy(a, start, sizeof(float) * HEADS * LEN);
+                        memcpy(b, start, sizeof(float) * HEADS * LEN);
+                        sums[type](a, LEN, heads, p, KEYS, rows, row_bytes, n_keys, len);
+                        for (k = 0; k < n_keys; k++)
+                            for (h = 0; h < heads; h++) {
+                                const uint8_t *row = rows + k * row_bytes;
+                                if (type == GEMINI_TYPE_F32)
+                                    axpy(b + h * LEN, p[h * KEYS + k],
+                                         (const float *)(const void *)row, len);
+                                else
+                                    axpy16[type](b + h * LEN, p[h * KEYS + k], row, len);
+                            }
+                        same &= memcmp(a, b, sizeof(float) * HEADS * LEN) == 0;
+                    }
+            sprintf(detail, "%s, %s values, 1..%d heads, 1..%d keys", level_name(level),
+                    gemini_type_name((gemini_type)type), HEADS, KEYS);
+            check(same, "register-blocked attention values give the axpy bits", detail);
+        }
     }
     if (tested == 0) printf("skip register-blocked attention values: no level here has them\n");
-    free(values); free(p); free(start); free(a); free(b);
+    free(values); free(rows); free(p); free(start); free(a); free(b);
 }
 
 /* The vectorised tanh-GELU (and GeGLU) of every level against the scalar one: within 1e-6 of
