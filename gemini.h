@@ -3611,11 +3611,72 @@ static float gemini__dot_q4_0(const void *w, const void *x, int64_t n)
 typedef void (*gemini__dot2x2_fn)(const uint8_t *w0, const uint8_t *w1, const uint8_t *x0,
                                   const uint8_t *x1, int64_t n, float *out);
 
-/* out[h][d] += p[h][k] * v_k[d] for n_heads heads, n_keys f32 value rows and len dimensions
-   (see gemini__weighted_sum_avx2). */
+/* out[h][d] += p[h][k] * v_k[d] for n_heads heads, n_keys value rows (f32, f16 or bf16 by
+   instance) and len dimensions (see GEMINI__WEIGHTED_RUNS). */
 typedef void (*gemini__weighted_sum_fn)(float *out, int64_t out_stride, int n_heads,
                                         const float *p, int64_t p_stride, const uint8_t *values,
                                         int64_t row_bytes, int32_t n_keys, int64_t len);
+
+/* The f32, f16 and bf16 instances of a level's weighted sum (TYPE_ empty for f32). */
+#define GEMINI__WEIGHTED_SUM(TARGET, LEVEL, TYPE_, KIND)                                           \
+    GEMINI__##TARGET##_TARGET static void gemini__weighted_sum_##TYPE_##LEVEL(                     \
+        float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,            \
+        const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len)                    \
+    {                                                                                              \
+        gemini__weighted_kind_##LEVEL(out, out_stride, n_heads, p, p_stride, values, row_bytes,   \
+                                      n_keys, len, KIND);                                          \
+    }
+
+/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
+   n_keys value rows (row_bytes apart) of kind 0 (f32), 1 (f16) or 2 (bf16) and len dimensions:
+   the very FMAs of one call of the level's axpy (f16, bf16 axpy) per key and head, in the same
+   order for each output, with the outputs held in registers (gemini__weighted_block_LEVEL, 16
+   dimensions of up to 4 heads) across up to 64 keys, whose rows stay in cache for the next
+   dimensions, and each value row loaded once for the heads. The AVX2 and NEON levels. */
+#define GEMINI__WEIGHTED_RUNS(TARGET, LEVEL)                                                       \
+    GEMINI__##TARGET##_TARGET static GEMINI__INLINE void gemini__weighted_kind_##LEVEL(            \
+        float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,             \
+        const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len, const int kind)     \
+    {                                                                                              \
+        const int value_bytes = kind == 0 ? 4 : 2;                                                 \
+        int32_t first, k, run;                                                                     \
+        int64_t d;                                                                                 \
+        int h;                                                                                     \
+        for (first = 0; first < n_keys; first += run) {                                            \
+            const uint8_t *rows = values + first * row_bytes;                                      \
+            const float *weights = p + first;                                                      \
+            run = n_keys - first < 64 ? n_keys - first : 64;                                       \
+            for (d = 0; d + 16 <= len; d += 16) {                                                  \
+                const uint8_t *column = rows + d * value_bytes;                                    \
+                for (h = 0; h + 4 <= n_heads; h += 4)                                              \
+                    gemini__weighted_block_##LEVEL(out + h * out_stride + d, out_stride, 4,        \
+                                                   weights + h * p_stride, p_stride, column,       \
+                                                   row_bytes, run, kind);                          \
+                for (; h + 2 <= n_heads; h += 2)                                                   \
+                    gemini__weighted_block_##LEVEL(out + h * out_stride + d, out_stride, 2,        \
+                                                   weights + h * p_stride, p_stride, column,       \
+                                                   row_bytes, run, kind);                          \
+                for (; h < n_heads; h++)                                                           \
+                    gemini__weighted_block_##LEVEL(out + h * out_stride + d, out_stride, 1,        \
+                                                   weights + h * p_stride, p_stride, column,       \
+                                                   row_bytes, run, kind);                          \
+            }                                                                                      \
+            if (d < len) /* the last dimensions, key by key */                                     \
+                for (k = 0; k < run; k++)                                                          \
+                    for (h = 0; h < n_heads; h++) {                                                \
+                        float *y = out + h * out_stride + d;                                       \
+                        const uint8_t *x = rows + k * row_bytes + d * value_bytes;                 \
+                        float weight = weights[h * p_stride + k];                                  \
+                        if (kind == 1)                                                             \
+                            gemini__axpy_f16_##LEVEL(y, weight, x, len - d);                       \
+                        else if (kind == 2)                                                        \
+                            gemini__axpy_bf16_##LEVEL(y, weight, x, len - d);                      \
+                        else                                                                       \
+                            gemini__axpy_##LEVEL(y, weight, (const float *)(const void *)x,        \
+                                                 len - d);                                         \
+                    }                                                                              \
+        }                                                                                          \
+    }
 
 /* gate = gelu_tanh(gate), times up unless up is NULL, over n values. */
 typedef void (*gemini__geglu_fn)(float *gate, const float *up, int64_t n);
@@ -3986,61 +4047,7 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_block_avx2(
         for (c = 0; c < 2; c++) _mm256_storeu_ps(out + h * out_stride + 8 * c, acc[h][c]);
 }
 
-/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
-   n_keys value rows (row_bytes apart) of kind 0 (f32), 1 (f16) or 2 (bf16) and len
-   dimensions: the very FMAs of one gemini__axpy_avx2 (gemini__axpy_f16_avx2,
-   gemini__axpy_bf16_avx2) call per key and head, in the same order for each output, with the
-   outputs held in registers across up to 64 keys (whose rows stay in cache for the next
-   dimensions) and each value row loaded once for the heads. */
-GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_kind_avx2(
-    float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,
-    const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len, const int kind)
-{
-    const int value_bytes = kind == 0 ? 4 : 2;
-    int32_t first, k, run;
-    int64_t d;
-    int h;
-    for (first = 0; first < n_keys; first += run) {
-        const uint8_t *rows = values + first * row_bytes;
-        const float *weights = p + first;
-        run = n_keys - first < 64 ? n_keys - first : 64;
-        for (d = 0; d + 16 <= len; d += 16) {
-            const uint8_t *column = rows + d * value_bytes;
-            for (h = 0; h + 4 <= n_heads; h += 4)
-                gemini__weighted_block_avx2(out + h * out_stride + d, out_stride, 4,
-                                            weights + h * p_stride, p_stride, column, row_bytes,
-                                            run, kind);
-            for (; h + 2 <= n_heads; h += 2)
-                gemini__weighted_block_avx2(out + h * out_stride + d, out_stride, 2,
-                                            weights + h * p_stride, p_stride, column, row_bytes,
-                                            run, kind);
-            for (; h < n_heads; h++)
-                gemini__weighted_block_avx2(out + h * out_stride + d, out_stride, 1,
-                                            weights + h * p_stride, p_stride, column, row_bytes,
-                                            run, kind);
-        }
-        if (d < len) /* the last dimensions, key by key */
-            for (k = 0; k < run; k++)
-                for (h = 0; h < n_heads; h++) {
-                    float *y = out + h * out_stride + d;
-                    const uint8_t *x = rows + k * row_bytes + d * value_bytes;
-                    float weight = weights[h * p_stride + k];
-                    if (kind == 1) gemini__axpy_f16_avx2(y, weight, x, len - d);
-                    else if (kind == 2) gemini__axpy_bf16_avx2(y, weight, x, len - d);
-                    else gemini__axpy_avx2(y, weight, (const float *)(const void *)x, len - d);
-                }
-    }
-}
-
-/* The f32, f16 and bf16 instances of a level's weighted sum (TYPE_ empty for f32). */
-#define GEMINI__WEIGHTED_SUM(TARGET, LEVEL, TYPE_, KIND)                                           \
-    GEMINI__##TARGET##_TARGET static void gemini__weighted_sum_##TYPE_##LEVEL(                     \
-        float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,            \
-        const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len)                    \
-    {                                                                                              \
-        gemini__weighted_kind_##LEVEL(out, out_stride, n_heads, p, p_stride, values, row_bytes,   \
-                                      n_keys, len, KIND);                                          \
-    }
+GEMINI__WEIGHTED_RUNS(AVX2, avx2)
 GEMINI__WEIGHTED_SUM(AVX2, avx2, , 0)
 GEMINI__WEIGHTED_SUM(AVX2, avx2, f16_, 1)
 GEMINI__WEIGHTED_SUM(AVX2, avx2, bf16_, 2)
@@ -5858,6 +5865,57 @@ static const gemini__axpy_half_fn gemini__axpy16_neon[GEMINI_TYPE_COUNT] = {
     NULL, gemini__axpy_f16_neon, gemini__axpy_bf16_neon, NULL, NULL
 };
 
+/* Four values of a row of kind 0 (f32), 1 (f16) or 2 (bf16), as floats. */
+static GEMINI__INLINE float32x4_t gemini__load_kind_neon(const uint8_t *p, const int kind)
+{
+    if (kind == 0) return vld1q_f32((const float *)(const void *)p);
+    return gemini__load_half4_neon(p, kind == 2);
+}
+
+/* H heads x 16 dimensions of gemini__weighted_sum_neon, in 4 x H registers; values of kind
+   0 (f32), 1 (f16) or 2 (bf16). */
+static GEMINI__INLINE void gemini__weighted_block_neon(float *out, int64_t out_stride,
+                                                       const int H, const float *p,
+                                                       int64_t p_stride, const uint8_t *values,
+                                                       int64_t row_bytes, int32_t n_keys,
+                                                       const int kind)
+{
+    const int value_bytes = kind == 0 ? 4 : 2;
+    float32x4_t acc[4][4];
+    int32_t k;
+    int h, c;
+    GEMINI__UNROLL
+    for (h = 0; h < H; h++)
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) acc[h][c] = vld1q_f32(out + h * out_stride + 4 * c);
+    for (k = 0; k < n_keys; k++) {
+        const uint8_t *v = values + k * row_bytes;
+        float32x4_t value[4];
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) value[c] = gemini__load_kind_neon(v + 4 * c * value_bytes, kind);
+        GEMINI__UNROLL
+        for (h = 0; h < H; h++) {
+            float weight = p[h * p_stride + k];
+            GEMINI__UNROLL
+            for (c = 0; c < 4; c++) acc[h][c] = vfmaq_n_f32(acc[h][c], value[c], weight);
+        }
+    }
+    GEMINI__UNROLL
+    for (h = 0; h < H; h++)
+        GEMINI__UNROLL
+        for (c = 0; c < 4; c++) vst1q_f32(out + h * out_stride + 4 * c, acc[h][c]);
+}
+
+GEMINI__WEIGHTED_RUNS(NEON, neon)
+GEMINI__WEIGHTED_SUM(NEON, neon, , 0)
+GEMINI__WEIGHTED_SUM(NEON, neon, f16_, 1)
+GEMINI__WEIGHTED_SUM(NEON, neon, bf16_, 2)
+
+static const gemini__weighted_sum_fn gemini__weighted_sums_neon[GEMINI_TYPE_COUNT] = {
+    gemini__weighted_sum_neon, gemini__weighted_sum_f16_neon, gemini__weighted_sum_bf16_neon,
+    NULL, NULL
+};
+
 /* A block's f16 scale, converted by the FPU. */
 static GEMINI__INLINE float gemini__block_scale_neon(const uint8_t *block)
 {
@@ -6169,6 +6227,9 @@ static const gemini__weighted_sum_fn *gemini__select_weighted_sums(void)
 #endif
 #ifdef GEMINI__HAVE_AVX2
     if (level >= GEMINI__CPU_AVX2) return gemini__weighted_sums_avx2;
+#endif
+#ifdef GEMINI__HAVE_NEON
+    if (level >= GEMINI__CPU_NEON) return gemini__weighted_sums_neon;
 #endif
     return NULL;
 }
