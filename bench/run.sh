@@ -2,8 +2,9 @@
 # Benchmarks (not tests), called by `make bench` after the programs are built. In one run:
 #   1. this machine's roofline (bench/roofline.c): memory read bandwidth and fp32 FMA peak;
 #   2. Gemma 3 270M at q8_0 and q4_0 (bench/bench_model.c): prefill on 512 token ids, decode of
-#      128 tokens, each as a fraction of the roofline; load time; time to the first token; peak
-#      resident memory against weights + context + 64 MiB;
+#      128 tokens after them and after BOS alone, each as a fraction of the roofline; load time;
+#      time to the first token; peak resident memory against weights + context + 64 MiB; the
+#      speed rows again with an f16 KV cache;
 #   3. the tokenizer against spm_encode (bench/bench_tokenizer.sh);
 #   4. Whisper base: gemini-transcribe's real-time factor on a 47 s clip (bench/bench_whisper.sh).
 # Every figure is measured in this run, with THREADS threads for both the roofline and the model
@@ -51,6 +52,14 @@ for model in "$q8" "$q4"; do
     "$BUILD/bench_model" -m "$model" -t "$THREADS" --runs "$RUNS" --roofline "$roof_values" \
         $header || exit 1
     header=
+done
+
+# The same models with an f16 KV cache (half the bytes to read; llama.cpp's default type, ours
+# being f32 for exactness): speed rows only.
+for model in "$q8" "$q4"; do
+    [ -f "$model" ] || continue
+    "$BUILD/bench_model" -m "$model" -t "$THREADS" --runs "$RUNS" --roofline "$roof_values" \
+        --kv-type f16 --speed-only || exit 1
 done
 
 # How the model scales from one thread: the same q8_0 run on one thread, against a one-thread
