@@ -5132,7 +5132,6 @@ static const gemini__weighted_sum_fn gemini__weighted_sums_avx512[GEMINI_TYPE_CO
     gemini__weighted_sum_bf16_avx512, NULL, NULL
 };
 
-
 /* q8_0 and q4_0 weights by q8_0 activations with 512-bit AVX512_VNNI, in tiles of up to four
    weight rows by four tokens: each activation block pair is prepared once for the tile's rows
    and each weight block pair once for its tokens. A zmm register holds two blocks, the even
@@ -6216,7 +6215,7 @@ static gemini__quantize_fn gemini__select_quantize(void)
 }
 
 /* The register-blocked attention values of this CPU's level by KV type (f32, f16, bf16; the
-   FMAs of its axpy and f16/bf16 axpy kernels in their order, see gemini__weighted_sum_avx2), or
+   FMAs of its axpy and f16/bf16 axpy kernels in their order, see GEMINI__WEIGHTED_RUNS), or
    NULL where the level has none. */
 static const gemini__weighted_sum_fn *gemini__select_weighted_sums(void)
 {

@@ -194,7 +194,7 @@ static void print_bytes_row(const char *label, const char *what, double tps, dou
     snprintf(achieved, sizeof achieved, "%.2f GB/s", bytes * tps / 1e9);
     if (read_bw > 0) snprintf(fraction, sizeof fraction, "%.1f%%", 100.0 * bytes * tps / read_bw);
     else snprintf(fraction, sizeof fraction, "-");
-    printf("%-28s %-17s %14s %14s %16s %9s\n", label, what, result, work, achieved, fraction);
+    printf("%-33s %-18s %14s %14s %16s %9s\n", label, what, result, work, achieved, fraction);
 }
 
 static void usage(void)
@@ -393,7 +393,7 @@ int main(int argc, char **argv)
     kv_read /= gen_len;
 
     if (header) {
-        printf("%-28s %-17s %14s %14s %16s %9s\n", "model", "measure", "result",
+        printf("%-33s %-18s %14s %14s %16s %9s\n", "model", "measure", "result",
                "work/token", "achieved", "of roof");
     }
     {
@@ -411,7 +411,7 @@ int main(int argc, char **argv)
         } else {
             snprintf(fraction, sizeof fraction, "-");
         }
-        printf("%-28s %-17s %14s %14s %16s %9s\n", label, what, result, work, achieved,
+        printf("%-33s %-18s %14s %14s %16s %9s\n", label, what, result, work, achieved,
                fraction);
 
         snprintf(what, sizeof what, "decode %d", gen_len);
@@ -422,15 +422,15 @@ int main(int argc, char **argv)
         if (speed_only) goto done;
 
         snprintf(result, sizeof result, "%.1f ms", load_best * 1e3);
-        printf("%-28s %-17s %14s\n", label, "load", result);
+        printf("%-33s %-18s %14s\n", label, "load", result);
         snprintf(what, sizeof what, "first token (%d)", n_short);
         snprintf(result, sizeof result, "%.0f ms", (t_first - t_start) * 1e3);
-        printf("%-28s %-17s %14s   load %.0f + tokenizer %.0f + encode %.1f + context %.1f + "
+        printf("%-33s %-18s %14s   load %.0f + tokenizer %.0f + encode %.1f + context %.1f + "
                "decode %.0f ms (%.0f ms once paged in)\n", label, what, result,
                (t_loaded - t_start) * 1e3, (t_tok - t_loaded) * 1e3, (t_encoded - t_tok) * 1e3,
                (t_ctx - t_encoded) * 1e3, (t_first - t_ctx) * 1e3, warm_decode * 1e3);
         snprintf(result, sizeof result, "%.0f MiB", peak_rss / MIB);
-        printf("%-28s %-17s %14s   weights %.0f + context %.0f (n_ctx %d) + 64 = %.0f MiB: "
+        printf("%-33s %-18s %14s   weights %.0f + context %.0f (n_ctx %d) + 64 = %.0f MiB: "
                "%s\n", label, "peak RSS", result, cost.weight_bytes / MIB,
                (double)context_bytes / MIB, params.n_ctx, budget / MIB,
                peak_rss <= budget ? "within" : "OVER");
@@ -439,7 +439,7 @@ int main(int argc, char **argv)
                      100.0 * (bytes_per_token + kv_read) * decode_tps / read_bw);
         else
             snprintf(fraction, sizeof fraction, "-");
-        printf("%-28s %-17s %14s   head %.1f ms/token of %.1f; KV cache reads %.1f MB/token "
+        printf("%-33s %-18s %14s   head %.1f ms/token of %.1f; KV cache reads %.1f MB/token "
                "(not in work; weights and KV cache together: %s of read bandwidth)\n",
                label, "decode split", "", (decode_best - nohead_best) / gen_len * 1e3,
                decode_best / gen_len * 1e3, kv_read / 1e6, fraction);
@@ -448,7 +448,7 @@ int main(int argc, char **argv)
         if (fma_peak > 0) {
             double every = 2.0 * (cost.block_matrix_params + cost.head_params) + attn_flops;
             snprintf(what, sizeof what, "head x%d tokens", prompt_len);
-            printf("%-28s %-17s %14s   %.1f MFLOP/token would be %.1f%% of the FMA peak\n",
+            printf("%-33s %-18s %14s   %.1f MFLOP/token would be %.1f%% of the FMA peak\n",
                    label, what, "", every / 1e6,
                    100.0 * every * prefill_tps / fma_peak);
         }

@@ -777,12 +777,12 @@ static const gemini__weighted_sum_fn *level_weighted_sums(int level)
 
 /* The register-blocked attention values of every level give its axpy's bits (f32 values) or
    its f16/bf16 axpy's bits, one call per key and head: heads 1..5 (blocks of 4, 2, 1), key
-   runs across the 64-key chunks, lengths with and without a tail, outputs that start
-   non-zero. */
+   runs across the 64-key chunks, lengths with and without a tail (vector and scalar parts),
+   outputs that start non-zero. */
 static void test_weighted_sum_levels(void)
 {
     enum { HEADS = 5, KEYS = 150, LEN = 264, ROW = 300 };
-    static const int lens[] = {256, 264, 7, 40};
+    static const int lens[] = {256, 264, 7, 40, 45, 100}; /* 45, 100: 8-wide and scalar tails */
     static const int key_counts[] = {1, 63, 64, 65, 150};
     float *values = (float *)malloc(sizeof(float) * KEYS * ROW);
     uint8_t *rows = (uint8_t *)malloc(sizeof(float) * KEYS * ROW);
