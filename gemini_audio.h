@@ -322,6 +322,10 @@ typedef struct gemini_whisper_params {
     uint64_t seed;                  /* for sampling at temperature > 0. Default 0x5eed */
     int32_t n_threads;              /* threads of each decoder context; 0: the library's
                                        default (gemini_context_default_params) */
+    int32_t kv_type;                /* the decoder contexts' KV cache element type (self- and
+                                       cross-attention), as gemini.h's gemini_type: 0 f32, 1
+                                       f16, 2 bf16 (half the memory, faster; values rounded).
+                                       gemini_whisper_transcribe only. Default 0 (f32) */
     gemini_whisper_progress_fn progress;    /* may be NULL */
     gemini_whisper_segment_fn on_segment;   /* may be NULL */
     void *user_data;                /* passed to both callbacks */
@@ -3645,6 +3649,10 @@ GEMINI_API gemini_result gemini_whisper_transcribe(const gemini_model *model,
     if (strcmp(gemini_model_architecture(model), "whisper") != 0)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "whisper: the model is \"%s\", not "
                             "a Whisper model", gemini_model_architecture(model));
+    if (p.kv_type != GEMINI_TYPE_F32 && p.kv_type != GEMINI_TYPE_F16 &&
+        p.kv_type != GEMINI_TYPE_BF16)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "whisper: kv_type %d is not f32 (0), "
+                            "f16 (1) or bf16 (2)", (int)p.kv_type);
     memset(&m, 0, sizeof m);
     memset(&vocab, 0, sizeof vocab);
     memset(&dec, 0, sizeof dec);
@@ -3717,6 +3725,7 @@ GEMINI_API gemini_result gemini_whisper_transcribe(const gemini_model *model,
     m.context_params = gemini_context_default_params();
     m.context_params.n_ctx = dec.n_text_ctx;
     if (p.n_threads > 0) m.context_params.n_threads = p.n_threads;
+    m.context_params.kv_type = (gemini_type)p.kv_type;
     dec.user_data = &m;
     dec.max_slots = GEMINI_WHISPER_MAX_SLOTS;
     dec.encode = gemini__whisper_model_encode;

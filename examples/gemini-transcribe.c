@@ -63,6 +63,9 @@ static void usage(FILE *out)
             "  -t, --threads N         threads (0 or unset: one a physical core on Linux, else\n"
             "                          one a CPU); at most one a usable CPU: more would only\n"
             "                          wait on each other\n"
+            "      --kv-type TYPE      decoder KV cache element type: f32 (default), f16 or\n"
+            "                          bf16 (half the memory and a little faster; keys and\n"
+            "                          values rounded as they are stored)\n"
             "      --beam N            beams at temperature 0; 0 or 1 = greedy (default 5)\n"
             "      --best-of N         candidates sampled at temperature > 0 (default 5)\n"
             "      --temperature T     first temperature; failed windows retry at T + 0.2,\n"
@@ -234,6 +237,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             if (n_threads > 0) params.n_threads = n_threads;
+        } else if (!strcmp(arg, "--kv-type")) {
+            gemini_type kv_type;
+            if (!gemini_type_from_name(value, &kv_type) || kv_type > GEMINI_TYPE_BF16) {
+                fprintf(stderr, "gemini-transcribe: --kv-type %s: not f32, f16 or bf16\n", value);
+                return 2;
+            }
+            params.kv_type = (int32_t)kv_type;
         } else if (!strcmp(arg, "--beam")) {
             params.beam_size = atoi(value);
         } else if (!strcmp(arg, "--best-of")) {

@@ -42,7 +42,7 @@ fails() {
 }
 
 help_is_complete() {
-    run 0 --help && for option in -m -f -l -t --beam --best-of --translate --timestamps \
+    run 0 --help && for option in -m -f -l -t --kv-type --beam --best-of --translate --timestamps \
         --no-timestamps --prompt -otxt -osrt -ovtt -otsv -ojson -of; do
         grep -q -- "$option" "$OUT/out" || return 1
     done
@@ -54,6 +54,7 @@ check "an unknown option: exit 2" run 2 -m x -f y --bogus
 check "--beam out of range: exit 2" run 2 -m x -f y --beam 99
 check "-t that is not a number: exit 2" run 2 -m x -f y -t 3x
 check "-t -1: exit 2" run 2 -m x -f y -t -1
+check "--kv-type that is not f32, f16 or bf16: exit 2" run 2 -m x -f y --kv-type q8_0
 
 "$BUILD/test_whisper_model" --write "$MODEL"
 echo "not a model" >"$OUT/bad.gemini"
@@ -109,8 +110,15 @@ REAL=${MODELS:-models}/whisper-base-f16.gemini
 real_speech() {
     run 0 -m "$REAL" -f "$AUDIO" -l en --beam 1 -t 2 && grep -qi 'brown fox' "$OUT/out"
 }
+# The same with 16-bit KV caches (self- and cross-attention): the same words here.
+real_speech_16() {
+    run 0 -m "$REAL" -f "$AUDIO" -l en --beam 1 -t 2 --kv-type "$1" &&
+        grep -qi 'brown fox' "$OUT/out"
+}
 if [ -f "$REAL" ]; then
     check "whisper-base on espeak-ng speech: \"... brown fox ...\"" real_speech
+    check "the same with an f16 KV cache" real_speech_16 f16
+    check "the same with a bf16 KV cache" real_speech_16 bf16
 else
     echo "note: no $REAL (make models); the real-speech check is skipped"
 fi

@@ -463,6 +463,15 @@ int main(int argc, char **argv)
     check(r == GEMINI_OK && !strcmp(gemini_whisper_result_language(direct), "en"),
           "an English-only model (vocabulary < 51865) ignores the language and says en", "");
     gemini_whisper_result_free(direct);
+    p.kv_type = GEMINI_TYPE_Q8_0;
+    r = gemini_whisper_transcribe(model, audio, 16000, &p, &direct);
+    check(r == GEMINI_ERR_INVALID_ARGUMENT && direct == NULL,
+          "a KV cache type other than f32, f16, bf16 is refused", gemini_last_error());
+    p.kv_type = GEMINI_TYPE_F16;
+    r = gemini_whisper_transcribe(model, audio, 16000, &p, &direct);
+    check(r == GEMINI_OK && gemini_whisper_result_n_segments(direct) > 0,
+          "an f16 KV cache transcribes", r ? gemini_last_error() : "");
+    gemini_whisper_result_free(direct);
     gemini_model_free(model);
     free(file);
 
