@@ -3612,28 +3612,29 @@ typedef void (*gemini__dot2x2_fn)(const uint8_t *w0, const uint8_t *w1, const ui
                                   const uint8_t *x1, int64_t n, float *out);
 
 /* out[h][d] += p[h][k] * v_k[d] for n_heads heads, n_keys value rows (f32, f16 or bf16 by
-   instance) and len dimensions (see GEMINI__WEIGHTED_RUNS). */
+   instance) and len dimensions (see GEMINI__WEIGHTED_SUMS). */
 typedef void (*gemini__weighted_sum_fn)(float *out, int64_t out_stride, int n_heads,
                                         const float *p, int64_t p_stride, const uint8_t *values,
                                         int64_t row_bytes, int32_t n_keys, int64_t len);
 
-/* The f32, f16 and bf16 instances of a level's weighted sum (TYPE_ empty for f32). */
-#define GEMINI__WEIGHTED_SUM(TARGET, LEVEL, TYPE_, KIND)                                           \
-    GEMINI__##TARGET##_TARGET static void gemini__weighted_sum_##TYPE_##LEVEL(                     \
-        float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,            \
-        const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len)                    \
+/* One kind's weighted sum of a level (below). */
+#define GEMINI__WEIGHTED_SUM_KIND(TARGET, NAME, LEVEL, KIND)                                       \
+    GEMINI__##TARGET##_TARGET static void NAME(                                                    \
+        float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,             \
+        const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len)                     \
     {                                                                                              \
-        gemini__weighted_kind_##LEVEL(out, out_stride, n_heads, p, p_stride, values, row_bytes,   \
+        gemini__weighted_kind_##LEVEL(out, out_stride, n_heads, p, p_stride, values, row_bytes,    \
                                       n_keys, len, KIND);                                          \
     }
 
-/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
-   n_keys value rows (row_bytes apart) of kind 0 (f32), 1 (f16) or 2 (bf16) and len dimensions:
-   the very FMAs of one call of the level's axpy (f16, bf16 axpy) per key and head, in the same
-   order for each output, with the outputs held in registers (gemini__weighted_block_LEVEL, 16
-   dimensions of up to 4 heads) across up to 64 keys, whose rows stay in cache for the next
-   dimensions, and each value row loaded once for the heads. The AVX2 and NEON levels. */
-#define GEMINI__WEIGHTED_RUNS(TARGET, LEVEL)                                                       \
+/* A level's attention values, gemini__weighted_sums_LEVEL[type] for f32, f16 and bf16 rows:
+   out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
+   n_keys value rows (row_bytes apart) and len dimensions, with the very FMAs of one call of
+   the level's axpy (f16, bf16 axpy) per key and head, in the same order for each output. The
+   outputs stay in registers (gemini__weighted_block_LEVEL: DIMS dimensions of up to 4 heads)
+   across runs of up to RUN keys, whose rows stay in cache for the next dimensions, and each
+   value row is loaded, and converted, once for the heads. */
+#define GEMINI__WEIGHTED_SUMS(TARGET, LEVEL, DIMS, RUN)                                            \
     GEMINI__##TARGET##_TARGET static GEMINI__INLINE void gemini__weighted_kind_##LEVEL(            \
         float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,             \
         const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len, const int kind)     \
@@ -3645,8 +3646,8 @@ typedef void (*gemini__weighted_sum_fn)(float *out, int64_t out_stride, int n_he
         for (first = 0; first < n_keys; first += run) {                                            \
             const uint8_t *rows = values + first * row_bytes;                                      \
             const float *weights = p + first;                                                      \
-            run = n_keys - first < 64 ? n_keys - first : 64;                                       \
-            for (d = 0; d + 16 <= len; d += 16) {                                                  \
+            run = n_keys - first < RUN ? n_keys - first : RUN;                                     \
+            for (d = 0; d + DIMS <= len; d += DIMS) {                                              \
                 const uint8_t *column = rows + d * value_bytes;                                    \
                 for (h = 0; h + 4 <= n_heads; h += 4)                                              \
                     gemini__weighted_block_##LEVEL(out + h * out_stride + d, out_stride, 4,        \
@@ -3676,7 +3677,16 @@ typedef void (*gemini__weighted_sum_fn)(float *out, int64_t out_stride, int n_he
                                                  len - d);                                         \
                     }                                                                              \
         }                                                                                          \
-    }
+    }                                                                                              \
+                                                                                                   \
+    GEMINI__WEIGHTED_SUM_KIND(TARGET, gemini__weighted_sum_##LEVEL, LEVEL, 0)                      \
+    GEMINI__WEIGHTED_SUM_KIND(TARGET, gemini__weighted_sum_f16_##LEVEL, LEVEL, 1)                  \
+    GEMINI__WEIGHTED_SUM_KIND(TARGET, gemini__weighted_sum_bf16_##LEVEL, LEVEL, 2)                 \
+                                                                                                   \
+    static const gemini__weighted_sum_fn gemini__weighted_sums_##LEVEL[GEMINI_TYPE_COUNT] = {      \
+        gemini__weighted_sum_##LEVEL, gemini__weighted_sum_f16_##LEVEL,                            \
+        gemini__weighted_sum_bf16_##LEVEL, NULL, NULL                                              \
+    };
 
 /* gate = gelu_tanh(gate), times up unless up is NULL, over n values. */
 typedef void (*gemini__geglu_fn)(float *gate, const float *up, int64_t n);
@@ -4015,7 +4025,7 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE __m256 gemini__load_kind_avx2(const ui
     return _mm256_loadu_ps((const float *)(const void *)p);
 }
 
-/* H heads x 16 dimensions of gemini__weighted_sum_avx2, in 2 x H registers; values of kind
+/* H heads x 16 dimensions of gemini__weighted_sums_avx2, in 2 x H registers; values of kind
    0 (f32), 1 (f16) or 2 (bf16). */
 GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_block_avx2(
     float *out, int64_t out_stride, const int H, const float *p, int64_t p_stride,
@@ -4047,15 +4057,7 @@ GEMINI__AVX2_TARGET static GEMINI__INLINE void gemini__weighted_block_avx2(
         for (c = 0; c < 2; c++) _mm256_storeu_ps(out + h * out_stride + 8 * c, acc[h][c]);
 }
 
-GEMINI__WEIGHTED_RUNS(AVX2, avx2)
-GEMINI__WEIGHTED_SUM(AVX2, avx2, , 0)
-GEMINI__WEIGHTED_SUM(AVX2, avx2, f16_, 1)
-GEMINI__WEIGHTED_SUM(AVX2, avx2, bf16_, 2)
-
-static const gemini__weighted_sum_fn gemini__weighted_sums_avx2[GEMINI_TYPE_COUNT] = {
-    gemini__weighted_sum_avx2, gemini__weighted_sum_f16_avx2, gemini__weighted_sum_bf16_avx2,
-    NULL, NULL
-};
+GEMINI__WEIGHTED_SUMS(AVX2, avx2, 16, 64)
 
 /* gemini__quantize_q8_0 in 8 lanes, bit for bit, as gemini__quantize_q8_0_avx512 does it: max
    ignores NaN (it keeps its second operand), roundf's half away from zero is a truncation and
@@ -5011,7 +5013,7 @@ GEMINI__AVX512_TARGET static GEMINI__INLINE __m512 gemini__load_kind_avx512(cons
     return _mm512_loadu_ps((const float *)(const void *)p);
 }
 
-/* H heads x 64 dimensions of gemini__weighted_sum_avx512, in 4 x H registers; values of kind
+/* H heads x 64 dimensions of gemini__weighted_sums_avx512, in 4 x H registers; values of kind
    0 (f32), 1 (f16) or 2 (bf16). */
 GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_block_avx512(
     float *out, int64_t out_stride, const int H, const float *p, int64_t p_stride,
@@ -5082,55 +5084,8 @@ static const gemini__axpy_half_fn gemini__axpy16_avx512[GEMINI_TYPE_COUNT] = {
     NULL, gemini__axpy_f16_avx512, gemini__axpy_bf16_avx512, NULL, NULL
 };
 
-/* out[h][d] += p[h][k] * v_k[d] for n_heads heads (out_stride and p_stride floats apart),
-   n_keys value rows (row_bytes apart) of kind 0 (f32), 1 (f16) or 2 (bf16) and len
-   dimensions: the very FMAs of one gemini__axpy_avx512 (gemini__axpy_half_avx512) call per
-   key and head, in the same order for each output, with the outputs held in registers across
-   the keys and each value row loaded once for the heads. */
-GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__weighted_kind_avx512(
-    float *out, int64_t out_stride, int n_heads, const float *p, int64_t p_stride,
-    const uint8_t *values, int64_t row_bytes, int32_t n_keys, int64_t len, const int kind)
-{
-    const int value_bytes = kind == 0 ? 4 : 2;
-    int64_t d = 0;
-    int32_t k;
-    int h = 0;
-    for (; d + 64 <= len; d += 64) {
-        const uint8_t *column = values + d * value_bytes;
-        for (h = 0; h + 4 <= n_heads; h += 4)
-            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 4,
-                                          p + h * p_stride, p_stride, column, row_bytes, n_keys,
-                                          kind);
-        for (; h + 2 <= n_heads; h += 2)
-            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 2,
-                                          p + h * p_stride, p_stride, column, row_bytes, n_keys,
-                                          kind);
-        for (; h < n_heads; h++)
-            gemini__weighted_block_avx512(out + h * out_stride + d, out_stride, 1,
-                                          p + h * p_stride, p_stride, column, row_bytes, n_keys,
-                                          kind);
-    }
-    if (d < len) /* the last dimensions, key by key */
-        for (k = 0; k < n_keys; k++)
-            for (h = 0; h < n_heads; h++) {
-                float *y = out + h * out_stride + d;
-                const uint8_t *x = values + k * row_bytes + d * value_bytes;
-                float weight = p[h * p_stride + k];
-                if (kind == 0)
-                    gemini__axpy_avx512(y, weight, (const float *)(const void *)x, len - d);
-                else
-                    gemini__axpy_half_avx512(y, weight, x, len - d, kind == 2);
-            }
-}
-
-GEMINI__WEIGHTED_SUM(AVX512, avx512, , 0)
-GEMINI__WEIGHTED_SUM(AVX512, avx512, f16_, 1)
-GEMINI__WEIGHTED_SUM(AVX512, avx512, bf16_, 2)
-
-static const gemini__weighted_sum_fn gemini__weighted_sums_avx512[GEMINI_TYPE_COUNT] = {
-    gemini__weighted_sum_avx512, gemini__weighted_sum_f16_avx512,
-    gemini__weighted_sum_bf16_avx512, NULL, NULL
-};
+/* The keys in one run (runs of 32 keys made prefill 1% slower on a Zen 4). */
+GEMINI__WEIGHTED_SUMS(AVX512, avx512, 64, INT32_MAX)
 
 /* q8_0 and q4_0 weights by q8_0 activations with 512-bit AVX512_VNNI, in tiles of up to four
    weight rows by four tokens: each activation block pair is prepared once for the tile's rows
@@ -5871,7 +5826,7 @@ static GEMINI__INLINE float32x4_t gemini__load_kind_neon(const uint8_t *p, const
     return gemini__load_half4_neon(p, kind == 2);
 }
 
-/* H heads x 16 dimensions of gemini__weighted_sum_neon, in 4 x H registers; values of kind
+/* H heads x 16 dimensions of gemini__weighted_sums_neon, in 4 x H registers; values of kind
    0 (f32), 1 (f16) or 2 (bf16). */
 static GEMINI__INLINE void gemini__weighted_block_neon(float *out, int64_t out_stride,
                                                        const int H, const float *p,
@@ -5905,15 +5860,7 @@ static GEMINI__INLINE void gemini__weighted_block_neon(float *out, int64_t out_s
         for (c = 0; c < 4; c++) vst1q_f32(out + h * out_stride + 4 * c, acc[h][c]);
 }
 
-GEMINI__WEIGHTED_RUNS(NEON, neon)
-GEMINI__WEIGHTED_SUM(NEON, neon, , 0)
-GEMINI__WEIGHTED_SUM(NEON, neon, f16_, 1)
-GEMINI__WEIGHTED_SUM(NEON, neon, bf16_, 2)
-
-static const gemini__weighted_sum_fn gemini__weighted_sums_neon[GEMINI_TYPE_COUNT] = {
-    gemini__weighted_sum_neon, gemini__weighted_sum_f16_neon, gemini__weighted_sum_bf16_neon,
-    NULL, NULL
-};
+GEMINI__WEIGHTED_SUMS(NEON, neon, 16, 64)
 
 /* A block's f16 scale, converted by the FPU. */
 static GEMINI__INLINE float gemini__block_scale_neon(const uint8_t *block)
@@ -6215,7 +6162,7 @@ static gemini__quantize_fn gemini__select_quantize(void)
 }
 
 /* The register-blocked attention values of this CPU's level by KV type (f32, f16, bf16; the
-   FMAs of its axpy and f16/bf16 axpy kernels in their order, see GEMINI__WEIGHTED_RUNS), or
+   FMAs of its axpy and f16/bf16 axpy kernels in their order, see GEMINI__WEIGHTED_SUMS), or
    NULL where the level has none. */
 static const gemini__weighted_sum_fn *gemini__select_weighted_sums(void)
 {

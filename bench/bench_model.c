@@ -148,6 +148,24 @@ static double kv_bytes(const gemini_model_hparams *hp, const model_cost *cost, i
     return per_key * (cost->n_global * global_keys + cost->n_local * local_keys);
 }
 
+/* n greedy tokens after the logits in `logits`, one gemini_decode call each (into `tokens`
+   unless NULL); the summed time of those calls, argmax not included. */
+static double decode_greedy(gemini_context *ctx, float *logits, int32_t vocab, int n,
+                            int32_t *tokens)
+{
+    double seconds = 0.0, t0;
+    int32_t next = argmax(logits, vocab);
+    int i;
+    for (i = 0; i < n; i++) {
+        if (tokens != NULL) tokens[i] = next;
+        t0 = now_seconds();
+        if (gemini_decode(ctx, &next, 1, logits, 0) != GEMINI_OK) die("decode");
+        seconds += now_seconds() - t0;
+        next = argmax(logits, vocab);
+    }
+    return seconds;
+}
+
 static void print_method(void)
 {
     printf(
@@ -324,21 +342,13 @@ int main(int argc, char **argv)
         prompt[i] = (int32_t)(1000 + state % (uint64_t)(vocab - 1000));
     }
     for (run = 0; run < runs; run++) {
-        double t0, seconds, decode_seconds = 0.0, nohead_seconds = 0.0;
-        int32_t next;
+        double t0, seconds, decode_seconds, nohead_seconds = 0.0;
         gemini_context_reset(ctx);
         t0 = now_seconds();
         if (gemini_decode(ctx, prompt, prompt_len, logits, 0) != GEMINI_OK) die("prefill");
         seconds = now_seconds() - t0;
         if (prefill_best == 0.0 || seconds < prefill_best) prefill_best = seconds;
-        next = argmax(logits, vocab);
-        for (i = 0; i < gen_len; i++) {
-            generated[i] = next;
-            t0 = now_seconds();
-            if (gemini_decode(ctx, &next, 1, logits, 0) != GEMINI_OK) die("decode");
-            decode_seconds += now_seconds() - t0;
-            next = argmax(logits, vocab);
-        }
+        decode_seconds = decode_greedy(ctx, logits, vocab, gen_len, generated);
         if (decode_best == 0.0 || decode_seconds < decode_best) decode_best = decode_seconds;
         for (i = 0; i < gen_len; i++) {
             t0 = now_seconds();
@@ -350,14 +360,7 @@ int main(int argc, char **argv)
         /* llama-bench's tg case: GEN greedy tokens after BOS alone (a near-empty cache) */
         gemini_context_reset(ctx);
         if (gemini_decode(ctx, prompt, 1, logits, 0) != GEMINI_OK) die("decode");
-        next = argmax(logits, vocab);
-        decode_seconds = 0.0;
-        for (i = 0; i < gen_len; i++) {
-            t0 = now_seconds();
-            if (gemini_decode(ctx, &next, 1, logits, 0) != GEMINI_OK) die("decode");
-            decode_seconds += now_seconds() - t0;
-            next = argmax(logits, vocab);
-        }
+        decode_seconds = decode_greedy(ctx, logits, vocab, gen_len, NULL);
         if (empty_best == 0.0 || decode_seconds < empty_best) empty_best = decode_seconds;
     }
 
