@@ -578,6 +578,21 @@ GEMINI_API int32_t gemini_context_threads(const gemini_context *ctx);
 GEMINI_API gemini_result gemini_decode(gemini_context *ctx, const int32_t *tokens,
                                        int32_t n_tokens, float *logits_out, int all_logits);
 
+/* Appends tokens[i] to the sequence of contexts[i], for n_contexts distinct contexts of one
+   model (same n_ctx, n_batch and kv_type; n_contexts <= n_batch), in one step: every weight
+   matrix is read once for all of them, as in a batch, while each token attends to its own
+   context's cache (and, for Whisper, its own context's audio). For beam search and parallel
+   sampling. logits_out (may be NULL) receives n_contexts rows of vocab_size floats, row i for
+   contexts[i]: the same bits as one gemini_decode per context (a GEMINI_USE_BLAS build may
+   differ in the last bits on float weights). The step runs on contexts[0]'s threads, and no
+   other thread may use any of the contexts meanwhile. A context whose backend keeps its KV
+   cache (an attention callback) makes the call one gemini_decode per context. Fails
+   without changing any context: GEMINI_ERR_INVALID_ARGUMENT (NULL, a context listed twice,
+   mismatched contexts, a token outside [0, vocab_size), no encoded audio in a Whisper context),
+   GEMINI_ERR_CONTEXT_FULL (a context holds n_ctx tokens). */
+GEMINI_API gemini_result gemini_decode_each(gemini_context *const *contexts, int32_t n_contexts,
+                                            const int32_t *tokens, float *logits_out);
+
 /* ---- Encoder-decoder (Whisper) -------------------------------------------------------------- */
 
 /* A Whisper context decodes text conditioned on one encoded audio window: gemini_encode_mel
@@ -611,6 +626,14 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
    dst; the decoder state is unchanged. Errors as gemini_context_copy_sequence, and
    GEMINI_ERR_INVALID_ARGUMENT when src holds no audio. */
 GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src);
+
+/* Makes dst decode against src's encoded audio without copying it (beam search slots; and
+   gemini_decode_each attends once for all the rows that share one audio). Until dst's next
+   gemini_encode_mel or gemini_context_copy_audio, dst reads the audio src holds, so src must
+   outlive that use, and a new encode in src changes what dst decodes against. The decoder
+   state is unchanged. Errors as gemini_context_copy_audio. */
+GEMINI_API gemini_result gemini_context_share_audio(gemini_context *dst,
+                                                    const gemini_context *src);
 
 /* ---- Images (PaliGemma, Gemma 3) ----------------------------------------------------------- */
 
@@ -4883,6 +4906,57 @@ GEMINI__AVX512_TARGET static void gemini__dot2x2_bf16_avx512(const uint8_t *w0,
                                (const float *)(const void *)x1, n, 1, out);
 }
 
+/* The tile kernel (gemini__tile_fn) of f16 / bf16 weights, by dot2x2 and dot: each pair of
+   weight rows meets all the tokens while it is in L1, where the matmul's own loop passes a
+   block of 16 rows once per pair of tokens. On a Zen 4 this made Whisper base's 5-beam
+   decoding steps (5 tokens) about 10% faster; the encoder's 1500 tokens took the same time
+   either way, also when each row was converted to f32 once for all of them (not kept). */
+GEMINI__AVX512_TARGET static GEMINI__INLINE void gemini__tile_half_avx512(
+    const uint8_t *w, int64_t row_bytes, int n_rows, const uint8_t *x, int64_t x_stride,
+    int n_tokens, int64_t n, float *y, int64_t y_stride, int bf16)
+{
+    int r, t;
+    for (r = 0; r + 1 < n_rows; r += 2) {
+        const uint8_t *w0 = w + r * row_bytes, *w1 = w0 + row_bytes;
+        for (t = 0; t + 1 < n_tokens; t += 2) {
+            float out[4];
+            gemini__dot2x2_half_avx512(w0, w1, (const float *)(const void *)(x + t * x_stride),
+                                       (const float *)(const void *)(x + (t + 1) * x_stride),
+                                       n, bf16, out);
+            y[t * y_stride + r] = out[0];
+            y[(t + 1) * y_stride + r] = out[1];
+            y[t * y_stride + r + 1] = out[2];
+            y[(t + 1) * y_stride + r + 1] = out[3];
+        }
+        if (t < n_tokens) {
+            const float *xt = (const float *)(const void *)(x + t * x_stride);
+            y[t * y_stride + r] = gemini__dot_half_avx512(w0, xt, n, bf16);
+            y[t * y_stride + r + 1] = gemini__dot_half_avx512(w1, xt, n, bf16);
+        }
+    }
+    for (t = 0; r < n_rows && t < n_tokens; t++)
+        y[t * y_stride + r] = gemini__dot_half_avx512(
+            w + r * row_bytes, (const float *)(const void *)(x + t * x_stride), n, bf16);
+}
+
+GEMINI__AVX512_TARGET static void gemini__tile_f16_avx512(
+    const uint8_t *w, int64_t row_bytes, int n_rows, const uint8_t *x, int64_t x_stride,
+    const float *x_scales, int n_tokens, int64_t n, float *y, int64_t y_stride, void *scratch,
+    int64_t scratch_bytes)
+{
+    (void)x_scales, (void)scratch, (void)scratch_bytes;
+    gemini__tile_half_avx512(w, row_bytes, n_rows, x, x_stride, n_tokens, n, y, y_stride, 0);
+}
+
+GEMINI__AVX512_TARGET static void gemini__tile_bf16_avx512(
+    const uint8_t *w, int64_t row_bytes, int n_rows, const uint8_t *x, int64_t x_stride,
+    const float *x_scales, int n_tokens, int64_t n, float *y, int64_t y_stride, void *scratch,
+    int64_t scratch_bytes)
+{
+    (void)x_scales, (void)scratch, (void)scratch_bytes;
+    gemini__tile_half_avx512(w, row_bytes, n_rows, x, x_stride, n_tokens, n, y, y_stride, 1);
+}
+
 /* f32 dot products in 512-bit registers with gemini__dot_f32_avx2's bits: one zmm holds that
    kernel's accumulators 0 and 1 side by side (elements i..i+15), another its accumulators 2 and
    3 (i+16..i+31); the 8-element steps after the last 32 go to the low half alone, and the sum
@@ -5376,7 +5450,8 @@ static const gemini__dot2x2_fn gemini__dot2x2_avx512vnni[GEMINI_TYPE_COUNT] = {
 };
 
 static const gemini__tile_fn gemini__tile_avx512vnni[GEMINI_TYPE_COUNT] = {
-    NULL, NULL, NULL, gemini__tile_q8_0_avx512vnni, gemini__tile_q4_0_avx512vnni
+    NULL, gemini__tile_f16_avx512, gemini__tile_bf16_avx512, gemini__tile_q8_0_avx512vnni,
+    gemini__tile_q4_0_avx512vnni
 };
 
 static const gemini__dot_fn gemini__dot_avx512[GEMINI_TYPE_COUNT] = {
@@ -6306,6 +6381,8 @@ struct gemini_context {
     uint8_t **cross_k, **cross_v;   /* (L) -> (audio_ctx, d) values of kv_type */
     int64_t cross_row_bytes;        /* d values of kv_type */
     int has_audio;                  /* gemini_encode_mel succeeded */
+    const gemini_context *audio_from; /* gemini_context_share_audio: the context whose
+                                         encoded audio this one attends to; NULL: its own */
 
     /* PaliGemma and Gemma 3: the vision tower's activations and the encoded images */
     gemini__acts vis;               /* (image_patches rows) */
@@ -6329,6 +6406,10 @@ struct gemini_context {
     int32_t *span_first, *span_last; /* (n_batch) key positions a token's spans add to its
                                         causal window: [span_first, span_last] (none: its own) */
     int step_has_span;              /* some token of the current step is in a span */
+    gemini_context *const *step_owners; /* (B) the context whose sequence each row of the
+                                           current step extends, at that context's position
+                                           (gemini_decode_each); NULL: all rows are this one's,
+                                           at consecutive positions */
     float *inv_freq_global;         /* (D/2) */
     float *inv_freq_local;          /* (D/2) */
     float *cos_global, *sin_global; /* (B, D/2) */
@@ -7833,6 +7914,7 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
     int32_t capacity = ctx->capacity[layer_index], t;
     const float *cos_table = layer->is_local ? ctx->cos_local : ctx->cos_global;
     const float *sin_table = layer->is_local ? ctx->sin_local : ctx->sin_global;
+    gemini_context *const *owners = ctx->step_owners;
     gemini__attention_task attention;
     int backend_attended = 0;
 
@@ -7854,17 +7936,20 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
         }
     }
 
-    /* store k and v in the cache (a ring for local layers), rounded to its type */
+    /* store k and v in the cache (a ring for local layers), rounded to its type; a row of
+       another context goes to that context's cache at its position */
     for (t = 0; t < n; t++) {
-        int64_t slot = (first_position + t) % capacity;
+        gemini_context *owner = owners != NULL ? owners[t] : ctx;
+        int64_t position = owners != NULL ? owner->position : first_position + t;
+        int64_t slot = position % owner->capacity[layer_index];
         gemini__store_row(ctx->kv_type, a->k + t * kv_dim,
-                          ctx->k_cache[layer_index] + slot * ctx->kv_row_bytes, kv_dim);
+                          owner->k_cache[layer_index] + slot * ctx->kv_row_bytes, kv_dim);
         gemini__store_row(ctx->kv_type, a->v + t * kv_dim,
-                          ctx->v_cache[layer_index] + slot * ctx->kv_row_bytes, kv_dim);
+                          owner->v_cache[layer_index] + slot * ctx->kv_row_bytes, kv_dim);
     }
 
     /* attention over the cache, unless the backend does it over its own */
-    if (ctx->has_backend && ctx->backend.attention != NULL) {
+    if (ctx->has_backend && ctx->backend.attention != NULL && owners == NULL) {
         gemini_backend_attention step;
         step.layer = layer_index;
         step.n_tokens = n;
@@ -7908,7 +7993,22 @@ static void gemini__cached_attention(gemini_context *ctx, gemini__acts *a, int32
         attention.span_last = ctx->span_last;
     }
     attention.n_tokens = n;
-    gemini__attend(ctx, &attention);
+    if (owners == NULL) {
+        gemini__attend(ctx, &attention);
+        return;
+    }
+
+    /* rows of several contexts: each over its own context's cache (gemini_decode_each) */
+    attention.n_tokens = 1;
+    for (t = 0; t < n; t++) {
+        attention.q = a->q + t * q_dim;
+        attention.out = a->attn + t * q_dim;
+        attention.k = owners[t]->k_cache[layer_index];
+        attention.v = owners[t]->v_cache[layer_index];
+        attention.capacity = owners[t]->capacity[layer_index];
+        attention.first_position = owners[t]->position;
+        gemini__attend(ctx, &attention);
+    }
 }
 
 /* The shape of a stack of blocks: the decoder's, Whisper's encoder's or the vision tower's. */
@@ -7918,6 +8018,18 @@ typedef struct gemini__stack {
     int64_t f;                      /* MLP width */
     float norm_eps;                 /* of its norms (RMSNorm or LayerNorm) */
 } gemini__stack;
+
+/* The context whose sequence row t of ctx's current step extends. */
+static const gemini_context *gemini__row_owner(const gemini_context *ctx, int32_t t)
+{
+    return ctx->step_owners != NULL ? ctx->step_owners[t] : ctx;
+}
+
+/* The context whose encoder output and cross-attention keys and values ctx decodes with. */
+static const gemini_context *gemini__audio_of(const gemini_context *ctx)
+{
+    return ctx->audio_from != NULL ? ctx->audio_from : ctx;
+}
 
 static gemini__stack gemini__decoder_stack(const gemini_model_hparams *hp)
 {
@@ -7973,11 +8085,20 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
 
     /* cross-attention to the encoded audio (Whisper decoder) */
     if (layer->cross_norm != NULL) {
+        int32_t t, rows;
         gemini__norm_rows_eps(a->xn, a->x, n, d, layer->cross_norm, layer->cross_norm_b, eps);
         gemini__linear(ctx, layer->cross_q, layer->cross_q_b, a->xn, d, n, a->q, q_dim);
-        gemini__attend_all(ctx, a->q, a->attn, ctx->cross_k[layer_index],
-                           ctx->cross_v[layer_index], ctx->kv_type, hp->audio_ctx, n_heads,
-                           (int32_t)D, n);
+        /* each row attends to its context's audio (rows of several contexts: those of
+           gemini_decode_each), neighbours with the same audio together */
+        for (t = 0; t < n; t += rows) {
+            const gemini_context *audio = gemini__audio_of(gemini__row_owner(ctx, t));
+            rows = 1;
+            while (t + rows < n && gemini__audio_of(gemini__row_owner(ctx, t + rows)) == audio)
+                rows++;
+            gemini__attend_all(ctx, a->q + t * q_dim, a->attn + t * q_dim,
+                               audio->cross_k[layer_index], audio->cross_v[layer_index],
+                               ctx->kv_type, hp->audio_ctx, n_heads, (int32_t)D, rows);
+        }
         gemini__linear(ctx, layer->cross_out, layer->cross_out_b, a->attn, q_dim, n, a->proj,
                        d);
         gemini__add_rows(a->x, a->proj, n, d);
@@ -8015,8 +8136,9 @@ static void gemini__block_forward(gemini_context *ctx, gemini__acts *a,
     gemini__add_rows(a->x, a->proj, n, d);
 }
 
-/* Runs n <= n_batch tokens at the current position. logits: NULL, one row per token
-   (all_logits) or one row for the last token. */
+/* Runs n <= n_batch tokens at the current position (with ctx->step_owners: token t at
+   step_owners[t]'s position, in its sequence). logits: NULL, one row per token (all_logits)
+   or one row for the last token. */
 static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, int32_t n,
                                   float *logits, int all_logits)
 {
@@ -8025,7 +8147,9 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
     int64_t d = hp->hidden_size, half = hp->head_dim / 2, i;
     int64_t embd_row_bytes = gemini_type_row_bytes((gemini_type)model->token_embd->type, d);
     gemini__stack stack = gemini__decoder_stack(hp);
+    gemini_context *const *owners = ctx->step_owners;
     int32_t t, layer;
+#define GEMINI__ROW_POSITION(t) (owners != NULL ? owners[t]->position : ctx->position + (t))
 
     /* token embeddings: * embed_scale (Gemma), + learned position embeddings (Whisper); in
        an image prompt, the image rows as they are in the place of the placeholders */
@@ -8039,7 +8163,7 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
         gemini__dequantize((gemini_type)model->token_embd->type,
                            model->token_embd->data + tokens[t] * embd_row_bytes, x, d);
         if (model->pos_embd != NULL) {
-            const float *position = model->pos_embd + (int64_t)(ctx->position + t) * d;
+            const float *position = model->pos_embd + (int64_t)GEMINI__ROW_POSITION(t) * d;
             for (i = 0; i < d; i++) x[i] += position[i];
         } else {
             for (i = 0; i < d; i++) x[i] *= hp->embed_scale;
@@ -8048,7 +8172,7 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
 
     /* RoPE angles of every token, for global and local layers */
     for (t = 0; t < n && !hp->is_encoder_decoder; t++) {
-        float position = (float)(ctx->position + t + model->rope_offset);
+        float position = (float)(GEMINI__ROW_POSITION(t) + model->rope_offset);
         for (i = 0; i < half; i++) {
             float angle_global = position * ctx->inv_freq_global[i];
             float angle_local = position * ctx->inv_freq_local[i];
@@ -8069,7 +8193,9 @@ static void gemini__forward_batch(gemini_context *ctx, const int32_t *tokens, in
         if (all_logits) gemini__output_head(ctx, ctx->a.x, n, logits);
         else gemini__output_head(ctx, ctx->a.x + (int64_t)(n - 1) * d, 1, logits);
     }
-    ctx->position += n;
+    if (owners == NULL) ctx->position += n;
+    for (t = 0; owners != NULL && t < n; t++) owners[t]->position++;
+#undef GEMINI__ROW_POSITION
 }
 
 /* Where the step that starts at call token `start` ends: n_batch tokens on, or earlier so that
@@ -8181,6 +8307,7 @@ GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel
     n_in = n_frames;
     n_out = hp->audio_ctx;
     ctx->has_audio = 0;
+    ctx->audio_from = NULL;
 
     /* conv1, kernel 3, padding 1: im2col row t holds mel[i][t + k - 1] at column i * 3 + k,
        the layout of the stored weight [d][n_mels * 3]; then gelu */
@@ -8255,6 +8382,7 @@ GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel
         }
     }
     ctx->has_audio = 1;
+    ctx->audio_from = NULL;
     ctx->position = 0;
     return GEMINI_OK;
 }
@@ -8263,6 +8391,7 @@ GEMINI_API const float *gemini_encoder_output(const gemini_context *ctx, int32_t
                                               int32_t *dim)
 {
     if (ctx == NULL || !ctx->has_audio) return NULL;
+    ctx = gemini__audio_of(ctx);
     if (n_frames != NULL) *n_frames = ctx->model->hparams.audio_ctx;
     if (dim != NULL) *dim = ctx->model->hparams.hidden_size;
     return ctx->enc_out;
@@ -8307,6 +8436,7 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
 GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src)
 {
     const gemini_model_hparams *hp;
+    const gemini_context *audio;
     gemini_result result = gemini__check_copy(dst, src, "gemini_context_copy_audio");
     size_t bytes;
     int32_t layer;
@@ -8315,15 +8445,84 @@ GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const ge
     if (!src->has_audio)
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_copy_audio: the "
                             "source context holds no encoded audio");
-    if (dst == src) return GEMINI_OK;
+    audio = gemini__audio_of(src);
+    if (dst == audio) return GEMINI_OK;
     bytes = (size_t)hp->audio_ctx * (size_t)hp->hidden_size * sizeof(float);
-    memcpy(dst->enc_out, src->enc_out, bytes);
-    bytes = (size_t)hp->audio_ctx * (size_t)src->cross_row_bytes;
+    memcpy(dst->enc_out, audio->enc_out, bytes);
+    bytes = (size_t)hp->audio_ctx * (size_t)audio->cross_row_bytes;
     for (layer = 0; layer < hp->num_layers; layer++) {
-        memcpy(dst->cross_k[layer], src->cross_k[layer], bytes);
-        memcpy(dst->cross_v[layer], src->cross_v[layer], bytes);
+        memcpy(dst->cross_k[layer], audio->cross_k[layer], bytes);
+        memcpy(dst->cross_v[layer], audio->cross_v[layer], bytes);
     }
     dst->has_audio = 1;
+    dst->audio_from = NULL;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_context_share_audio(gemini_context *dst,
+                                                    const gemini_context *src)
+{
+    gemini_result result = gemini__check_copy(dst, src, "gemini_context_share_audio");
+    const gemini_context *audio;
+    if (result != GEMINI_OK) return result;
+    if (!src->has_audio)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_context_share_audio: the "
+                            "source context holds no encoded audio");
+    audio = gemini__audio_of(src);
+    dst->has_audio = 1;
+    dst->audio_from = dst == audio ? NULL : audio;
+    return GEMINI_OK;
+}
+
+GEMINI_API gemini_result gemini_decode_each(gemini_context *const *contexts, int32_t n_contexts,
+                                            const int32_t *tokens, float *logits_out)
+{
+    gemini_context *lead;
+    int32_t i, j, vocab;
+    if (contexts == NULL || tokens == NULL || n_contexts < 1)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_each: NULL or no "
+                            "contexts");
+    lead = contexts[0];
+    if (lead == NULL)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_each: NULL context");
+    vocab = lead->model->hparams.vocab_size;
+    if (n_contexts > lead->n_batch)
+        return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_each: %d contexts, "
+                            "more than n_batch (%d)", n_contexts, lead->n_batch);
+    for (i = 0; i < n_contexts; i++) {
+        gemini_context *ctx = contexts[i];
+        gemini_result r = gemini__check_copy(ctx, lead, "gemini_decode_each");
+        if (r != GEMINI_OK) return r;
+        for (j = 0; j < i; j++)
+            if (contexts[j] == ctx)
+                return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_each: context "
+                                    "%d is also context %d", i, j);
+        if (lead->model->hparams.is_encoder_decoder && !ctx->has_audio)
+            return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_each: no audio "
+                                "encoded in context %d", i);
+        if (ctx->position >= ctx->n_ctx)
+            return gemini__fail(GEMINI_ERR_CONTEXT_FULL, "gemini_decode_each: context %d is "
+                                "full (%d tokens)", i, ctx->n_ctx);
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_decode_each: token %d "
+                                "(index %d) is outside [0, %d)", tokens[i], i, vocab);
+    }
+
+    /* A backend keeps each context's cache where the lead's step cannot reach it: one
+       context at a time then. */
+    for (i = 0; i < n_contexts; i++)
+        if (contexts[i]->has_backend && contexts[i]->backend.attention != NULL) break;
+    if (i < n_contexts) {
+        for (i = 0; i < n_contexts; i++)
+            gemini__decode_steps(contexts[i], tokens + i, 1,
+                                 logits_out ? logits_out + (int64_t)i * vocab : NULL, 0);
+        return GEMINI_OK;
+    }
+
+    /* One step on the lead's activations and threads, each row in its own context. */
+    lead->step_owners = contexts;
+    gemini__forward_batch(lead, tokens, n_contexts, logits_out, 1);
+    lead->step_owners = NULL;
     return GEMINI_OK;
 }
 

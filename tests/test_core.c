@@ -1617,6 +1617,75 @@ static void check_kv_types(const gemini_model *model, const char *label, const i
     run_kv_type = GEMINI_TYPE_F32;
 }
 
+/* gemini_decode_each: three contexts at different positions (one past the sliding window, so
+   its local layers wrap their ring) each take their next token in one step, lead in the
+   middle, three steps running; every row must equal `batched` (the whole prompt decoded in one
+   context, known equal to token by token), bit for bit, and each context must advance by one.
+   Then the refusals, which change no context. */
+static void check_decode_each(const gemini_model *model, const char *label,
+                              const int32_t *tokens, int T, const float *batched)
+{
+    int vocab = gemini_model_vocab_size(model), i, step, same = 1, positions = 1;
+    int prefix[3];
+    gemini_context *contexts[3] = {NULL, NULL, NULL}, *twice[2], *small = NULL;
+    gemini_context_params params = gemini_context_default_params();
+    float *rows = (float *)malloc(sizeof(float) * 3 * (size_t)vocab);
+    int32_t next[3], bad[3];
+    gemini_result r = GEMINI_OK;
+    char detail[200];
+
+    prefix[0] = 4, prefix[1] = T - 3, prefix[2] = 0;
+    params.kv_type = run_kv_type;
+    params.n_threads = 2;
+    params.n_batch = 64;
+    params.n_ctx = 128;
+    for (i = 0; i < 3 && r == GEMINI_OK; i++) {
+        r = gemini_context_create(model, &params, &contexts[i]);
+        if (r == GEMINI_OK && prefix[i] > 0)
+            r = gemini_decode(contexts[i], tokens, prefix[i], NULL, 0);
+    }
+    for (step = 0; step < 3 && r == GEMINI_OK; step++) {
+        for (i = 0; i < 3; i++) next[i] = tokens[prefix[i] + step];
+        r = gemini_decode_each(contexts, 3, next, rows);
+        for (i = 0; i < 3 && r == GEMINI_OK; i++) {
+            same &= memcmp(rows + (size_t)i * vocab,
+                           batched + (size_t)(prefix[i] + step) * vocab,
+                           sizeof(float) * (size_t)vocab) == 0;
+            positions &= gemini_context_position(contexts[i]) == prefix[i] + step + 1;
+        }
+    }
+    snprintf(detail, sizeof detail, "%s: %.80s", label, r ? gemini_last_error() : "");
+    check(r == GEMINI_OK && same && positions,
+          "gemini_decode_each: each row equals its context's own decode, bit for bit", detail);
+
+    /* refusals: a context twice, a token out of range, no contexts, a mismatched context,
+       a full one; none moves a position */
+    twice[0] = twice[1] = contexts[0];
+    bad[0] = tokens[0], bad[1] = vocab, bad[2] = tokens[0];
+    same = gemini_decode_each(twice, 2, bad, NULL) == GEMINI_ERR_INVALID_ARGUMENT;
+    same &= gemini_decode_each(contexts, 3, bad, NULL) == GEMINI_ERR_INVALID_ARGUMENT;
+    same &= gemini_decode_each(contexts, 0, bad, NULL) == GEMINI_ERR_INVALID_ARGUMENT;
+    same &= gemini_decode_each(NULL, 1, bad, NULL) == GEMINI_ERR_INVALID_ARGUMENT;
+    params.n_ctx = 2;
+    params.n_batch = 2;
+    if (gemini_context_create(model, &params, &small) == GEMINI_OK) {
+        twice[0] = contexts[0], twice[1] = small;
+        bad[1] = tokens[0];
+        same &= gemini_decode_each(twice, 2, bad, NULL) == GEMINI_ERR_INVALID_ARGUMENT;
+        same &= gemini_decode(small, tokens, 2, NULL, 0) == GEMINI_OK;
+        twice[0] = small;
+        same &= gemini_decode_each(twice, 1, bad, NULL) == GEMINI_ERR_CONTEXT_FULL;
+    } else {
+        same = 0;
+    }
+    for (i = 0; i < 3; i++) same &= gemini_context_position(contexts[i]) == prefix[i] + 3;
+    check(same, "gemini_decode_each refuses a repeated context, a bad token, no contexts, "
+          "a mismatched or full context, and changes nothing", label);
+    gemini_context_free(small);
+    for (i = 0; i < 3; i++) gemini_context_free(contexts[i]);
+    free(rows);
+}
+
 static void test_forward(const char *label, config c, int T)
 {
     weights w;
@@ -1669,6 +1738,7 @@ static void test_forward(const char *label, config c, int T)
     check(memcmp(a, b, sizeof(float) * (size_t)T * c.vocab) == 0,
           "3 threads give results identical to 1 thread", label);
     check_levels(model, label, GEMINI_TYPE_F32, tokens, T, a, b, c_logits);
+    check_decode_each(model, label, tokens, T, a);
     check_kv_types(model, label, tokens, T, a, b, c_logits);
     gemini_model_free(model);
     free(raw);
@@ -1698,6 +1768,8 @@ static void test_forward(const char *label, config c, int T)
               "batched prefill (2 threads) equals token by token (3 threads), bit for bit",
               detail);
         check_levels(model, label, (gemini_type)type, tokens, T, b, a, c_logits);
+        sprintf(detail, "%s %s", label, gemini_type_name((gemini_type)type));
+        check_decode_each(model, detail, tokens, T, b);
         gemini_model_free(model);
         free(raw);
     }

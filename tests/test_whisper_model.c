@@ -2,13 +2,15 @@
    Whisper model built in memory (d 64, 2 encoder and 2 decoder layers, the byte-level
    vocabulary of test_whisper.c: 1766 ids, no tokenizer stored).
 
-   The model-level entry point keeps one gemini.h context per beam or sample, copies the
-   encoded audio into them (gemini_context_copy_audio) and reorders beams by copying KV caches
+   The model-level entry point keeps one gemini.h context per beam or sample, lets them share
+   the encoded audio (gemini_context_share_audio), decodes all of a step's hypotheses in one
+   gemini_decode_each and reorders beams by copying KV caches
    (gemini_context_copy_sequence). This test runs the same transcription a second time through
    gemini_whisper_transcribe_with and a decoder that never copies a cache: it re-decodes each
    hypothesis's whole token history in a fresh pass for every step. gemini.h's logits do not
    depend on batching, so both must give the same segments, token for token. It also checks the
-   refusals of gemini_whisper_transcribe (not a Whisper model, a missing key).
+   refusals of gemini_whisper_transcribe (not a Whisper model, a missing key), and
+   gemini_decode_each over contexts with shared, own and copied audio against decoding alone.
    test_whisper_model --write FILE writes the tiny model to FILE instead (for the command-line
    tests in tests/test_transcribe_cli.sh).
 
@@ -372,6 +374,90 @@ static int same_results(const gemini_whisper_result *a, const gemini_whisper_res
     return 1;
 }
 
+/* gemini_context_share_audio and gemini_decode_each on Whisper contexts: four contexts, two
+   sharing one window's audio (not adjacent in the step, so the step attends to it in two
+   runs), one with another window's audio, one with a copy of the first; each at its own
+   position. Every row of three steps must equal what a context with its own encode of the same
+   window and the same tokens decodes alone, bit for bit. */
+static void test_decode_each(const gemini_model *model)
+{
+    enum { N = 4, MELS = 80 * 3000 };
+    static const int prefix[N] = {3, 1, 5, 2};  /* tokens each context has before the steps */
+    static const int window[N] = {0, 1, 0, 0};  /* which mel each context's audio is */
+    float *mel[2], *rows = (float *)malloc(sizeof(float) * N * TINY_V);
+    float *alone = (float *)malloc(sizeof(float) * TINY_V);
+    gemini_context *contexts[N] = {NULL}, *reference[N] = {NULL}, *order[N], *empty = NULL;
+    gemini_context_params cp = gemini_context_default_params();
+    int32_t tokens[N], history[16];
+    int i, step, same = 1, k;
+    gemini_result r = GEMINI_OK;
+
+    for (k = 0; k < 2; k++) {
+        mel[k] = (float *)malloc(sizeof(float) * MELS);
+        for (i = 0; i < MELS; i++) mel[k][i] = uniform(1.0f);
+    }
+    for (i = 0; i < 16; i++) history[i] = (int32_t)(i * 37 % 256);
+    cp.n_ctx = 448;
+    cp.n_threads = 2;
+    for (i = 0; i < N && r == GEMINI_OK; i++) {
+        r = gemini_context_create(model, &cp, &contexts[i]);
+        if (r == GEMINI_OK) r = gemini_context_create(model, &cp, &reference[i]);
+        if (r == GEMINI_OK) r = gemini_encode_mel(reference[i], mel[window[i]], 80, 3000);
+    }
+    /* 0 encodes window 0, 1 window 1, 2 shares 0's audio, 3 copies it */
+    if (r == GEMINI_OK) r = gemini_encode_mel(contexts[0], mel[0], 80, 3000);
+    if (r == GEMINI_OK) r = gemini_encode_mel(contexts[1], mel[1], 80, 3000);
+    if (r == GEMINI_OK) r = gemini_context_share_audio(contexts[2], contexts[0]);
+    if (r == GEMINI_OK) r = gemini_context_copy_audio(contexts[3], contexts[2]);
+    for (i = 0; i < N && r == GEMINI_OK; i++) {
+        r = gemini_decode(contexts[i], history, prefix[i], NULL, 0);
+        if (r == GEMINI_OK) r = gemini_decode(reference[i], history, prefix[i], NULL, 0);
+    }
+    check(r == GEMINI_OK && gemini_encoder_output(contexts[2], NULL, NULL) ==
+                                gemini_encoder_output(contexts[0], NULL, NULL),
+          "a context sharing another's audio has its encoder output, not a copy",
+          r ? gemini_last_error() : "");
+
+    /* the step order 2, 1, 0, 3: contexts 2 and 0 share audio but are not neighbours */
+    order[0] = contexts[2], order[1] = contexts[1], order[2] = contexts[0];
+    order[3] = contexts[3];
+    for (step = 0; step < 3 && r == GEMINI_OK; step++) {
+        static const int index[N] = {2, 1, 0, 3};
+        for (i = 0; i < N; i++) tokens[i] = history[prefix[index[i]] + step];
+        r = gemini_decode_each(order, N, tokens, rows);
+        for (i = 0; i < N && r == GEMINI_OK; i++) {
+            r = gemini_decode(reference[index[i]], &tokens[i], 1, alone, 0);
+            same &= memcmp(rows + (size_t)i * TINY_V, alone, sizeof(float) * TINY_V) == 0;
+            same &= gemini_context_position(order[i]) == prefix[index[i]] + step + 1;
+        }
+    }
+    check(r == GEMINI_OK && same,
+          "gemini_decode_each over shared, own and copied audio equals decoding alone, bit "
+          "for bit", r ? gemini_last_error() : "");
+
+    r = gemini_context_create(model, &cp, &empty);
+    check(r == GEMINI_OK && gemini_context_share_audio(empty, contexts[0]) == GEMINI_OK &&
+              gemini_context_share_audio(contexts[0], contexts[0]) == GEMINI_OK &&
+              gemini_encoder_output(contexts[0], NULL, NULL) != NULL,
+          "sharing with itself or from a context with audio is fine", gemini_last_error());
+    gemini_context_free(empty);
+    empty = NULL;
+    r = gemini_context_create(model, &cp, &empty);
+    check(r == GEMINI_OK &&
+              gemini_context_share_audio(contexts[0], empty) == GEMINI_ERR_INVALID_ARGUMENT &&
+              gemini_decode_each(&empty, 1, tokens, NULL) == GEMINI_ERR_INVALID_ARGUMENT,
+          "no audio: nothing to share, no step to take", gemini_last_error());
+    gemini_context_free(empty);
+    for (i = 0; i < N; i++) {
+        gemini_context_free(contexts[i]);
+        gemini_context_free(reference[i]);
+    }
+    free(mel[0]);
+    free(mel[1]);
+    free(rows);
+    free(alone);
+}
+
 int main(int argc, char **argv)
 {
     static const float temperatures[2] = {0.0f, 0.5f};
@@ -443,8 +529,9 @@ int main(int argc, char **argv)
         d.reset = replay_reset;
         if (r == GEMINI_OK)
             r = gemini_whisper_transcribe_with(&v, &d, audio, n_samples, &p, &replayed);
-        snprintf(title, sizeof title, "beam %d%s: contexts with copied audio and KV caches "
-                 "give what full re-decoding gives", beam, run == 2 ? " kept" : "");
+        snprintf(title, sizeof title, "beam %d%s: contexts with shared audio, copied KV "
+                 "caches and one-step batches give what full re-decoding gives", beam,
+                 run == 2 ? " kept" : "");
         check(r == GEMINI_OK && same_results(direct, replayed, detail, sizeof detail), title,
               r ? gemini_last_error() : detail);
         gemini_whisper_result_free(direct);
@@ -452,6 +539,8 @@ int main(int argc, char **argv)
         direct = replayed = NULL;
         gemini_context_free(rp.ctx);
     }
+
+    test_decode_each(model);
 
     /* Refusals. */
     p = gemini_whisper_default_params();
