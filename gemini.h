@@ -6474,6 +6474,9 @@ static void gemini__context_sizes_of(const gemini_model *model,
     z->score_rows = hp->num_kv_heads > 0 && hp->num_heads % hp->num_kv_heads == 0
                         ? hp->num_heads / hp->num_kv_heads
                         : 1;
+    /* a key-value head a query head: rows for all heads of a token (the wide items of
+       gemini__attend) */
+    if (hp->num_kv_heads == hp->num_heads) z->score_rows = hp->num_heads;
     if (hp->is_encoder_decoder) {
         z->enc_rows = hp->audio_ctx;
         z->enc_f = hp->encoder_ffn;
@@ -7578,6 +7581,9 @@ typedef struct gemini__attention_item {
     float *scores;                  /* n_heads rows, ctx->scores_stride apart */
     int32_t t, h0, n_heads;         /* token, first query head, heads */
     int32_t kv_head, first, last;   /* the visible keys */
+    int32_t kv_step;                /* 0: the heads share kv_head's keys and values (a query
+                                       group); 1: head h0 + i has key-value head kv_head + i
+                                       (all heads of a token with as many key-value heads) */
 } gemini__attention_item;
 
 static void gemini__attention_item_init(gemini__attention_item *item,
@@ -7590,6 +7596,7 @@ static void gemini__attention_item_init(gemini__attention_item *item,
     item->h0 = h0;
     item->n_heads = n_heads;
     item->kv_head = h0 / (task->n_heads / task->n_kv_heads);
+    item->kv_step = 0;
     item->first = 0;
     item->last = task->n_keys - 1;
     if (task->causal) {
@@ -7620,8 +7627,15 @@ static void gemini__attend_scores(const gemini__attention_item *item, int32_t be
 #define GEMINI__KEY(j) \
     (task->k + (int64_t)((j) % capacity) * task->row_bytes + item->kv_head * head_bytes)
 
-    /* raw scores q.k (the key row is the kernel's "weight" row) */
+    /* raw scores q.k (the key row is the kernel's "weight" row); a wide item's heads each
+       have their own part of the row, which is read whole, key by key */
     j = first + begin;
+    if (item->kv_step) {
+        for (; j < first + end; j++)
+            for (i = 0; i < n_heads; i++)
+                scores[i * stride + j - first] =
+                    dot(GEMINI__KEY(j) + i * head_bytes, queries + (int64_t)i * D, D);
+    }
     if (dot2x2 != NULL && n_heads >= 2)
         for (; j + 1 < first + end; j += 2) {
             for (i = 0; i + 1 < n_heads; i += 2) {
@@ -7666,9 +7680,10 @@ static void gemini__attend_softmax(gemini__attention_item *item)
     }
 }
 
-/* out[d] = sum_j p_j v_j[d] for the dimensions [begin, end) of every head, key by key. */
-static void gemini__attend_values(const gemini__attention_item *item, int32_t begin,
-                                  int32_t end)
+/* out[d] = sum_j p_j v_j[d] for the dimensions [begin, end) of the item's heads
+   [head, head + n), key by key (heads of a query group share each value row: all of them). */
+static void gemini__attend_values(const gemini__attention_item *item, int32_t head, int32_t n,
+                                  int32_t begin, int32_t end)
 {
     const gemini__attention_task *task = item->task;
     gemini_context *ctx = task->ctx;
@@ -7680,24 +7695,28 @@ static void gemini__attend_values(const gemini__attention_item *item, int32_t be
        around the ring */
     gemini__weighted_sum_fn weighted_sum =
         ctx->weighted_sums != NULL ? ctx->weighted_sums[task->kv_type] : NULL;
-    float *outs = task->out + ((int64_t)item->t * task->n_heads + item->h0) * D + begin;
+    float *outs = task->out + ((int64_t)item->t * task->n_heads + item->h0 + head) * D + begin;
+    const float *scores = item->scores + head * stride;
+    if (item->kv_step && n > 1) { /* heads with values of their own: one at a time */
+        for (i = 0; i < n; i++) gemini__attend_values(item, head + i, 1, begin, end);
+        return;
+    }
+    offset += (item->kv_head + item->kv_step * head) * head_bytes;
     if (weighted_sum != NULL) {
         for (j = item->first; j <= item->last;) {
             int32_t run = capacity - j % capacity;
             if (run > item->last - j + 1) run = item->last - j + 1;
-            weighted_sum(outs, D, item->n_heads, item->scores + (j - item->first), stride,
-                         task->v + (int64_t)(j % capacity) * task->row_bytes +
-                             item->kv_head * head_bytes + offset,
+            weighted_sum(outs, D, n, scores + (j - item->first), stride,
+                         task->v + (int64_t)(j % capacity) * task->row_bytes + offset,
                          task->row_bytes, run, end - begin);
             j += run;
         }
         return;
     }
     for (j = item->first; j <= item->last; j++) {
-        const uint8_t *value = task->v + (int64_t)(j % capacity) * task->row_bytes +
-                               item->kv_head * head_bytes + offset;
-        for (i = 0; i < item->n_heads; i++) {
-            float p = item->scores[i * stride + j - item->first];
+        const uint8_t *value = task->v + (int64_t)(j % capacity) * task->row_bytes + offset;
+        for (i = 0; i < n; i++) {
+            float p = scores[i * stride + j - item->first];
             if (task->kv_type == GEMINI_TYPE_F32)
                 ctx->axpy(outs + (int64_t)i * D, p, (const float *)(const void *)value,
                           end - begin);
@@ -7714,7 +7733,7 @@ static void gemini__attend_heads(const gemini__attention_task *task, float *scor
     gemini__attention_item_init(&item, task, scores, t, h0, n_heads);
     gemini__attend_scores(&item, 0, item.last - item.first + 1);
     gemini__attend_softmax(&item);
-    gemini__attend_values(&item, 0, task->head_dim);
+    gemini__attend_values(&item, 0, n_heads, 0, task->head_dim);
 }
 
 /* The query-head group of each work item (one head at a time where the group is larger than
@@ -7773,9 +7792,27 @@ static void gemini__attention_values_worker(void *arg, int part, int n_parts, in
     for (begin = (int64_t)part * GEMINI__ATTENTION_DIMS; begin < D;
          begin += (int64_t)n_parts * GEMINI__ATTENTION_DIMS) {
         int64_t end = begin + GEMINI__ATTENTION_DIMS < D ? begin + GEMINI__ATTENTION_DIMS : D;
-        gemini__attend_values(item, (int32_t)begin, (int32_t)end);
+        gemini__attend_values(item, 0, item->n_heads, (int32_t)begin, (int32_t)end);
     }
 }
+
+/* A wide item's values: each thread a range of whole heads, so that it reads one stretch of
+   every value row. */
+static void gemini__attention_head_values_worker(void *arg, int part, int n_parts,
+                                                 int thread_index)
+{
+    const gemini__attention_item *item = (const gemini__attention_item *)arg;
+    int ranges = gemini__parts_threads(n_parts);
+    int64_t begin, end;
+    (void)thread_index;
+    if (part >= ranges) return;
+    gemini__split(item->n_heads, part, ranges, &begin, &end);
+    if (begin < end)
+        gemini__attend_values(item, (int32_t)begin, (int32_t)(end - begin), 0,
+                              item->task->head_dim);
+}
+
+#define GEMINI__WIDE_TOKENS 16 /* tokens of a task up to which gemini__attend uses wide items */
 
 /* Runs an attention task: items on threads, or, when there are fewer items than threads
    (decoding one token with few key-value heads), each item's keys and then its dimensions
@@ -7784,6 +7821,24 @@ static void gemini__attend(gemini_context *ctx, const gemini__attention_task *ta
 {
     int32_t group = gemini__attention_group(task), t, h;
     int64_t n_items = (int64_t)task->n_tokens * (task->n_heads / group);
+
+    /* A few tokens with a key-value head a query head (Whisper's decoder): one item a token
+       for all its heads, its keys split over the threads and read row by row, its heads'
+       values in ranges of heads. Items of one head each read a 64-value part of every
+       1500-key row of the cross-attention cache at a 2 KiB stride (whisper-base), slowly. */
+    if (task->n_kv_heads == task->n_heads && task->n_heads > 1 &&
+        task->n_tokens <= GEMINI__WIDE_TOKENS &&
+        (int64_t)ctx->pool.n_threads * ctx->score_rows >= task->n_heads) {
+        for (t = 0; t < task->n_tokens; t++) {
+            gemini__attention_item item;
+            gemini__attention_item_init(&item, task, ctx->scores, t, 0, task->n_heads);
+            item.kv_step = 1;
+            gemini__pool_run(&ctx->pool, gemini__attention_scores_worker, &item);
+            gemini__attend_softmax(&item);
+            gemini__pool_run(&ctx->pool, gemini__attention_head_values_worker, &item);
+        }
+        return;
+    }
     if (n_items >= ctx->pool.n_threads) {
         gemini__pool_run(&ctx->pool, gemini__attention_worker, (void *)task);
         return;

@@ -1847,6 +1847,53 @@ static void test_long_prompt(void)
     free(ref); free(a); free(b);
 }
 
+/* Multi-head attention (a key-value head a query head, gemma2-like) decoded a token at a time
+   runs gemini__attend's wide items (one item a token for all heads, keys split over the
+   threads); a batch of 40 tokens, past GEMINI__WIDE_TOKENS, runs an item a head. Both must
+   give the same bits, with f32 and f16 KV caches, on 1 and 2 threads. */
+static void test_wide_attention(void)
+{
+    enum { T = 40 };
+    config c = config_gemma2();
+    int32_t tokens[T];
+    size_t cells = (size_t)T * (size_t)c.vocab;
+    float *a = (float *)malloc(sizeof(float) * cells);
+    float *b = (float *)malloc(sizeof(float) * cells);
+    float *d = (float *)malloc(sizeof(float) * cells);
+    gemini_model *model = NULL;
+    weights w;
+    size_t size;
+    void *raw;
+    uint8_t *file;
+    int t, k;
+
+    rng_state = 4242;
+    make_weights(&c, &w);
+    for (t = 0; t < T; t++) tokens[t] = (int32_t)(rng_unit() * c.vocab);
+    file = build_file(&c, &w, GEMINI_TYPE_F32, NULL, NULL, &size, &raw);
+    if (gemini_model_load_memory(file, size, &model) != GEMINI_OK) {
+        check(0, "the gemma2-like model loads", gemini_last_error());
+    } else {
+        for (k = 0; k < 2; k++) {
+            int same;
+            run_kv_type = k ? GEMINI_TYPE_F16 : GEMINI_TYPE_F32;
+            same = run_model(model, 2, 64, 64, tokens, T, 0, a) == GEMINI_OK;
+            same &= run_model(model, 2, 64, 64, tokens, T, 1, b) == GEMINI_OK;
+            same &= run_model(model, 1, 64, 64, tokens, T, 1, d) == GEMINI_OK;
+            same &= memcmp(a, b, sizeof(float) * cells) == 0 &&
+                    memcmp(a, d, sizeof(float) * cells) == 0;
+            check(same, "multi-head attention: wide items (token by token, 1 and 2 threads) "
+                  "equal items of one head (a 40-token batch), bit for bit",
+                  k ? "f16 cache" : "f32 cache");
+        }
+        run_kv_type = GEMINI_TYPE_F32;
+        gemini_model_free(model);
+    }
+    free(raw);
+    free_weights(&c, &w);
+    free(a); free(b); free(d);
+}
+
 static void test_context_limits(void)
 {
     config c = config_gemma3();
@@ -2361,6 +2408,7 @@ int main(int argc, char **argv)
     test_forward("gemma2-like (MHA, soft-caps, window 4)", config_gemma2(), 11);
     test_forward("gemma1-like (MQA, untied head, no window)", config_gemma1(), 9);
     test_long_prompt();
+    test_wide_attention();
     test_context_limits();
     test_thread_counts();
     test_sampler();
