@@ -547,8 +547,10 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
                                                gemini_context **out);
 
 /* Bytes a context with these parameters (NULL: defaults) would allocate, into *bytes (host
-   memory of the library; a backend's own allocations are not counted).
-   GEMINI_ERR_INVALID_ARGUMENT as gemini_context_create. */
+   memory of the library; a backend's own allocations are not counted). A Whisper context
+   makes its encoder's buffers and cross-attention keys and values (counted here) on its first
+   gemini_encode_mel or gemini_context_copy_audio; one that only shares another's audio never
+   does. GEMINI_ERR_INVALID_ARGUMENT as gemini_context_create. */
 GEMINI_API gemini_result gemini_context_memory_size(const gemini_model *model,
                                                     const gemini_context_params *params,
                                                     uint64_t *bytes);
@@ -604,7 +606,8 @@ GEMINI_API gemini_result gemini_decode_each(gemini_context *const *contexts, int
    (mel[m * n_frames + t], as gemini_audio_log_mel_30s writes it) and n_frames must be
    2 * audio_ctx (3000 for 30 s). Stores the cross-attention keys and values and resets the
    decoder position to 0. GEMINI_ERR_INVALID_ARGUMENT on NULL, a model without an encoder, or
-   other sizes than the model's. */
+   other sizes than the model's; GEMINI_ERR_OUT_OF_MEMORY when the context's first encode
+   cannot make the encoder's buffers (see gemini_context_memory_size). */
 GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel, int32_t n_mels,
                                            int32_t n_frames);
 
@@ -624,14 +627,16 @@ GEMINI_API gemini_result gemini_context_copy_sequence(gemini_context *dst,
 
 /* Copies the encoded audio (encoder output and cross-attention keys and values) of src into
    dst; the decoder state is unchanged. Errors as gemini_context_copy_sequence, and
-   GEMINI_ERR_INVALID_ARGUMENT when src holds no audio. */
+   GEMINI_ERR_INVALID_ARGUMENT when src holds no audio, GEMINI_ERR_OUT_OF_MEMORY as
+   gemini_encode_mel's. */
 GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const gemini_context *src);
 
 /* Makes dst decode against src's encoded audio without copying it (beam search slots; and
    gemini_decode_each attends once for all the rows that share one audio). Until dst's next
    gemini_encode_mel or gemini_context_copy_audio, dst reads the audio src holds, so src must
    outlive that use, and a new encode in src changes what dst decodes against. The decoder
-   state is unchanged. Errors as gemini_context_copy_audio. */
+   state is unchanged. dst needs no buffers of its own for it. Errors as
+   gemini_context_copy_audio, but never GEMINI_ERR_OUT_OF_MEMORY. */
 GEMINI_API gemini_result gemini_context_share_audio(gemini_context *dst,
                                                     const gemini_context *src);
 
@@ -6556,6 +6561,65 @@ static void gemini__acts_free(gemini__acts *a)
     gemini__aligned_free(a->up);
 }
 
+/* The buffers of Whisper's encoder and every decoder layer's cross-attention keys and values,
+   freed (NULL again). */
+static void gemini__audio_buffers_free(gemini_context *ctx)
+{
+    int32_t i;
+    gemini__acts_free(&ctx->enc);
+    gemini__aligned_free(ctx->enc_conv);
+    gemini__aligned_free(ctx->enc_columns);
+    gemini__aligned_free(ctx->enc_out);
+    for (i = 0; ctx->cross_k != NULL && i < ctx->model->hparams.num_layers; i++)
+        gemini__aligned_free(ctx->cross_k[i]);
+    for (i = 0; ctx->cross_v != NULL && i < ctx->model->hparams.num_layers; i++)
+        gemini__aligned_free(ctx->cross_v[i]);
+    GEMINI_FREE(ctx->cross_k);
+    GEMINI_FREE(ctx->cross_v);
+    memset(&ctx->enc, 0, sizeof ctx->enc);
+    ctx->enc_conv = ctx->enc_columns = ctx->enc_out = NULL;
+    ctx->cross_k = ctx->cross_v = NULL;
+}
+
+/* Makes those buffers on the first gemini_encode_mel or gemini_context_copy_audio: a context
+   that only decodes against another's audio (gemini_context_share_audio: the beams and
+   samples of gemini_audio.h) never needs them, about 100 MB in whisper-base.
+   GEMINI_ERR_OUT_OF_MEMORY leaves none. */
+static gemini_result gemini__audio_buffers(gemini_context *ctx, const char *function)
+{
+    const gemini_model_hparams *hp = &ctx->model->hparams;
+    size_t pointers = sizeof(uint8_t *) * (size_t)hp->num_layers;
+    gemini_context_params params;
+    gemini__context_sizes z;
+    int32_t i;
+    int ok;
+    if (ctx->enc_out != NULL) return GEMINI_OK;
+    memset(&params, 0, sizeof params);
+    params.n_ctx = ctx->n_ctx;
+    params.n_batch = ctx->n_batch;
+    params.n_images = 1;
+    gemini__context_sizes_of(ctx->model, &params, &z);
+    ok = gemini__acts_alloc(&ctx->enc, z.enc_rows, z.d, z.d, z.d, z.enc_f) == GEMINI_OK;
+    ctx->enc_conv = gemini__alloc_floats(2 * z.enc_rows * z.d);
+    ctx->enc_columns = gemini__alloc_floats(z.enc_columns);
+    ctx->cross_k = (uint8_t **)GEMINI_MALLOC(pointers);
+    if (ctx->cross_k) memset(ctx->cross_k, 0, pointers);
+    ctx->cross_v = (uint8_t **)GEMINI_MALLOC(pointers);
+    if (ctx->cross_v) memset(ctx->cross_v, 0, pointers);
+    ok &= ctx->enc_conv != NULL && ctx->enc_columns != NULL && ctx->cross_k != NULL &&
+          ctx->cross_v != NULL;
+    for (i = 0; ok && i < hp->num_layers; i++) {
+        ctx->cross_k[i] = gemini__alloc_bytes(z.enc_rows * ctx->cross_row_bytes);
+        ctx->cross_v[i] = gemini__alloc_bytes(z.enc_rows * ctx->cross_row_bytes);
+        ok = ctx->cross_k[i] != NULL && ctx->cross_v[i] != NULL;
+    }
+    if (ok) ctx->enc_out = gemini__alloc_floats(z.enc_rows * z.d); /* last: the "made" mark */
+    if (ctx->enc_out != NULL) return GEMINI_OK;
+    gemini__audio_buffers_free(ctx);
+    return gemini__fail(GEMINI_ERR_OUT_OF_MEMORY, "%s: no memory for the encoder's buffers",
+                        function);
+}
+
 GEMINI_API void gemini_context_free(gemini_context *ctx)
 {
     int32_t i;
@@ -6572,7 +6636,6 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->v_cache);
     GEMINI_FREE(ctx->capacity);
     gemini__acts_free(&ctx->a);
-    gemini__acts_free(&ctx->enc);
     gemini__acts_free(&ctx->vis);
     gemini__aligned_free(ctx->vis_columns);
     gemini__aligned_free(ctx->vis_out);
@@ -6581,17 +6644,9 @@ GEMINI_API void gemini_context_free(gemini_context *ctx)
     GEMINI_FREE(ctx->spans);
     GEMINI_FREE(ctx->span_first);
     GEMINI_FREE(ctx->span_last);
-    gemini__aligned_free(ctx->enc_conv);
-    gemini__aligned_free(ctx->enc_columns);
-    gemini__aligned_free(ctx->enc_out);
+    gemini__audio_buffers_free(ctx);
     gemini__aligned_free(ctx->block_scores);
     gemini__aligned_free(ctx->block_values);
-    for (i = 0; ctx->cross_k != NULL && i < ctx->model->hparams.num_layers; i++)
-        gemini__aligned_free(ctx->cross_k[i]);
-    for (i = 0; ctx->cross_v != NULL && i < ctx->model->hparams.num_layers; i++)
-        gemini__aligned_free(ctx->cross_v[i]);
-    GEMINI_FREE(ctx->cross_k);
-    GEMINI_FREE(ctx->cross_v);
     gemini__aligned_free(ctx->x_q8);
     gemini__aligned_free(ctx->x_scales);
     gemini__aligned_free(ctx->tile_scratch);
@@ -6906,27 +6961,8 @@ GEMINI_API gemini_result gemini_context_create(const gemini_model *model,
     gemini__rope_frequencies(ctx->inv_freq_global, hp->head_dim, hp->rope_theta, hp->rope_scale);
     gemini__rope_frequencies(ctx->inv_freq_local, hp->head_dim, hp->rope_theta_local, 1.0f);
 
-    /* Whisper: the encoder's buffers and every decoder layer's cross keys and values */
-    if (hp->is_encoder_decoder) {
-        size_t pointers = sizeof(uint8_t *) * (size_t)hp->num_layers;
-        if (gemini__acts_alloc(&ctx->enc, z.enc_rows, z.d, z.d, z.d, z.enc_f) != GEMINI_OK)
-            goto out_of_memory;
-        ctx->enc_conv = gemini__alloc_floats(2 * z.enc_rows * z.d);
-        ctx->enc_columns = gemini__alloc_floats(z.enc_columns);
-        ctx->enc_out = gemini__alloc_floats(z.enc_rows * z.d);
-        ctx->cross_k = (uint8_t **)GEMINI_MALLOC(pointers);
-        if (ctx->cross_k) memset(ctx->cross_k, 0, pointers);
-        ctx->cross_v = (uint8_t **)GEMINI_MALLOC(pointers);
-        if (ctx->cross_v) memset(ctx->cross_v, 0, pointers);
-        if (!ctx->enc_conv || !ctx->enc_columns || !ctx->enc_out || !ctx->cross_k ||
-            !ctx->cross_v)
-            goto out_of_memory;
-        for (i = 0; i < hp->num_layers; i++) {
-            ctx->cross_k[i] = gemini__alloc_bytes(z.enc_rows * ctx->cross_row_bytes);
-            ctx->cross_v[i] = gemini__alloc_bytes(z.enc_rows * ctx->cross_row_bytes);
-            if (!ctx->cross_k[i] || !ctx->cross_v[i]) goto out_of_memory;
-        }
-    }
+    /* Whisper's encoder buffers and cross keys and values: gemini__audio_buffers, when
+       first needed */
 
     /* Bidirectional spans: the prefix and one per image slot */
     ctx->spans = (gemini__span *)GEMINI_MALLOC(sizeof(gemini__span) *
@@ -8358,6 +8394,8 @@ GEMINI_API gemini_result gemini_encode_mel(gemini_context *ctx, const float *mel
         return gemini__fail(GEMINI_ERR_INVALID_ARGUMENT, "gemini_encode_mel: %d x %d log-mel "
                             "frames given, the model reads %d x %d", n_mels, n_frames,
                             hp->n_mels, 2 * hp->audio_ctx);
+    if (gemini__audio_buffers(ctx, "gemini_encode_mel") != GEMINI_OK)
+        return GEMINI_ERR_OUT_OF_MEMORY;
     d = hp->hidden_size;
     n_in = n_frames;
     n_out = hp->audio_ctx;
@@ -8502,6 +8540,8 @@ GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const ge
                             "source context holds no encoded audio");
     audio = gemini__audio_of(src);
     if (dst == audio) return GEMINI_OK;
+    if (gemini__audio_buffers(dst, "gemini_context_copy_audio") != GEMINI_OK)
+        return GEMINI_ERR_OUT_OF_MEMORY;
     bytes = (size_t)hp->audio_ctx * (size_t)hp->hidden_size * sizeof(float);
     memcpy(dst->enc_out, audio->enc_out, bytes);
     bytes = (size_t)hp->audio_ctx * (size_t)audio->cross_row_bytes;

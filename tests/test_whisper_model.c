@@ -16,15 +16,26 @@
 
        cc -std=c99 -O2 -I. tests/test_whisper_model.c -o build/test_whisper_model -lm -lpthread
 */
-#define GEMINI_IMPLEMENTATION
-#define GEMINI_AUDIO_IMPLEMENTATION
-#include "gemini.h"
-#include "gemini_audio.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* An allocator that can refuse blocks over 1 MiB: gemini_encode_mel's and
+   gemini_context_copy_audio's first call makes the encoder's buffers, and must fail cleanly. */
+static int refuse_big_blocks = 0;
+static void *test_malloc(size_t size)
+{
+    return refuse_big_blocks && size > ((size_t)1 << 20) ? NULL : malloc(size);
+}
+#define GEMINI_MALLOC(size) test_malloc(size)
+#define GEMINI_REALLOC(block, size) realloc(block, size)
+#define GEMINI_FREE(block) free(block)
+
+#define GEMINI_IMPLEMENTATION
+#define GEMINI_AUDIO_IMPLEMENTATION
+#include "gemini.h"
+#include "gemini_audio.h"
 
 static int tests_passed = 0, tests_failed = 0;
 
@@ -417,6 +428,9 @@ static void test_decode_each(const gemini_model *model)
                                 gemini_encoder_output(contexts[0], NULL, NULL),
           "a context sharing another's audio has its encoder output, not a copy",
           r ? gemini_last_error() : "");
+    check(r == GEMINI_OK && contexts[2]->enc_out == NULL && contexts[2]->cross_k == NULL &&
+              contexts[3]->enc_out != NULL,
+          "a context that shares audio makes no encoder buffers; one that copies does", "");
 
     /* the step order 2, 1, 0, 3: contexts 2 and 0 share audio but are not neighbours */
     order[0] = contexts[2], order[1] = contexts[1], order[2] = contexts[0];
@@ -447,6 +461,20 @@ static void test_decode_each(const gemini_model *model)
               gemini_context_share_audio(contexts[0], empty) == GEMINI_ERR_INVALID_ARGUMENT &&
               gemini_decode_each(&empty, 1, tokens, NULL) == GEMINI_ERR_INVALID_ARGUMENT,
           "no audio: nothing to share, no step to take", gemini_last_error());
+
+    /* the encoder's buffers refused: an error, no audio, nothing kept; then they are made */
+    refuse_big_blocks = 1;
+    same = r == GEMINI_OK &&
+           gemini_encode_mel(empty, mel[0], 80, 3000) == GEMINI_ERR_OUT_OF_MEMORY &&
+           strstr(gemini_last_error(), "gemini_encode_mel") != NULL &&
+           gemini_context_copy_audio(empty, contexts[0]) == GEMINI_ERR_OUT_OF_MEMORY &&
+           empty->enc_out == NULL && empty->cross_k == NULL && empty->enc.x == NULL &&
+           gemini_encoder_output(empty, NULL, NULL) == NULL;
+    refuse_big_blocks = 0;
+    same &= r == GEMINI_OK && gemini_encode_mel(empty, mel[0], 80, 3000) == GEMINI_OK &&
+            gemini_decode(empty, history, 1, alone, 0) == GEMINI_OK;
+    check(same, "no memory for the encoder's buffers: gemini_encode_mel and "
+          "gemini_context_copy_audio fail cleanly, and work once there is", gemini_last_error());
     gemini_context_free(empty);
     for (i = 0; i < N; i++) {
         gemini_context_free(contexts[i]);
