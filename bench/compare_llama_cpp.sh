@@ -11,9 +11,9 @@
 # Both sides requantise the same GGUF (models/src/gemma-3-270m-q4_k_m.gguf, from `make models`)
 # to q8_0 and q4_0 (llama-quantize --pure: every matrix, the tied embedding too), and the script
 # checks that the tensors are byte for byte the same (CRC-32 of five tensors, via llama.cpp's
-# gguf-py, which needs numpy). llama-bench's pp512 / tg128 are set against bench_model's prefill
-# 512 and its decode 128 after the 512-token prompt and "tg128 (no prompt)" after BOS alone
-# (llama-bench's tg128 starts from an empty context).
+# gguf-py, which needs numpy and PyYAML). llama-bench's pp512 / tg128 are set against
+# bench_model's prefill 512 and its decode 128 after the 512-token prompt and "tg128 (no
+# prompt)" after BOS alone (llama-bench's tg128 starts from an empty context).
 set -eu
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}

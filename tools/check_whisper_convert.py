@@ -5,10 +5,10 @@
 
 SOURCE_DIR is a CTranslate2 directory (model.bin, optional config.json and tokenizer.json) or
 a Hugging Face one (config.json, model.safetensors or an index with shards, optional
-generation_config.json and tokenizer.json). Everything is read here with code of its own: the
-.gemini file from format.md, model.bin from CTranslate2's layout (u32 version, string spec,
-u32 revision, variables, aliases), safetensors from its JSON header, and tokenizer.json through
-the `tokenizers` library plus GPT-2's byte-to-unicode table.
+generation_config.json and tokenizer.json). Everything is read with code of its own: the
+.gemini file from format.md (tools/gemini_file.py), model.bin from CTranslate2's layout (u32
+version, string spec, u32 revision, variables, aliases), safetensors from its JSON header, and
+tokenizer.json through the `tokenizers` library plus GPT-2's byte-to-unicode table.
 
 For every tensor of format.md §7 the expected values are built from the source (the fused
 CTranslate2 projections split by rows, the conv stems reshaped) and compared with the file:
@@ -24,61 +24,7 @@ import sys
 
 import numpy as np
 
-# ---- .gemini (format.md §2) ------------------------------------------------------------------
-
-SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
-          11: "<q", 12: "<d"}
-TYPE_NAMES = {0: "f32", 1: "f16", 2: "bf16", 3: "q8_0", 4: "q4_0"}
-
-
-class Reader:
-    def __init__(self, data, pos=0):
-        self.data, self.pos = data, pos
-
-    def take(self, fmt):
-        value = struct.unpack_from(fmt, self.data, self.pos)[0]
-        self.pos += struct.calcsize(fmt)
-        return value
-
-    def string(self):
-        n = self.take("<I")
-        value = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return value
-
-    def value(self, vtype):
-        if vtype == 8:
-            return self.string()
-        if vtype == 9:
-            elem, count = self.take("<I"), self.take("<Q")
-            return [self.value(elem) for _ in range(count)]
-        return self.take(SCALAR[vtype])
-
-
-def read_gemini(path):
-    data = open(path, "rb").read()
-    if data[:4] != b"GMNI":
-        sys.exit(f"{path}: not a .gemini file")
-    r = Reader(data, 4)
-    version, alignment, flags = r.take("<I"), r.take("<I"), r.take("<I")
-    n_kv, n_tensors, dir_size, data_offset, data_size = (r.take("<Q") for _ in range(5))
-    assert version == 1 and flags == 0 and data_offset + data_size == len(data)
-    r.pos = 64
-    meta = {}
-    for _ in range(n_kv):
-        key = r.string().decode()
-        meta[key] = r.value(r.take("<I"))
-    tensors = {}
-    for _ in range(n_tensors):
-        name = r.string().decode()
-        ttype, n_dims = r.take("<I"), r.take("<I")
-        dims = [r.take("<Q") for _ in range(n_dims)]
-        offset, size, crc = r.take("<Q"), r.take("<Q"), r.take("<I")
-        assert offset % alignment == 0
-        raw = data[data_offset + offset:data_offset + offset + size]
-        tensors[name] = (ttype, dims, raw)
-    assert r.pos == 64 + dir_size
-    return meta, tensors
+from gemini_file import TYPE_NAMES, Reader, read_gemini  # tools/gemini_file.py
 
 
 def f16_bits_to_f32(bits):
