@@ -634,8 +634,8 @@ GEMINI_API gemini_result gemini_context_copy_audio(gemini_context *dst, const ge
 /* Makes dst decode against src's encoded audio without copying it (beam search slots; and
    gemini_decode_each attends once for all the rows that share one audio). Until dst's next
    gemini_encode_mel or gemini_context_copy_audio, dst reads the audio src holds, so src must
-   outlive that use, and a new encode in src changes what dst decodes against. The decoder
-   state is unchanged. dst needs no buffers of its own for it. Errors as
+   outlive that use, and what src comes to hold (a new encode, a share) dst decodes against
+   too. The decoder state is unchanged. dst needs no buffers of its own for it. Errors as
    gemini_context_copy_audio, but never GEMINI_ERR_OUT_OF_MEMORY. */
 GEMINI_API gemini_result gemini_context_share_audio(gemini_context *dst,
                                                     const gemini_context *src);
@@ -8116,10 +8116,13 @@ static const gemini_context *gemini__row_owner(const gemini_context *ctx, int32_
     return ctx->step_owners != NULL ? ctx->step_owners[t] : ctx;
 }
 
-/* The context whose encoder output and cross-attention keys and values ctx decodes with. */
+/* The context whose encoder output and cross-attention keys and values ctx decodes with: at
+   the end of its chain of shares (a source may itself come to share another's audio after it
+   was shared; a share always points at a chain's end other than itself, so chains end). */
 static const gemini_context *gemini__audio_of(const gemini_context *ctx)
 {
-    return ctx->audio_from != NULL ? ctx->audio_from : ctx;
+    while (ctx->audio_from != NULL) ctx = ctx->audio_from;
+    return ctx;
 }
 
 static gemini__stack gemini__decoder_stack(const gemini_model_hparams *hp)

@@ -454,6 +454,20 @@ static void test_decode_each(const gemini_model *model)
               gemini_context_share_audio(contexts[0], contexts[0]) == GEMINI_OK &&
               gemini_encoder_output(contexts[0], NULL, NULL) != NULL,
           "sharing with itself or from a context with audio is fine", gemini_last_error());
+
+    /* what a source comes to hold, its sharers read: empty shares 0; 0 then shares 1's
+       window; then 0 and 1 share each other's, which ends the chain at 1 */
+    same = gemini_context_share_audio(contexts[0], contexts[1]) == GEMINI_OK &&
+           gemini_encoder_output(empty, NULL, NULL) ==
+               gemini_encoder_output(contexts[1], NULL, NULL) &&
+           gemini_encoder_output(contexts[0], NULL, NULL) ==
+               gemini_encoder_output(contexts[1], NULL, NULL) &&
+           gemini_context_share_audio(contexts[1], contexts[0]) == GEMINI_OK &&
+           contexts[1]->audio_from == NULL &&
+           gemini_encoder_output(empty, NULL, NULL) ==
+               gemini_encoder_output(contexts[1], NULL, NULL);
+    check(same, "a sharer follows its source when the source comes to share another's audio",
+          "");
     gemini_context_free(empty);
     empty = NULL;
     r = gemini_context_create(model, &cp, &empty);
