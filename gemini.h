@@ -85,13 +85,15 @@
    Limitations
        - Images: PaliGemma (one image per prompt, its rows first) and Gemma 3 (images anywhere
          in the prompt, up to n_images per call), at the model's fixed input size; no pan and
-         scan crops. No speculative decoding, one sequence per context.
+         scan crops. No speculative decoding, one sequence per context (gemini_decode_each
+         steps several contexts at once: beams, parallel samples).
        - The vision tower runs on the CPU; its matrices are not offered to a backend.
        - The KV cache is f32, f16 or bf16 and sized to n_ctx (at most 32768 positions).
        - SIMD kernels are x86-64 (AVX2, AVX-512) and AArch64 (NEON, dotprod); other CPUs use
          the scalar kernels. The NEON ones are tested under qemu only, not timed on real ARM.
-         With AVX512_VNNI, q8_0/q4_0 products run in 4 x 4 register tiles; other types and
-         levels use 2 x 2 kernels. With AMX-INT8 (Linux), q8_0/q4_0 prefill runs in AMX tiles
+         With AVX512_VNNI, q8_0/q4_0 products run in 4 x 4 register tiles (f16/bf16 in 2 x 2
+         kernels, a row pair meeting every token in turn); other types and levels use 2 x 2
+         kernels. With AMX-INT8 (Linux), q8_0/q4_0 prefill runs in AMX tiles
          (16 rows at a time packed into per-thread scratch) and decode in 16-row VNNI
          kernels; both sum each block exactly, so this level's bits differ from the VNNI
          level's (within rounding) but batches still equal single tokens. Otherwise weights
@@ -105,7 +107,10 @@
 
    Thread safety: a loaded gemini_model is immutable and may be shared by any number of contexts
    on any number of threads. A gemini_context (and a gemini_sampler) must be used by one thread
-   at a time. gemini_set_default_log() is not synchronised: call it before starting threads.
+   at a time; gemini_decode_each uses all the contexts it is given, and a context that shares
+   another's audio (gemini_context_share_audio) reads that one's buffers, which must not be
+   re-encoded meanwhile. gemini_set_default_log() is not synchronised: call it before
+   starting threads.
    gemini_last_error() is per thread.
 
    Security: gemini_model_load treats its file as untrusted. Every offset, size and count is
