@@ -7669,15 +7669,9 @@ static void gemini__attend_scores(const gemini__attention_item *item, int32_t be
     (task->k + (int64_t)((j) % capacity) * task->row_bytes + item->kv_head * head_bytes)
 
     /* raw scores q.k (the key row is the kernel's "weight" row); a wide item's heads each
-       have their own part of the row, which is read whole, key by key */
+       have their own part of the row (no pairs of heads on one key then), read key by key */
     j = first + begin;
-    if (item->kv_step) {
-        for (; j < first + end; j++)
-            for (i = 0; i < n_heads; i++)
-                scores[i * stride + j - first] =
-                    dot(GEMINI__KEY(j) + i * head_bytes, queries + (int64_t)i * D, D);
-    }
-    if (dot2x2 != NULL && n_heads >= 2)
+    if (dot2x2 != NULL && n_heads >= 2 && !item->kv_step)
         for (; j + 1 < first + end; j += 2) {
             for (i = 0; i + 1 < n_heads; i += 2) {
                 float out[4];
@@ -7696,7 +7690,8 @@ static void gemini__attend_scores(const gemini__attention_item *item, int32_t be
         }
     for (; j < first + end; j++)
         for (i = 0; i < n_heads; i++)
-            scores[i * stride + j - first] = dot(GEMINI__KEY(j), queries + (int64_t)i * D, D);
+            scores[i * stride + j - first] = dot(GEMINI__KEY(j) + i * item->kv_step * head_bytes,
+                                                 queries + (int64_t)i * D, D);
 #undef GEMINI__KEY
 
     /* scale, soft-cap */

@@ -120,9 +120,12 @@ def main():
     n_state, n_mels = meta["model.hidden_size"], meta["whisper.n_mels"]
     matrix_types = {t for name, t, dims, _ in tensors if len(dims) == 2 and name != "enc.pos"
                     and name != "pos_embd" and not name.startswith("enc.conv")}
-    if len(matrix_types) != 1 or matrix_types.pop() not in GGML_FILE_TYPES:
+    weight_type = matrix_types.pop() if len(matrix_types) == 1 else None
+    if weight_type not in GGML_FILE_TYPES:
         sys.exit(f"{source}: the matrices must share one type of f16, q8_0, q4_0")
-    weight_type = next(t for name, t, _, _ in tensors if name == "token_embd")
+    for name, type_name, _, _ in tensors:
+        if name in ("enc.conv1", "enc.conv2") and type_name != "f16":
+            sys.exit(f"{source}: {name} is {type_name}; whisper.cpp wants f16 convolutions")
     file_type = GGML_FILE_TYPES[weight_type] + (0 if weight_type == "f16" else 2000)
     hparams = [meta["model.vocab_size"], meta["whisper.audio_ctx"], n_state,
                meta["whisper.encoder_heads"], meta["whisper.encoder_layers"],
@@ -142,8 +145,6 @@ def main():
         for piece in pieces[:ordinary]:
             out.write(struct.pack("<I", len(piece)) + piece)
         for name, type_name, dims, raw in tensors:
-            if name in ("enc.conv1", "enc.conv2") and type_name != "f16":
-                sys.exit(f"{source}: {name} is {type_name}; whisper.cpp wants f16 convolutions")
             shape = ggml_shape(name, dims, n_mels, n_state)
             encoded = whisper_cpp_name(name).encode()
             out.write(struct.pack("<3i", len(shape), len(encoded), GGML_TYPES[type_name]))
